@@ -1,0 +1,137 @@
+"""Admin for accounts and users, and the base class every account-owned admin uses."""
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
+
+from .models import Account, AccountOwned, User
+
+
+def _is_account_owned(model) -> bool:
+    return issubclass(model, AccountOwned)
+
+
+class AccountScopedMixin:
+    """Scopes an admin (or inline) to the signed-in user's account.
+
+    Staff see and change only their account's rows, foreign-key choices are limited to
+    their account, and new rows are stamped with their account. Platform superusers see
+    everything and pick the account themselves.
+    """
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).for_user(request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related = db_field.remote_field.model
+        if _is_account_owned(related) and "queryset" not in kwargs:
+            kwargs["queryset"] = related._default_manager.for_user(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        related = db_field.remote_field.model
+        if _is_account_owned(related) and "queryset" not in kwargs:
+            kwargs["queryset"] = related._default_manager.for_user(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or [])
+        if not request.user.is_superuser and _is_account_owned(self.model):
+            exclude.append("account")
+        return exclude
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if not request.user.is_superuser:
+            fields = [f for f in fields if f != "account"]
+        return fields
+
+
+class AccountScopedAdmin(AccountScopedMixin, admin.ModelAdmin):
+    """ModelAdmin for an account-owned model."""
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        if not _is_account_owned(self.model) or request.user.is_superuser:
+            return form_class
+        account = request.user.account
+
+        class AccountForm(form_class):
+            """Stamps the account before validation and checks per-account unique fields,
+            which Django skips because the account is not a field of the form."""
+
+            def clean(self):
+                cleaned = super().clean()
+                self.instance.account = account
+                for constraint in self._meta.model._meta.constraints:
+                    names = getattr(constraint, "fields", ())
+                    if "account" not in names or getattr(constraint, "condition", None) is not None:
+                        continue
+                    others = [n for n in names if n != "account"]
+                    if not all(n in cleaned for n in others):
+                        continue
+                    clash = self._meta.model._default_manager.filter(
+                        account=account, **{n: cleaned[n] for n in others}
+                    ).exclude(pk=self.instance.pk)
+                    if clash.exists():
+                        self.add_error(others[0], constraint.violation_error_message)
+                return cleaned
+
+        return form_class if account is None else AccountForm
+
+    def save_model(self, request, obj, form, change):
+        if not change and _is_account_owned(self.model) and not request.user.is_superuser:
+            obj.account = request.user.account
+        super().save_model(request, obj, form, change)
+
+    def account_for(self, request, obj=None):
+        """The account an action acts for; a superuser acts for the object's account."""
+        if obj is not None:
+            return obj.account
+        if request.user.account_id is None:
+            raise PermissionDenied("Platform superusers must open a row of an account to act for it.")
+        return request.user.account
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "default_currency", "auto_archive_after_days", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(pk=request.user.account_id)
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ["username", "email", "account", "is_staff", "is_superuser", "last_login"]
+    list_filter = ["is_staff", "is_superuser", "is_active"]
+    fieldsets = (*DjangoUserAdmin.fieldsets, ("Seller account", {"fields": ["account"]}))
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request).select_related("account")
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(account_id=request.user.account_id)
+
+    def get_readonly_fields(self, request, obj=None):
+        if request.user.is_superuser:
+            return super().get_readonly_fields(request, obj)
+        # Staff may manage their colleagues but never escalate or move anyone between accounts.
+        return ["account", "is_superuser", "user_permissions"]
+
+    def save_model(self, request, obj, form, change):
+        if not request.user.is_superuser:
+            obj.account = request.user.account
+            obj.is_superuser = False
+        super().save_model(request, obj, form, change)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ChannelsVrConfig(AppConfig):
+    name = "channels_vr"
+    verbose_name = "Vintage & Rare"

@@ -1,0 +1,415 @@
+"""The item, order and stock screens of the admin: the shop's main working surface."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from import_export.admin import ImportMixin
+
+from accounts.admin import AccountScopedAdmin, AccountScopedMixin
+
+from .errors import InventoryError
+from .models import Item, ItemPhoto, ItemStateChange, Order, OrderLine, Source, StockLock, StockMovement
+from .pagination import LargeTablePaginator
+from .resources import ItemResource, item_csv_lines
+from .selectors import inventory_summary
+from .services import (
+    EDITABLE_FIELDS,
+    Actor,
+    item_bulk_transition,
+    item_create,
+    item_transition,
+    item_update,
+    order_cancel,
+    order_complete,
+)
+from .states import ItemState, allowed_targets
+
+FILTER_OPTIONS_CACHE_SECONDS = 60
+
+
+def admin_actor(request) -> Actor:
+    return Actor(user=request.user, source=Source.ADMIN)
+
+
+class CountedValuesFilter(admin.SimpleListFilter):
+    """Options are the distinct values of a field in the user's account, with counts.
+
+    Sorted by count or alphabetically (INVENTORY_FILTER_OPTION_ORDER), and cached
+    briefly so a page view does not group the whole catalogue every time.
+    """
+
+    field_name = ""
+    max_options = 100
+
+    def lookups(self, request, model_admin):
+        key = (
+            f"item-filter:{self.field_name}:{request.user.account_id or 'all'}:{settings.INVENTORY_FILTER_OPTION_ORDER}"
+        )
+        options = cache.get(key)
+        if options is None:
+            rows = (
+                model_admin.get_queryset(request)
+                .exclude(**{self.field_name: ""})
+                .order_by()
+                .values(self.field_name)
+                .annotate(n=Count("id"))
+            )
+            if settings.INVENTORY_FILTER_OPTION_ORDER == "count":
+                rows = rows.order_by("-n", self.field_name)
+            else:
+                rows = rows.order_by(self.field_name)
+            options = [
+                (row[self.field_name], f"{row[self.field_name]} ({row['n']})") for row in rows[: self.max_options]
+            ]
+            cache.set(key, options, FILTER_OPTIONS_CACHE_SECONDS)
+        return options
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{self.field_name: self.value()})
+        return queryset
+
+
+class BrandFilter(CountedValuesFilter):
+    title = "brand"
+    parameter_name = "brand"
+    field_name = "brand"
+
+
+class CategoryFilter(CountedValuesFilter):
+    title = "category"
+    parameter_name = "category"
+    field_name = "category"
+
+
+class StorageLocationFilter(CountedValuesFilter):
+    title = "storage location"
+    parameter_name = "storage_location"
+    field_name = "storage_location"
+
+
+class PriceRangeFilter(admin.SimpleListFilter):
+    title = "price"
+    parameter_name = "price_range"
+    RANGES = {
+        "lt100": ("under 100", 0, 100),
+        "100-500": ("100 - 500", 100, 500),
+        "500-1000": ("500 - 1,000", 500, 1000),
+        "1000-2500": ("1,000 - 2,500", 1000, 2500),
+        "2500-5000": ("2,500 - 5,000", 2500, 5000),
+        "gte5000": ("5,000 and up", 5000, None),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _lo, _hi) in self.RANGES.items()]
+
+    def queryset(self, request, queryset):
+        if self.value() not in self.RANGES:
+            return queryset
+        _label, low, high = self.RANGES[self.value()]
+        queryset = queryset.filter(price__gte=low)
+        return queryset if high is None else queryset.filter(price__lt=high)
+
+
+class ItemPhotoInline(AccountScopedMixin, admin.TabularInline):
+    model = ItemPhoto
+    extra = 1
+    fields = ["position", "image", "url", "alt_text", "preview"]
+    readonly_fields = ["preview"]
+
+    def get_queryset(self, request):
+        # Photos have no account of their own: they are scoped through their item.
+        return admin.TabularInline.get_queryset(self, request)
+
+    @admin.display(description="preview")
+    def preview(self, photo):
+        return format_html('<img src="{}" style="max-height:60px">', photo.src) if photo.pk and photo.src else "-"
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ItemStateChangeInline(ReadOnlyInline):
+    model = ItemStateChange
+    verbose_name_plural = "history"
+    fields = readonly_fields = ["created_at", "from_state", "to_state", "source", "user", "reason"]
+    ordering = ["-created_at", "-id"]
+
+    def has_view_permission(self, request, obj=None):
+        return True
+
+
+class StockMovementInline(ReadOnlyInline):
+    model = StockMovement
+    fk_name = "item"
+    verbose_name_plural = "stock ledger"
+    fields = readonly_fields = [
+        "created_at",
+        "kind",
+        "on_hand_delta",
+        "locked_delta",
+        "on_hand_after",
+        "locked_after",
+        "source",
+        "user",
+        "reason",
+    ]
+
+    def has_view_permission(self, request, obj=None):
+        return True
+
+
+def _transition_action(to_state: str, label: str):
+    def action(modeladmin, request, queryset):
+        account = None if request.user.is_superuser else request.user.account
+        result = item_bulk_transition(
+            account=account,
+            item_ids=list(queryset.values_list("pk", flat=True)),
+            to_state=to_state,
+            actor=admin_actor(request),
+            reason=f"bulk action: {label}",
+        )
+        level = messages.SUCCESS if not result.not_moved else messages.WARNING
+        modeladmin.message_user(request, result.summary() + ".", level)
+        if result.not_moved:
+            shown = result.not_moved[:20]
+            details = "; ".join(f"{row['sku'] or row['id']}: {row['reason']}" for row in shown)
+            more = f" (and {len(result.not_moved) - len(shown)} more)" if len(result.not_moved) > len(shown) else ""
+            modeladmin.message_user(request, f"Not moved: {details}{more}.", messages.WARNING)
+
+    action.__name__ = f"transition_to_{to_state}"
+    return admin.action(description=label, permissions=["change"])(action)
+
+
+@admin.register(Item)
+class ItemAdmin(ImportMixin, AccountScopedAdmin):
+    resource_classes = [ItemResource]
+    change_list_template = "admin/inventory/item/change_list.html"
+    change_form_template = "admin/inventory/item/change_form.html"
+    list_display = [
+        "sku",
+        "title",
+        "brand",
+        "model",
+        "state_badge",
+        "price",
+        "quantity_on_hand",
+        "available",
+        "storage_location",
+        "updated_at",
+    ]
+    list_display_links = ["sku", "title"]
+    list_filter = ["state", BrandFilter, CategoryFilter, "condition", PriceRangeFilter, StorageLocationFilter]
+    search_fields = ["sku", "title", "brand", "model", "serial_number"]
+    search_help_text = "Search by SKU, title, brand, model or serial number."
+    list_per_page = 50
+    show_full_result_count = False
+    paginator = LargeTablePaginator
+    readonly_fields = ["state", "quantity_locked", "state_changed_at", "created_at", "updated_at"]
+    inlines = [ItemPhotoInline, ItemStateChangeInline, StockMovementInline]
+    actions = [
+        _transition_action(ItemState.ACTIVE, "Make active (for sale)"),
+        _transition_action(ItemState.DRAFT, "Move back to draft"),
+        _transition_action(ItemState.SOLD, "Mark sold"),
+        _transition_action(ItemState.SHIPPED, "Mark shipped"),
+        _transition_action(ItemState.ARCHIVED, "Archive"),
+    ]
+    fieldsets = [
+        (None, {"fields": ["account", "sku", "title", "state", ("brand", "model", "year"), ("finish", "category")]}),
+        ("Condition and identity", {"fields": ["condition", "serial_number", "description", "video_url"]}),
+        (
+            "Price and stock",
+            {"fields": [("price", "cost", "currency"), ("quantity_on_hand", "quantity_locked"), "storage_location"]},
+        ),
+        ("SEO", {"classes": ["collapse"], "fields": ["seo_title", "seo_description", "seo_keywords"]}),
+        ("Dates", {"classes": ["collapse"], "fields": ["state_changed_at", "created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, item):
+        colours = {"draft": "#888", "active": "#2a7", "sold": "#c60", "shipped": "#36c", "archived": "#555"}
+        return format_html(
+            '<span style="color:#fff;background:{};padding:1px 6px;border-radius:8px">{}</span>',
+            colours.get(item.state, "#888"),
+            item.get_state_display(),
+        )
+
+    @admin.display(description="available")
+    def available(self, item):
+        return item.quantity_available
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        return {"account": self.account_for(request), "actor": admin_actor(request)}
+
+    def has_import_permission(self, request):
+        return request.user.account_id is not None and self.has_add_permission(request)
+
+    def save_model(self, request, obj, form, change):
+        """Edits go through the inventory services, so stock changes land in the ledger."""
+        actor = admin_actor(request)
+        fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.cleaned_data}
+        quantity = form.cleaned_data.get("quantity_on_hand", obj.quantity_on_hand)
+        if change:
+            item_update(item_id=obj.pk, actor=actor, changes={**fields, "quantity_on_hand": quantity})
+        else:
+            account = obj.account if request.user.is_superuser else request.user.account
+            created = item_create(account=account, actor=actor, fields=fields, quantity=quantity)
+            obj.pk = created.pk
+            obj._state.adding = False
+        obj.refresh_from_db()
+
+    def get_urls(self):
+        own = [
+            path("export-csv/", self.admin_site.admin_view(self.export_csv_view), name="inventory_item_export_csv"),
+            path("summary/", self.admin_site.admin_view(self.summary_view), name="inventory_item_summary"),
+            path(
+                "<int:item_id>/transition/<str:to_state>/",
+                self.admin_site.admin_view(self.transition_view),
+                name="inventory_item_transition",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def export_csv_view(self, request):
+        """The current filtered changelist as CSV, streamed row by row."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        response = StreamingHttpResponse(item_csv_lines(changelist.queryset), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="items-{timezone.now():%Y%m%d-%H%M}.csv"'
+        return response
+
+    def summary_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        summary = inventory_summary(items=self.get_queryset(request))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Inventory summary",
+            "opts": self.model._meta,
+            "summary": summary,
+            "states": ItemState.choices,
+        }
+        return TemplateResponse(request, "admin/inventory/item/summary.html", context)
+
+    def transition_view(self, request, item_id: int, to_state: str):
+        item = get_object_or_404(self.get_queryset(request), pk=item_id)
+        if request.method != "POST" or not self.has_change_permission(request, item):
+            raise PermissionDenied
+        try:
+            item_transition(
+                item_id=item.pk, to_state=to_state, actor=admin_actor(request), reason=request.POST.get("reason", "")
+            )
+            self.message_user(request, f"{item.sku} moved to {to_state}.", messages.SUCCESS)
+        except (InventoryError, ValidationError) as error:
+            self.message_user(request, getattr(error, "message", str(error)), messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:inventory_item_change", args=[item.pk]))
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["transition_targets"] = [(s, ItemState(s).label) for s in allowed_targets(obj.state)]
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+class OrderLineInline(ReadOnlyInline):
+    model = OrderLine
+    fields = readonly_fields = ["item", "sku", "title", "quantity", "unit_price"]
+
+    def has_view_permission(self, request, obj=None):
+        return True
+
+
+@admin.register(Order)
+class OrderAdmin(AccountScopedAdmin):
+    list_display = ["__str__", "status", "placed_at", "buyer_name", "ship_country", "total", "currency"]
+    list_filter = ["status", "channel"]
+    search_fields = ["external_id", "buyer_name", "buyer_email", "lines__sku"]
+    date_hierarchy = "placed_at"
+    readonly_fields = ["channel", "external_id", "status", "placed_at", "created_at", "updated_at"]
+    inlines = [OrderLineInline]
+    list_per_page = 50
+    show_full_result_count = False
+    paginator = LargeTablePaginator
+    actions = ["complete_orders", "cancel_orders"]
+
+    def has_add_permission(self, request):
+        # Orders come from channels and the API, which reserve stock as they are recorded.
+        return False
+
+    def _run(self, request, queryset, operation, verb):
+        done, failed = 0, []
+        for order in queryset.order_by("pk"):
+            try:
+                operation(order_id=order.pk, actor=admin_actor(request))
+                done += 1
+            except InventoryError as error:
+                failed.append(f"{order}: {error.message}")
+        self.message_user(request, f"{done} order(s) {verb}.", messages.SUCCESS)
+        if failed:
+            self.message_user(request, "Not " + verb + ": " + "; ".join(failed), messages.WARNING)
+
+    @admin.action(description="Complete (commit stock)", permissions=["change"])
+    def complete_orders(self, request, queryset):
+        self._run(request, queryset, order_complete, "completed")
+
+    @admin.action(description="Cancel (release or return stock)", permissions=["change"])
+    def cancel_orders(self, request, queryset):
+        self._run(request, queryset, order_cancel, "cancelled")
+
+
+class ReadOnlyAdmin(AccountScopedAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StockMovement)
+class StockMovementAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "item",
+        "kind",
+        "on_hand_delta",
+        "locked_delta",
+        "on_hand_after",
+        "locked_after",
+        "source",
+        "user",
+    ]
+    list_filter = ["kind", "source"]
+    search_fields = ["item__sku", "reason"]
+    list_select_related = ["item", "user"]
+    show_full_result_count = False
+    paginator = LargeTablePaginator
+
+
+@admin.register(StockLock)
+class StockLockAdmin(ReadOnlyAdmin):
+    list_display = ["id", "item", "order_line", "quantity", "status", "created_at", "closed_at"]
+    list_filter = ["status"]
+    search_fields = ["item__sku"]
+    list_select_related = ["item", "order_line__order"]

@@ -1,0 +1,26 @@
+"""Turns service refusals into structured API errors that say what to do."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from inventory.errors import InventoryError
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, InventoryError):
+        return Response({"code": exc.code, "detail": exc.message, **exc.details}, status=exc.status)
+    if isinstance(exc, DjangoValidationError):
+        return Response(as_serializer_error(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ProtectedError):
+        return Response(
+            {
+                "code": "protected",
+                "detail": "This row is referenced by orders or the stock ledger and cannot be deleted; archive it instead.",
+            },
+            status=status.HTTP_409_CONFLICT,
+        )
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,177 @@
+from rest_framework import serializers
+
+from inventory.models import Item, ItemPhoto, ItemStateChange, Order, OrderLine, StockMovement
+from inventory.services import EDITABLE_FIELDS
+from inventory.states import ItemState
+
+
+class ItemPhotoSerializer(serializers.ModelSerializer):
+    src = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ItemPhoto
+        fields = ["id", "position", "src", "alt_text"]
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    """An item as the API shows it. State and locked stock change only through actions."""
+
+    quantity_available = serializers.IntegerField(read_only=True)
+    photos = ItemPhotoSerializer(many=True, read_only=True)
+    photo_urls = serializers.ListField(
+        child=serializers.URLField(max_length=500),
+        write_only=True,
+        required=False,
+        max_length=24,
+        help_text="Photo URLs in display order (on create).",
+    )
+    initial_state = serializers.ChoiceField(
+        choices=[ItemState.DRAFT, ItemState.ACTIVE], write_only=True, required=False, default=ItemState.DRAFT
+    )
+    sku = serializers.CharField(max_length=50, required=False, allow_blank=True, help_text="Generated when blank.")
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            *EDITABLE_FIELDS,
+            "quantity_on_hand",
+            "quantity_locked",
+            "quantity_available",
+            "state",
+            "state_changed_at",
+            "photos",
+            "photo_urls",
+            "initial_state",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["quantity_locked", "state", "state_changed_at", "created_at", "updated_at"]
+
+
+class ItemStateChangeSerializer(serializers.ModelSerializer):
+    user = serializers.StringRelatedField()
+
+    class Meta:
+        model = ItemStateChange
+        fields = ["id", "from_state", "to_state", "created_at", "user", "source", "reason"]
+
+
+class StockMovementSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StockMovement
+        fields = [
+            "id",
+            "kind",
+            "on_hand_delta",
+            "locked_delta",
+            "on_hand_after",
+            "locked_after",
+            "source",
+            "reason",
+            "created_at",
+        ]
+
+
+class TransitionInputSerializer(serializers.Serializer):
+    to_state = serializers.ChoiceField(choices=ItemState.choices)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class BulkTransitionInputSerializer(TransitionInputSerializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=10_000)
+
+
+class BulkTransitionRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    sku = serializers.CharField(allow_null=True)
+    from_state = serializers.CharField(required=False)
+    state = serializers.CharField(required=False, allow_null=True)
+    reason = serializers.CharField(required=False)
+
+
+class BulkTransitionOutputSerializer(serializers.Serializer):
+    to_state = serializers.CharField()
+    moved = BulkTransitionRowSerializer(many=True)
+    not_moved = BulkTransitionRowSerializer(many=True)
+
+
+class StockAdjustInputSerializer(serializers.Serializer):
+    delta = serializers.IntegerField(help_text="Units to add (positive) or remove (negative).")
+    reason = serializers.CharField(max_length=500)
+
+
+class StateSummarySerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    units = serializers.IntegerField()
+    value = serializers.DecimalField(max_digits=16, decimal_places=2)
+    cost_value = serializers.DecimalField(max_digits=16, decimal_places=2)
+
+
+class InventorySummarySerializer(serializers.Serializer):
+    by_state = serializers.DictField(child=StateSummarySerializer())
+    totals = StateSummarySerializer()
+
+
+class OrderLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderLine
+        fields = ["id", "item", "sku", "title", "quantity", "unit_price"]
+
+
+ORDER_DETAIL_FIELDS = [
+    "buyer_name",
+    "buyer_email",
+    "ship_name",
+    "ship_line1",
+    "ship_line2",
+    "ship_city",
+    "ship_region",
+    "ship_postal_code",
+    "ship_country",
+    "currency",
+    "shipping",
+    "tax",
+    "note",
+]
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    lines = OrderLineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "channel",
+            "external_id",
+            "status",
+            "placed_at",
+            *ORDER_DETAIL_FIELDS,
+            "subtotal",
+            "total",
+            "lines",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class OrderLineInputSerializer(serializers.Serializer):
+    item = serializers.IntegerField(min_value=1)
+    quantity = serializers.IntegerField(min_value=1)
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, required=False)
+
+
+class OrderCreateInputSerializer(serializers.ModelSerializer):
+    lines = OrderLineInputSerializer(many=True, min_length=1)
+
+    class Meta:
+        model = Order
+        fields = ["channel", "external_id", "placed_at", *ORDER_DETAIL_FIELDS, "lines"]
+        extra_kwargs = {"channel": {"required": False}}
+        validators = []  # the service records an order once; a replay returns the first one
+
+
+class OrderCancelInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")

@@ -1,0 +1,30 @@
+"""Filters of the item and order lists, used by the API."""
+
+import django_filters
+
+from .models import Condition, Item, Order, OrderStatus
+from .states import ItemState
+
+
+class ItemFilter(django_filters.FilterSet):
+    state = django_filters.MultipleChoiceFilter(choices=ItemState.choices)
+    condition = django_filters.MultipleChoiceFilter(choices=Condition.choices)
+    brand = django_filters.CharFilter(lookup_expr="iexact")
+    category = django_filters.CharFilter(lookup_expr="iexact")
+    storage_location = django_filters.CharFilter(lookup_expr="iexact")
+    price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
+    price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = Item
+        fields = ["state", "condition", "brand", "category", "storage_location", "currency"]
+
+
+class OrderFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=OrderStatus.choices)
+    placed_since = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")
+
+    class Meta:
+        model = Order
+        fields = ["status", "channel"]

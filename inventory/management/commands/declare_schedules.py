@@ -1,0 +1,22 @@
+from django.core.management.base import BaseCommand
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+# name -> (task, crontab fields). Channel apps will add their per-connection pulls.
+SCHEDULES = {
+    "inventory: auto-archive old sold and shipped items": (
+        "inventory.auto_archive",
+        {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
+}
+
+
+class Command(BaseCommand):
+    help = "Create or update every periodic task in django-celery-beat (safe to run on every deploy)."
+
+    def handle(self, *args, **options):
+        for name, (task, cron) in SCHEDULES.items():
+            schedule, _ = CrontabSchedule.objects.get_or_create(timezone="UTC", **cron)
+            _, created = PeriodicTask.objects.update_or_create(
+                name=name, defaults={"task": task, "crontab": schedule, "interval": None, "enabled": True}
+            )
+            self.stdout.write(f"{'created' if created else 'updated'}: {name} -> {task}")

@@ -1,0 +1,135 @@
+"""Read-only queries over the inventory: lists, the summary and stock checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import (
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Coalesce
+
+from .models import Item, ItemStateChange, LockStatus, OrderStatus, StockLock, StockMovement
+from .states import ItemState
+
+
+def item_list(*, user) -> QuerySet[Item]:
+    """The items a user may see, newest first."""
+    return Item.objects.for_user(user).order_by("-id")
+
+
+def item_history(*, item: Item) -> QuerySet[ItemStateChange]:
+    return item.state_changes.select_related("user").order_by("-created_at", "-id")
+
+
+def inventory_summary(*, items: QuerySet[Item]) -> dict:
+    """Counts, units and value (at price and at cost) per state, and the totals."""
+    money = DecimalField(max_digits=16, decimal_places=2)
+    rows = (
+        items.order_by()
+        .values("state")
+        .annotate(
+            count=Count("id"),
+            units=Coalesce(Sum("quantity_on_hand"), 0),
+            value=Coalesce(
+                Sum(ExpressionWrapper(F("price") * F("quantity_on_hand"), output_field=money)),
+                Decimal("0"),
+                output_field=money,
+            ),
+            cost_value=Coalesce(
+                Sum(ExpressionWrapper(F("cost") * F("quantity_on_hand"), output_field=money)),
+                Decimal("0"),
+                output_field=money,
+            ),
+        )
+    )
+    by_state = {
+        state: {"count": 0, "units": 0, "value": Decimal("0.00"), "cost_value": Decimal("0.00")}
+        for state in ItemState.values
+    }
+    for row in rows:
+        by_state[row["state"]] = {k: row[k] for k in ("count", "units", "value", "cost_value")}
+    totals = {k: sum(s[k] for s in by_state.values()) for k in ("count", "units", "value", "cost_value")}
+    return {"by_state": by_state, "totals": totals}
+
+
+@dataclass(frozen=True)
+class StockProblem:
+    kind: str
+    item_id: int
+    sku: str
+    detail: str
+
+
+def stock_problems(*, items: QuerySet[Item] | None = None) -> list[StockProblem]:
+    """Everything wrong with stock: negative figures, locks that do not add up or are
+    orphaned, and items whose ledger does not sum to their totals."""
+    items = Item.objects.all() if items is None else items
+    open_locked = StockLock.objects.filter(item=OuterRef("pk"), status=LockStatus.OPEN).order_by().values("item")
+    ledger = StockMovement.objects.filter(item=OuterRef("pk")).order_by().values("item")
+    annotated = items.order_by("pk").annotate(
+        open_locks=Coalesce(
+            Subquery(open_locked.annotate(s=Sum("quantity")).values("s"), output_field=IntegerField()), 0
+        ),
+        ledger_on_hand=Coalesce(
+            Subquery(ledger.annotate(s=Sum("on_hand_delta")).values("s"), output_field=IntegerField()), 0
+        ),
+        ledger_locked=Coalesce(
+            Subquery(ledger.annotate(s=Sum("locked_delta")).values("s"), output_field=IntegerField()), 0
+        ),
+    )
+    suspicious = annotated.filter(
+        Q(quantity_on_hand__lt=0)
+        | Q(quantity_locked__lt=0)
+        | Q(quantity_locked__gt=F("quantity_on_hand"))
+        | ~Q(quantity_locked=F("open_locks"))
+        | ~Q(quantity_on_hand=F("ledger_on_hand"))
+        | ~Q(quantity_locked=F("ledger_locked"))
+    ).values("pk", "sku", "quantity_on_hand", "quantity_locked", "open_locks", "ledger_on_hand", "ledger_locked")
+
+    problems: list[StockProblem] = []
+    for row in suspicious.iterator(chunk_size=2000):
+        pk, sku, on_hand, locked = row["pk"], row["sku"], row["quantity_on_hand"], row["quantity_locked"]
+        if on_hand < 0 or locked < 0 or locked > on_hand:
+            problems.append(StockProblem("negative_stock", pk, sku, f"on hand {on_hand}, locked {locked}"))
+        if locked != row["open_locks"]:
+            problems.append(
+                StockProblem(
+                    "lock_mismatch", pk, sku, f"item says {locked} locked, open locks hold {row['open_locks']}"
+                )
+            )
+        if on_hand != row["ledger_on_hand"] or locked != row["ledger_locked"]:
+            problems.append(
+                StockProblem(
+                    "ledger_mismatch",
+                    pk,
+                    sku,
+                    f"item on hand {on_hand} / locked {locked}, ledger sums to "
+                    f"{row['ledger_on_hand']} / {row['ledger_locked']}",
+                )
+            )
+    orphans = (
+        StockLock.objects.filter(item__in=items.order_by().values("pk"), status=LockStatus.OPEN)
+        .exclude(order_line__order__status=OrderStatus.OPEN)
+        .select_related("item", "order_line__order")
+    )
+    for lock in orphans.iterator(chunk_size=2000):
+        problems.append(
+            StockProblem(
+                "orphaned_lock",
+                lock.item_id,
+                lock.item.sku,
+                f"lock {lock.pk} of {lock.quantity} is open but order {lock.order_line.order} is {lock.order_line.order.status}",
+            )
+        )
+    return problems
