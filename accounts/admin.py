@@ -11,6 +11,18 @@ def _is_account_owned(model) -> bool:
     return issubclass(model, AccountOwned)
 
 
+def _without_account(fields):
+    cleaned = []
+    for field in fields:
+        if isinstance(field, (list, tuple)):
+            field = tuple(f for f in field if f != "account")
+            if field:
+                cleaned.append(field)
+        elif field != "account":
+            cleaned.append(field)
+    return cleaned
+
+
 class AccountScopedMixin:
     """Scopes an admin (or inline) to the signed-in user's account.
 
@@ -45,6 +57,12 @@ class AccountScopedMixin:
         if not request.user.is_superuser:
             fields = [f for f in fields if f != "account"]
         return fields
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        return [(name, {**opts, "fields": _without_account(opts["fields"])}) for name, opts in fieldsets]
 
 
 class AccountScopedAdmin(AccountScopedMixin, admin.ModelAdmin):

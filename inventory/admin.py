@@ -203,7 +203,9 @@ def _transition_action(to_state: str, label: str):
 @admin.register(Item)
 class ItemAdmin(ImportMixin, AccountScopedAdmin):
     resource_classes = [ItemResource]
-    change_list_template = "admin/inventory/item/change_list.html"
+    # Not `change_list_template`: ImportMixin would make it the base of its own import template,
+    # which this template extends, and the page would fail with a template recursion.
+    import_export_change_list_template = "admin/inventory/item/change_list.html"
     change_form_template = "admin/inventory/item/change_form.html"
     list_display = [
         "sku",

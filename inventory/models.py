@@ -39,7 +39,9 @@ class Condition(models.TextChoices):
 class Item(AccountOwned):
     """A piece of gear in the shop's stock: one-of-a-kind (quantity 1) or multi-quantity."""
 
-    sku = models.CharField("SKU", max_length=50, validators=[SKU_FORMAT])
+    sku = models.CharField(
+        "SKU", max_length=50, blank=True, validators=[SKU_FORMAT], help_text="Leave empty to have one generated."
+    )
     title = models.CharField(max_length=200)
     brand = models.CharField(max_length=100, blank=True)
     model = models.CharField(max_length=100, blank=True)

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from inventory.models import Item, ItemPhoto, ItemStateChange, Order, OrderLine, StockMovement
+from inventory.models import SKU_FORMAT, Item, ItemPhoto, ItemStateChange, Order, OrderLine, StockMovement
 from inventory.services import EDITABLE_FIELDS
 from inventory.states import ItemState
 
@@ -28,7 +28,9 @@ class ItemSerializer(serializers.ModelSerializer):
     initial_state = serializers.ChoiceField(
         choices=[ItemState.DRAFT, ItemState.ACTIVE], write_only=True, required=False, default=ItemState.DRAFT
     )
-    sku = serializers.CharField(max_length=50, required=False, allow_blank=True, help_text="Generated when blank.")
+    sku = serializers.CharField(
+        max_length=50, required=False, allow_blank=True, validators=[SKU_FORMAT], help_text="Generated when blank."
+    )
 
     class Meta:
         model = Item
