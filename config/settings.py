@@ -201,6 +201,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 180
 
+# Channels: registry name -> the channel app's sync module (see inventory/channels.py).
+CHANNELS = {"reverb": "channels_reverb.sync"}
+
 # Product settings.
 # Order of the brand and category filter options in the admin: "count" or "alpha".
 INVENTORY_FILTER_OPTION_ORDER = env.str("INVENTORY_FILTER_OPTION_ORDER", default="count")
@@ -208,6 +211,10 @@ if INVENTORY_FILTER_OPTION_ORDER not in {"count", "alpha"}:
     raise ImproperlyConfigured("INVENTORY_FILTER_OPTION_ORDER must be 'count' or 'alpha'.")
 # Above this many rows a list page shows the planner's estimate instead of an exact count.
 INVENTORY_EXACT_COUNT_LIMIT = env.int("INVENTORY_EXACT_COUNT_LIMIT", default=10_000)
+# Public address of this back office (scheme and host, no trailing slash), e.g.
+# https://backoffice.example.com. Printed labels carry a QR code linking to the item's admin
+# page there; a shop can override it in its document settings.
+SITE_URL = env.str("SITE_URL", default="" if PRODUCTION else "http://127.0.0.1:8000").rstrip("/")
 
 LOGGING = {
     "version": 1,
@@ -215,4 +222,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # WeasyPrint reports every layout step at INFO; only its warnings are worth a log line.
+    "loggers": {"weasyprint.progress": {"level": "WARNING"}},
 }

@@ -1,0 +1,262 @@
+"""Channels as inventory sees them: connections, per-channel listings, sync runs, webhook inbox."""
+
+import secrets
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import AccountOwned
+
+
+def new_webhook_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class ChannelConnection(AccountOwned):
+    """A seller's shop on one marketplace. Each channel app subclasses it with its credentials.
+
+    The pull schedule (interval and offset, so connections do not all pull at the same
+    second), the stock buffer and the secret webhook URL token live here because the
+    engine uses them for every channel.
+    """
+
+    channel = models.CharField(max_length=40, editable=False, help_text="The channel's registry name.")
+    name = models.CharField(max_length=100, help_text='What staff call it, e.g. "Reverb main shop".')
+    enabled = models.BooleanField(default=True)
+    priority = models.PositiveSmallIntegerField(
+        default=100, help_text="Lower numbers are listed first and win ties between equally timed sales."
+    )
+    pull_interval_seconds = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(15)], help_text="How often to read changes (sales, states)."
+    )
+    pull_offset_seconds = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(3600)], help_text="Delay within the interval, to stagger connections."
+    )
+    stock_buffer_percent = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(90)],
+        help_text="Hold back this share of multi-quantity stock from this channel (rounded up).",
+    )
+    webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
+    watermark = models.DateTimeField(null=True, blank=True, help_text="The newest change read from the channel.")
+    last_pull_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["priority", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "channel", "name"],
+                name="connection_name_unique",
+                violation_error_message="This account already has a connection of this channel with this name.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def webhook_path(self) -> str:
+        return f"/hooks/{self.channel}/{self.webhook_token}/"
+
+
+class DesiredState(models.TextChoices):
+    LIVE = "live", "Live"
+    ENDED = "ended", "Ended"
+
+
+class ListingState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    LIVE = "live", "Live"
+    ENDING = "ending", "Ending"
+    ENDED = "ended", "Ended"
+    SOLD = "sold", "Sold here"
+    ERROR = "error", "Error"
+
+
+class ChannelListing(AccountOwned):
+    """One item on one channel connection: what we want (desired) and what the channel has (actual).
+
+    Services change the desired state and content; workers converge the actual state.
+    """
+
+    item = models.ForeignKey("inventory.Item", on_delete=models.CASCADE, related_name="listings")
+    connection = models.ForeignKey(ChannelConnection, on_delete=models.PROTECT, related_name="listings")
+    external_id = models.CharField(max_length=100, blank=True)
+    external_url = models.URLField(max_length=500, blank=True)
+    desired_state = models.CharField(max_length=10, choices=DesiredState.choices, default=DesiredState.LIVE)
+    actual_state = models.CharField(max_length=10, choices=ListingState.choices, default=ListingState.PENDING)
+    end_reason = models.CharField(max_length=30, blank=True)
+    relist_requested = models.BooleanField(default=False, help_text="End, then list again as a new listing.")
+    needs_push = models.BooleanField(default=False, help_text="The item changed since the last push.")
+    price_override = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    title_override = models.CharField(max_length=200, blank=True)
+    pushed_fingerprint = models.CharField(max_length=64, blank=True)
+    pushed_content = models.JSONField(default=dict, blank=True, help_text="What was last pushed, field by field.")
+    desired_changed_at = models.DateTimeField(auto_now_add=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When the end was confirmed by read-back.")
+    imported = models.BooleanField(default=False, help_text="Found on the channel, not listed from here.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["connection__priority", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "connection"], name="listing_one_per_item_and_connection"),
+            models.UniqueConstraint(
+                fields=["connection", "external_id"],
+                condition=~Q(external_id=""),
+                name="listing_external_id_unique_per_connection",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["desired_state", "actual_state"], name="listing_convergence"),
+            models.Index(fields=["connection", "actual_state"], name="listing_connection_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} on {self.connection_id}"
+
+    @property
+    def converged(self) -> bool:
+        if self.desired_state == DesiredState.LIVE:
+            return self.actual_state == ListingState.LIVE and not self.needs_push and not self.relist_requested
+        return self.actual_state in (ListingState.ENDED, ListingState.SOLD)
+
+
+class SyncKind(models.TextChoices):
+    PULL = "pull", "Pull"
+    PUSH = "push", "Push"
+    RECONCILE = "reconcile", "Reconcile"
+    AUDIT = "audit", "Read-back audit"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class SyncStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    OK = "ok", "OK"
+    PARTIAL = "partial", "Partly failed"
+    FAILED = "failed", "Failed"
+
+
+class SyncRun(AccountOwned):
+    """One pull, push, reconcile or audit against a connection, with what it did."""
+
+    connection = models.ForeignKey(
+        ChannelConnection, null=True, blank=True, on_delete=models.CASCADE, related_name="sync_runs"
+    )
+    kind = models.CharField(max_length=10, choices=SyncKind.choices)
+    status = models.CharField(max_length=10, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    ended = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    api_calls = models.PositiveIntegerField(default=0)
+    error_text = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.connection_id} {self.status}"
+
+
+class WebhookStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSED = "processed", "Processed"
+    FAILED = "failed", "Failed"
+
+
+class WebhookEvent(AccountOwned):
+    """A delivery from a channel, stored before anything is done with it (the inbox)."""
+
+    connection = models.ForeignKey(ChannelConnection, on_delete=models.CASCADE, related_name="webhook_events")
+    topic = models.CharField(max_length=100)
+    dedupe_key = models.CharField(max_length=200)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    deliveries = models.PositiveIntegerField(default=1, help_text="How many times the channel sent it.")
+    status = models.CharField(max_length=10, choices=WebhookStatus.choices, default=WebhookStatus.PENDING)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "dedupe_key"], name="webhook_event_once_per_connection")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.dedupe_key}"
+
+
+class ConflictStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Conflict(AccountOwned):
+    """A double sale: two orders for the last unit. Both orders stay; staff settle it."""
+
+    item = models.ForeignKey("inventory.Item", on_delete=models.PROTECT, related_name="conflicts")
+    winning_order = models.ForeignKey("inventory.Order", on_delete=models.PROTECT, related_name="+")
+    losing_order = models.OneToOneField("inventory.Order", on_delete=models.PROTECT, related_name="conflict")
+    status = models.CharField(max_length=10, choices=ConflictStatus.choices, default=ConflictStatus.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Double sale of item {self.item_id}"
+
+
+class AlertKind(models.TextChoices):
+    CONFLICT = "conflict", "Double sale"
+    SYNC_ERROR = "sync_error", "Sync error"
+    LOW_STOCK = "low_stock", "Low stock"
+    PRICE_DRIFT = "price_drift", "Price drift"
+    REVIEW = "review", "Needs review"
+
+
+class Alert(AccountOwned):
+    """Something staff must look at. One open alert per subject (dedupe_key)."""
+
+    kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    title = models.CharField(max_length=200)
+    message = models.TextField(blank=True)
+    dedupe_key = models.CharField(max_length=200)
+    item = models.ForeignKey("inventory.Item", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    listing = models.ForeignKey(ChannelListing, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    conflict = models.ForeignKey(Conflict, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "dedupe_key"],
+                condition=Q(acknowledged_at__isnull=True),
+                name="alert_one_open_per_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
