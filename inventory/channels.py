@@ -19,6 +19,9 @@ A channel's sync module provides:
         say whether the end is confirmed. Ending an ended or sold listing is a success.
     read_listing(connection, external_id: str) -> ListingSeen | None
         The listing as the channel has it now (None when it does not exist).
+    read_all_listings(connection) -> Iterable[ListingSeen]
+        Every listing of the seller on the channel, by page reads only (for the reconcile
+        and the import of listings made elsewhere).
     pull(connection, since: datetime | None) -> PullResult
         What changed since the watermark: orders, listing states and listings the system may
         not know. Reads only (page reads); one page when nothing changed.

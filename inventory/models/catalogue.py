@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from accounts.models import AccountOwned
 
@@ -102,6 +103,15 @@ class Item(AccountOwned):
             models.Index(fields=["account", "category"], name="item_account_category"),
             models.Index(fields=["account", "storage_location"], name="item_account_location"),
             models.Index(fields=["account", "price"], name="item_account_price"),
+            # The API filters brand, category and storage_location case-insensitively (UPPER(x) = UPPER(y)).
+            models.Index(F("account"), Upper("brand"), name="item_account_brand_ci"),
+            models.Index(F("account"), Upper("category"), name="item_account_category_ci"),
+            models.Index(F("account"), Upper("storage_location"), name="item_account_location_ci"),
+            # Sorting a list by these columns (admin column headers, API ?ordering=) and ?updated_since=.
+            models.Index(fields=["account", "title"], name="item_account_title"),
+            models.Index(fields=["account", "created_at"], name="item_account_created"),
+            models.Index(fields=["account", "updated_at"], name="item_account_updated"),
+            # Search (admin ?q=, API ?search=) has a PostgreSQL-only trigram index: migration 0004.
         ]
 
     def __str__(self) -> str:

@@ -101,6 +101,9 @@ class ChannelListing(AccountOwned):
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker is converging this listing until then (one at a time)."
+    )
     ended_at = models.DateTimeField(null=True, blank=True, help_text="When the end was confirmed by read-back.")
     imported = models.BooleanField(default=False, help_text="Found on the channel, not listed from here.")
     created_at = models.DateTimeField(auto_now_add=True)

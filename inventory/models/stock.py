@@ -95,6 +95,7 @@ class LockStatus(models.TextChoices):
     OPEN = "open", "Open"
     COMMITTED = "committed", "Committed"
     RELEASED = "released", "Released"
+    RETURNED = "returned", "Returned to stock"
 
 
 class StockLock(AccountOwned):

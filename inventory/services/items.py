@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Account
+from billing.gates import Limit, check_limit
 
 from ..errors import TransitionNotAllowed
 from ..models import (
@@ -22,6 +23,7 @@ from ..models import (
 )
 from ..states import ItemState, allowed_targets, can_transition
 from .actor import SYSTEM, Actor
+from .listings import listings_follow_item_state, listings_mark_changed
 from .stock import _set_on_hand, _write_movement
 
 # Fields a shop edits freely; state and stock change only through their own operations.
@@ -87,6 +89,8 @@ def item_create(
         item.full_clean()
         try:
             with transaction.atomic():
+                if state == ItemState.ACTIVE:
+                    check_limit(account, Limit.ACTIVE_LISTINGS, adding=1)  # the plan: raises PlanLimitReached (402)
                 item.save(force_insert=True)
                 ItemStateChange.objects.create(
                     account=account,
@@ -127,8 +131,11 @@ def item_update(*, item_id: int, actor: Actor, changes: Mapping[str, object]) ->
         if changed:
             item.full_clean()
             item.save(update_fields=[*changed, "updated_at"])
-        if quantity is not None and quantity != item.quantity_on_hand:
+        stock_changed = quantity is not None and quantity != item.quantity_on_hand
+        if stock_changed:
             _set_on_hand(item, int(quantity), actor, reason="edited")
+        if changed or stock_changed:
+            listings_mark_changed([item.pk])
     return item
 
 
@@ -151,6 +158,8 @@ def item_transition(*, item_id: int, to_state: str, actor: Actor, reason: str = 
                 to_state=to_state,
                 allowed=allowed_targets(item.state),
             )
+        if to_state == ItemState.ACTIVE:
+            check_limit(item.account_id, Limit.ACTIVE_LISTINGS, adding=1)  # the plan: raises PlanLimitReached (402)
         _apply_transition([item], to_state, actor, reason)
     return item
 
@@ -207,12 +216,26 @@ def item_bulk_transition(
         for item_id in wanted:
             if item_id not in found:
                 result.not_moved.append({"id": item_id, "sku": None, "state": None, "reason": "not found"})
+        if to_state == ItemState.ACTIVE:
+            # The plan's listing limit refuses the whole batch (nothing moves) rather than an
+            # arbitrary part of it: the refusal says how many fit, so the shop picks which.
+            per_account: dict[int, int] = {}
+            for item in movable:
+                per_account[item.account_id] = per_account.get(item.account_id, 0) + 1
+            for account_id in sorted(per_account):
+                check_limit(account_id, Limit.ACTIVE_LISTINGS, adding=per_account[account_id])
         _apply_transition(movable, to_state, actor, reason)
     return result
 
 
-def _apply_transition(items: Sequence[Item], to_state: str, actor: Actor, reason: str) -> None:
-    """Write the new state and one history row per item. Callers hold the row locks."""
+def _apply_transition(
+    items: Sequence[Item], to_state: str, actor: Actor, reason: str, *, follow_listings: bool = True
+) -> None:
+    """Write the new state and one history row per item. Callers hold the row locks.
+
+    Listings follow the item (off sale when it leaves active, back when a sale is undone)
+    unless the caller handles them itself, as the sale path does.
+    """
     if not items:
         return
     now = timezone.now()
@@ -232,6 +255,8 @@ def _apply_transition(items: Sequence[Item], to_state: str, actor: Actor, reason
         ],
         batch_size=2000,
     )
+    if follow_listings:
+        listings_follow_item_state(items, to_state, actor)
     for item in items:
         item.state = to_state
         item.state_changed_at = now

@@ -1,4 +1,9 @@
-"""Orders: recorded once, reserving stock on creation, committing or releasing it after."""
+"""Orders: recorded once, reserving stock when created, committing or releasing it after.
+
+The rule every path shares: when an item has nothing left to sell (all units sold or
+reserved), it moves to `sold` and its listings on every other channel are ended; when a
+sale is undone and units come back, it returns to `active` and is listed again.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,14 @@ from django.utils import timezone
 
 from accounts.models import Account
 
+from ..channels import END_SOLD_ELSEWHERE, END_SOLD_HERE
 from ..errors import InsufficientStock, ItemNotSellable, OrderStateError
 from ..models import (
+    ChannelConnection,
+    ChannelListing,
+    DesiredState,
     Item,
+    ListingState,
     LockStatus,
     MovementKind,
     Order,
@@ -26,9 +36,8 @@ from ..models import (
 from ..states import ItemState
 from .actor import Actor
 from .items import _apply_transition
+from .listings import _enqueue, listings_mark_changed
 from .stock import _write_movement
-
-# --- Orders ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,14 @@ class LineSpec:
     item_id: int
     quantity: int
     unit_price: Decimal | None = None
+
+
+def order_find(*, account: Account, channel: str, external_id: str, connection: ChannelConnection | None = None):
+    if connection is not None:
+        return Order.objects.filter(connection=connection, external_id=external_id).first()
+    return Order.objects.filter(
+        account=account, channel=channel, external_id=external_id, connection__isnull=True
+    ).first()
 
 
 def order_create(
@@ -47,85 +64,148 @@ def order_create(
     placed_at: datetime,
     lines: Sequence[LineSpec],
     details: Mapping[str, object] | None = None,
+    connection: ChannelConnection | None = None,
 ) -> tuple[Order, bool]:
     """Record an order once and reserve (lock) its stock. Returns (order, created).
 
-    Recording the same channel order again returns the first one untouched, so replays
-    of a webhook or a pull are harmless. Raises ItemNotSellable / InsufficientStock
-    (nothing written) when an item is not active or has too few units available.
+    Recording the same order again returns the first one untouched, so replays of a
+    webhook or a pull are harmless. Raises ItemNotSellable / InsufficientStock (nothing
+    written) when an item is not active or has too few units available.
     """
     if not lines:
         raise ValidationError({"lines": "An order needs at least one line."})
-    existing = Order.objects.filter(account=account, channel=channel, external_id=external_id).first()
+    existing = order_find(account=account, channel=channel, external_id=external_id, connection=connection)
     if existing is not None:
         return existing, False
     try:
         with transaction.atomic():
-            order = Order(
-                account=account, channel=channel, external_id=external_id, placed_at=placed_at, **(details or {})
-            )
-            order.full_clean(validate_unique=False)
-            order.save(force_insert=True)
-            quantities: dict[int, int] = {}
-            for spec in lines:
-                if spec.quantity < 1:
-                    raise ValidationError({"lines": "Each line needs a quantity of at least 1."})
-                quantities[spec.item_id] = quantities.get(spec.item_id, 0) + spec.quantity
-            items = {
-                item.pk: item
-                for item in Item.objects.select_for_update().filter(account=account, pk__in=quantities).order_by("pk")
-            }
-            missing = set(quantities) - set(items)
-            if missing:
-                raise ValidationError({"lines": f"No item with id {sorted(missing)} in this account."})
-            for item_id, wanted in quantities.items():
-                item = items[item_id]
-                if item.state != ItemState.ACTIVE:
-                    raise ItemNotSellable(
-                        f"{item.sku} is {item.state}; only active items can be sold.", sku=item.sku, state=item.state
-                    )
-                if item.quantity_available < wanted:
-                    raise InsufficientStock(
-                        f"{item.sku}: {wanted} ordered but only {item.quantity_available} available.",
-                        sku=item.sku,
-                        available=item.quantity_available,
-                        ordered=wanted,
-                    )
-            subtotal = Decimal("0")
-            for spec in lines:
-                item = items[spec.item_id]
-                price = item.price if spec.unit_price is None else spec.unit_price
-                line = OrderLine.objects.create(
-                    order=order, item=item, quantity=spec.quantity, unit_price=price, sku=item.sku, title=item.title
-                )
-                subtotal += price * spec.quantity
-                StockLock.objects.create(account=account, order_line=line, item=item, quantity=spec.quantity)
-                _write_movement(
-                    item,
-                    actor,
-                    MovementKind.LOCKED,
-                    locked_delta=spec.quantity,
-                    order_line=line,
-                    reason=f"order {order}",
-                )
-            if not order.subtotal:
-                order.subtotal = subtotal
-                order.total = subtotal + order.shipping + order.tax
-                order.save(update_fields=["subtotal", "total"])
+            order = _order_insert(account, channel, external_id, placed_at, details, connection)
+            items = _lock_items(account, lines)
+            _check_sellable(items, lines)
+            _reserve(order, items, lines, actor)
+            _after_sale(order, items.values(), actor)
             return order, True
     except IntegrityError:
         # Another process recorded the same order at the same moment: theirs stands.
-        existing = Order.objects.filter(account=account, channel=channel, external_id=external_id).first()
+        existing = order_find(account=account, channel=channel, external_id=external_id, connection=connection)
         if existing is None:
             raise
         return existing, False
 
 
-def order_complete(*, order_id: int, actor: Actor) -> Order:
-    """The sale went through: commit the locked stock, and mark items with nothing left sold.
+def _order_insert(account, channel, external_id, placed_at, details, connection) -> Order:
+    order = Order(
+        account=account,
+        channel=channel,
+        external_id=external_id,
+        placed_at=placed_at,
+        connection=connection,
+        **(details or {}),
+    )
+    order.full_clean(validate_unique=False, validate_constraints=False)
+    order.save(force_insert=True)
+    return order
 
-    Completing a completed order changes nothing.
-    """
+
+def _lock_items(account: Account, lines: Sequence[LineSpec]) -> dict[int, Item]:
+    wanted = {spec.item_id for spec in lines}
+    for spec in lines:
+        if spec.quantity < 1:
+            raise ValidationError({"lines": "Each line needs a quantity of at least 1."})
+    items = {
+        item.pk: item for item in Item.objects.select_for_update().filter(account=account, pk__in=wanted).order_by("pk")
+    }
+    missing = wanted - set(items)
+    if missing:
+        raise ValidationError({"lines": f"No item with id {sorted(missing)} in this account."})
+    return items
+
+
+def _check_sellable(items: Mapping[int, Item], lines: Sequence[LineSpec]) -> None:
+    quantities: dict[int, int] = {}
+    for spec in lines:
+        quantities[spec.item_id] = quantities.get(spec.item_id, 0) + spec.quantity
+    for item_id, wanted in quantities.items():
+        item = items[item_id]
+        if item.state != ItemState.ACTIVE:
+            raise ItemNotSellable(
+                f"{item.sku} is {item.state}; only active items can be sold.", sku=item.sku, state=item.state
+            )
+        if item.quantity_available < wanted:
+            raise InsufficientStock(
+                f"{item.sku}: {wanted} ordered but only {item.quantity_available} available.",
+                sku=item.sku,
+                available=item.quantity_available,
+                ordered=wanted,
+            )
+
+
+def _reserve(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec], actor: Actor) -> None:
+    subtotal = Decimal("0")
+    for spec in lines:
+        item = items[spec.item_id]
+        price = item.price if spec.unit_price is None else spec.unit_price
+        line = OrderLine.objects.create(
+            order=order, item=item, quantity=spec.quantity, unit_price=price, sku=item.sku, title=item.title
+        )
+        subtotal += price * spec.quantity
+        StockLock.objects.create(account_id=order.account_id, order_line=line, item=item, quantity=spec.quantity)
+        _write_movement(
+            item, actor, MovementKind.LOCKED, locked_delta=spec.quantity, order_line=line, reason=f"order {order}"
+        )
+    if not order.subtotal:
+        order.subtotal = subtotal
+        order.total = subtotal + order.shipping + order.tax
+        order.save(update_fields=["subtotal", "total"])
+
+
+def _after_sale(order: Order, items, actor: Actor) -> None:
+    """Items with nothing left to sell move to sold and come off every other channel;
+    multi-quantity items with units left get their new quantity pushed."""
+    sold_out = [item for item in items if item.state == ItemState.ACTIVE and item.quantity_available <= 0]
+    still_selling = [item.pk for item in items if item.quantity_available > 0]
+    if sold_out:
+        now = timezone.now()
+        _apply_transition(sold_out, ItemState.SOLD, actor, f"sold: order {order}", follow_listings=False)
+        Item.objects.filter(pk__in=[i.pk for i in sold_out]).update(
+            sold_on=order.connection, sold_at=order.placed_at, sold_recorded_at=now
+        )
+        for item in sold_out:
+            item.sold_on, item.sold_at, item.sold_recorded_at = order.connection, order.placed_at, now
+        _end_listings_for_sale([i.pk for i in sold_out], order.connection_id)
+    if still_selling:
+        listings_mark_changed(still_selling)
+
+
+def _end_listings_for_sale(item_ids: list[int], selling_connection_id: int | None) -> None:
+    now = timezone.now()
+    listings = list(
+        ChannelListing.objects.select_for_update()
+        .filter(item_id__in=item_ids, desired_state=DesiredState.LIVE)
+        .order_by("pk")
+    )
+    for listing in listings:
+        listing.desired_state = DesiredState.ENDED
+        listing.desired_changed_at = now
+        listing.relist_requested = False
+        if listing.connection_id == selling_connection_id:
+            # The channel that sold it has already taken it off sale itself.
+            listing.end_reason = END_SOLD_HERE
+            listing.actual_state = ListingState.SOLD
+            listing.ended_at = now
+        else:
+            listing.end_reason = END_SOLD_ELSEWHERE
+            if not listing.external_id and listing.actual_state in (ListingState.PENDING, ListingState.ERROR):
+                listing.actual_state = ListingState.ENDED
+                listing.ended_at = now
+    ChannelListing.objects.bulk_update(
+        listings, ["desired_state", "desired_changed_at", "relist_requested", "end_reason", "actual_state", "ended_at"]
+    )
+    _enqueue(listing.pk for listing in listings if not listing.converged)
+
+
+def order_complete(*, order_id: int, actor: Actor) -> Order:
+    """The sale went through: commit the locked stock. Completing twice changes nothing."""
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
         if order.status == OrderStatus.COMPLETED:
@@ -134,11 +214,9 @@ def order_complete(*, order_id: int, actor: Actor) -> Order:
             raise OrderStateError(f"Order {order} was cancelled and cannot be completed.")
         locks = _open_locks(order)
         now = timezone.now()
-        sold_out = []
         for lock in locks:
-            item = lock.item
             _write_movement(
-                item,
+                lock.item,
                 actor,
                 MovementKind.COMMITTED,
                 on_hand_delta=-lock.quantity,
@@ -148,18 +226,17 @@ def order_complete(*, order_id: int, actor: Actor) -> Order:
             )
             lock.status, lock.closed_at = LockStatus.COMMITTED, now
             lock.save(update_fields=["status", "closed_at"])
-            if item.quantity_on_hand == 0 and item.state == ItemState.ACTIVE:
-                sold_out.append(item)
-        _apply_transition(sold_out, ItemState.SOLD, actor, f"sold: order {order}")
+        _after_sale(order, list({lock.item_id: lock.item for lock in locks}.values()), actor)
         order.status = OrderStatus.COMPLETED
         order.save(update_fields=["status", "updated_at"])
     return order
 
 
 def order_cancel(*, order_id: int, actor: Actor, reason: str = "") -> Order:
-    """Cancel an order: release its reserved stock, or return sold units to stock.
+    """Cancel an order: release what it reserved, or return what it took to stock.
 
-    A sold item whose sale is cancelled goes back to active. Cancelling twice changes nothing.
+    An item that was sold out by this order goes back to active and is listed again.
+    Cancelling twice changes nothing.
     """
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
@@ -167,8 +244,9 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str = "") -> Order:
             return order
         now = timezone.now()
         note = f"order {order} cancelled" + (f": {reason}" if reason else "")
-        if order.status == OrderStatus.OPEN:
-            for lock in _open_locks(order):
+        touched: dict[int, Item] = {}
+        for lock in _held_locks(order):
+            if lock.status == LockStatus.OPEN:
                 _write_movement(
                     lock.item,
                     actor,
@@ -177,32 +255,46 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str = "") -> Order:
                     order_line=lock.order_line,
                     reason=note,
                 )
-                lock.status, lock.closed_at = LockStatus.RELEASED, now
-                lock.save(update_fields=["status", "closed_at"])
-        else:
-            lines = list(order.lines.order_by("item_id"))
-            items = {
-                i.pk: i
-                for i in Item.objects.select_for_update().filter(pk__in=[line.item_id for line in lines]).order_by("pk")
-            }
-            back_on_sale = []
-            for line in lines:
-                item = items[line.item_id]
+                lock.status = LockStatus.RELEASED
+            else:
                 _write_movement(
-                    item, actor, MovementKind.RETURNED, on_hand_delta=line.quantity, order_line=line, reason=note
+                    lock.item,
+                    actor,
+                    MovementKind.RETURNED,
+                    on_hand_delta=lock.quantity,
+                    order_line=lock.order_line,
+                    reason=note,
                 )
-                if item.state == ItemState.SOLD and item not in back_on_sale:
-                    back_on_sale.append(item)
-            _apply_transition(back_on_sale, ItemState.ACTIVE, actor, note)
+                lock.status = LockStatus.RETURNED
+            lock.closed_at = lock.closed_at or now
+            lock.save(update_fields=["status", "closed_at"])
+            touched[lock.item_id] = lock.item
+        back_on_sale = [
+            item for item in touched.values() if item.state == ItemState.SOLD and item.quantity_available > 0
+        ]
+        _apply_transition(back_on_sale, ItemState.ACTIVE, actor, note)
+        if back_on_sale:
+            Item.objects.filter(pk__in=[i.pk for i in back_on_sale]).update(
+                sold_on=None, sold_at=None, sold_recorded_at=None
+            )
+        listings_mark_changed([pk for pk, item in touched.items() if item.state == ItemState.ACTIVE])
         order.status = OrderStatus.CANCELLED
         order.save(update_fields=["status", "updated_at"])
     return order
 
 
 def _open_locks(order: Order) -> list[StockLock]:
-    """The order's open locks with their items row-locked, in item primary-key order."""
+    return _locks(order, [LockStatus.OPEN])
+
+
+def _held_locks(order: Order) -> list[StockLock]:
+    return _locks(order, [LockStatus.OPEN, LockStatus.COMMITTED])
+
+
+def _locks(order: Order, statuses: list[str]) -> list[StockLock]:
+    """The order's locks in the given statuses, with their items row-locked in primary-key order."""
     locks = list(
-        StockLock.objects.filter(order_line__order=order, status=LockStatus.OPEN)
+        StockLock.objects.filter(order_line__order=order, status__in=statuses)
         .select_related("order_line")
         .order_by("item_id", "pk")
     )

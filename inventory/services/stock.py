@@ -14,6 +14,7 @@ from ..models import (
     StockMovement,
 )
 from .actor import Actor
+from .listings import listings_mark_changed
 
 # --- Stock ----------------------------------------------------------------------------
 
@@ -76,4 +77,5 @@ def stock_adjust(*, item_id: int, actor: Actor, delta: int, reason: str) -> Item
         item = Item.objects.select_for_update().get(pk=item_id)
         kind = MovementKind.RECEIVED if delta > 0 else MovementKind.ADJUSTED
         _write_movement(item, actor, kind, on_hand_delta=delta, reason=reason)
+        listings_mark_changed([item.pk])
     return item

@@ -1,0 +1,460 @@
+"""Listings on channels: what the shop wants (desired state, content) and converging to it.
+
+Services here change desired state in the caller's transaction and schedule convergence
+after commit. `listing_converge` is the worker's side: it talks to the channel outside any
+row lock (a lease makes sure only one worker handles a listing at a time), then records
+what the channel now has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Account
+
+from ..channels import (
+    END_SOLD_ELSEWHERE,
+    END_SOLD_HERE,
+    END_WITHDRAWN,
+    ListingPayload,
+    PermanentChannelError,
+    TransientChannelError,
+    channel,
+    specific_connection,
+)
+from ..models import (
+    AlertKind,
+    ChannelConnection,
+    ChannelListing,
+    DesiredState,
+    Item,
+    ListingState,
+)
+from ..states import ItemState
+from .actor import Actor
+from .alerts import alert_raise
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=90)
+ENDED_STATES = (ListingState.ENDED, ListingState.SOLD)
+
+
+# --- What a listing says --------------------------------------------------------------
+
+
+def listing_quantity(item: Item, connection: ChannelConnection) -> int:
+    """Units offered on a channel: what is available, less the connection's buffer.
+
+    The buffer holds back a share of multi-quantity stock (rounded up) so a burst of
+    sales on several channels cannot oversell; it never hides a one-of-a-kind item.
+    """
+    available = max(item.quantity_on_hand - item.quantity_locked, 0)
+    if available <= 1 or not connection.stock_buffer_percent:
+        return available
+    held = math.ceil(available * connection.stock_buffer_percent / 100)
+    return max(available - held, 1)
+
+
+def listing_payload(listing: ChannelListing) -> ListingPayload:
+    item = listing.item
+    photos = tuple(photo.src for photo in item.photos.all() if photo.src)
+    return ListingPayload(
+        sku=item.sku,
+        title=listing.title_override or item.title,
+        description=item.description,
+        price=listing.price_override if listing.price_override is not None else item.price,
+        currency=item.currency,
+        quantity=listing_quantity(item, listing.connection),
+        brand=item.brand,
+        model=item.model,
+        year=item.year,
+        finish=item.finish,
+        category=item.category,
+        condition=item.condition,
+        serial_number=item.serial_number,
+        photos=photos,
+        video_url=item.video_url,
+        seo_title=item.seo_title,
+        seo_description=item.seo_description,
+        seo_keywords=item.seo_keywords,
+    )
+
+
+def payload_content(payload: ListingPayload) -> dict:
+    """The payload as JSON-safe values, for change detection field by field."""
+    content = {}
+    for name, value in payload.__dict__.items():
+        if isinstance(value, Decimal):
+            value = f"{value:.2f}"
+        elif isinstance(value, tuple):
+            value = list(value)
+        content[name] = value
+    return content
+
+
+def content_fingerprint(content: dict) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+# --- Desired state (called inside the caller's transaction) ---------------------------
+
+
+def _enqueue(listing_ids: Iterable[int]) -> None:
+    ids = list(dict.fromkeys(listing_ids))
+    if not ids:
+        return
+
+    def send() -> None:
+        from ..tasks import enqueue_converge
+
+        for listing_id in ids:
+            enqueue_converge(listing_id)
+
+    transaction.on_commit(send)
+
+
+@dataclass
+class ListingActionResult:
+    """Per item: which connections were asked to change, and what was refused and why."""
+
+    done: list[dict] = field(default_factory=list)
+    not_done: list[dict] = field(default_factory=list)
+
+    def summary(self, verb: str) -> str:
+        text = f"{len(self.done)} item(s) {verb}"
+        if self.not_done:
+            text += f"; {len(self.not_done)} not"
+        return text
+
+
+def _connections(account: Account, connection_ids: Sequence[int] | None) -> list[ChannelConnection]:
+    qs = ChannelConnection.objects.filter(account=account, enabled=True).order_by("priority", "pk")
+    if connection_ids is not None:
+        qs = qs.filter(pk__in=connection_ids)
+    return list(qs)
+
+
+def listings_publish(
+    *, account: Account, item_ids: Iterable[int], actor: Actor, connection_ids: Sequence[int] | None = None
+) -> ListingActionResult:
+    """List items everywhere (or on the given connections). Returns at once; workers publish."""
+    result = ListingActionResult()
+    connections = _connections(account, connection_ids)
+    if not connections:
+        raise PermanentChannelError(
+            "No enabled channel connection to list on. Add one under Channels, or enable an existing one."
+        )
+    now = timezone.now()
+    to_enqueue = []
+    with transaction.atomic():
+        items = list(Item.objects.select_for_update().filter(account=account, pk__in=list(item_ids)).order_by("pk"))
+        existing = {
+            (listing.item_id, listing.connection_id): listing
+            for listing in ChannelListing.objects.select_for_update().filter(item__in=items, connection__in=connections)
+        }
+        for item in items:
+            if item.state != ItemState.ACTIVE:
+                result.not_done.append(
+                    {"id": item.pk, "sku": item.sku, "reason": f"is {item.state}; make it active first"}
+                )
+                continue
+            if item.quantity_on_hand - item.quantity_locked <= 0:
+                result.not_done.append({"id": item.pk, "sku": item.sku, "reason": "nothing available to sell"})
+                continue
+            listed_on = []
+            for connection in connections:
+                listing = existing.get((item.pk, connection.pk))
+                if listing is None:
+                    listing = ChannelListing.objects.create(
+                        account=account, item=item, connection=connection, desired_state=DesiredState.LIVE
+                    )
+                elif listing.desired_state != DesiredState.LIVE:
+                    listing.desired_state = DesiredState.LIVE
+                    listing.end_reason = ""
+                    listing.desired_changed_at = now
+                    listing.save(update_fields=["desired_state", "end_reason", "desired_changed_at", "updated_at"])
+                elif listing.converged:
+                    continue
+                to_enqueue.append(listing.pk)
+                listed_on.append(connection.name)
+            result.done.append({"id": item.pk, "sku": item.sku, "connections": listed_on})
+        _enqueue(to_enqueue)
+    return result
+
+
+def listings_end(
+    *,
+    account: Account | None,
+    item_ids: Iterable[int],
+    actor: Actor,
+    reason: str = END_WITHDRAWN,
+    except_connection_id: int | None = None,
+) -> ListingActionResult:
+    """Take items off sale everywhere (except one connection, e.g. where it sold). Workers end them."""
+    result = ListingActionResult()
+    now = timezone.now()
+    with transaction.atomic():
+        qs = ChannelListing.objects.filter(item_id__in=list(item_ids), desired_state=DesiredState.LIVE)
+        if account is not None:
+            qs = qs.filter(account=account)
+        if except_connection_id is not None:
+            qs = qs.exclude(connection_id=except_connection_id)
+        listings = list(qs.select_for_update().order_by("pk"))
+        for listing in listings:
+            listing.desired_state = DesiredState.ENDED
+            listing.end_reason = reason
+            listing.relist_requested = False
+            listing.desired_changed_at = now
+            if not listing.external_id and listing.actual_state in (ListingState.PENDING, ListingState.ERROR):
+                # Never reached the channel: nothing to end there (a late publish is caught by the audit).
+                listing.actual_state = ListingState.ENDED
+                listing.ended_at = now
+        ChannelListing.objects.bulk_update(
+            listings,
+            ["desired_state", "end_reason", "relist_requested", "desired_changed_at", "actual_state", "ended_at"],
+        )
+        by_item: dict[int, int] = {}
+        for listing in listings:
+            by_item[listing.item_id] = by_item.get(listing.item_id, 0) + 1
+        result.done = [{"id": item_id, "listings": n} for item_id, n in by_item.items()]
+        _enqueue(listing.pk for listing in listings if not listing.converged)
+    return result
+
+
+def listings_relist(*, account: Account, item_ids: Iterable[int], actor: Actor) -> ListingActionResult:
+    """End each listing and list it again as a new one (to refresh it on the channel)."""
+    result = ListingActionResult()
+    now = timezone.now()
+    with transaction.atomic():
+        items = list(Item.objects.select_for_update().filter(account=account, pk__in=list(item_ids)).order_by("pk"))
+        for item in items:
+            if item.state != ItemState.ACTIVE:
+                result.not_done.append(
+                    {"id": item.pk, "sku": item.sku, "reason": f"is {item.state}; make it active first"}
+                )
+                continue
+            listings = list(ChannelListing.objects.select_for_update().filter(item=item, connection__enabled=True))
+            if not listings:
+                result.not_done.append({"id": item.pk, "sku": item.sku, "reason": "not listed anywhere yet"})
+                continue
+            for listing in listings:
+                listing.desired_state = DesiredState.LIVE
+                listing.relist_requested = listing.actual_state == ListingState.LIVE
+                listing.end_reason = END_WITHDRAWN if listing.relist_requested else ""
+                listing.desired_changed_at = now
+                listing.save(
+                    update_fields=[
+                        "desired_state",
+                        "relist_requested",
+                        "end_reason",
+                        "desired_changed_at",
+                        "updated_at",
+                    ]
+                )
+            result.done.append({"id": item.pk, "sku": item.sku, "listings": len(listings)})
+            _enqueue(listing.pk for listing in listings)
+    return result
+
+
+def listings_mark_changed(item_ids: Iterable[int]) -> int:
+    """The item's content or stock changed: live listings must be revised. Returns how many."""
+    ids = list(item_ids)
+    qs = ChannelListing.objects.filter(item_id__in=ids, desired_state=DesiredState.LIVE).exclude(
+        actual_state=ListingState.SOLD
+    )
+    listing_ids = list(qs.values_list("pk", flat=True))
+    if listing_ids:
+        ChannelListing.objects.filter(pk__in=listing_ids).update(needs_push=True, desired_changed_at=timezone.now())
+        _enqueue(listing_ids)
+    return len(listing_ids)
+
+
+def listings_follow_item_state(items: Sequence[Item], to_state: str, actor: Actor) -> None:
+    """Keep listings in step with the item: off sale when it leaves active, back when a sale is undone."""
+    ids = [item.pk for item in items]
+    if not ids:
+        return
+    if to_state in (ItemState.DRAFT, ItemState.ARCHIVED):
+        listings_end(account=None, item_ids=ids, actor=actor, reason=END_WITHDRAWN)
+    elif to_state == ItemState.SOLD:
+        listings_end(account=None, item_ids=ids, actor=actor, reason=END_SOLD_ELSEWHERE)
+    elif to_state == ItemState.ACTIVE:
+        # A cancelled sale: list again where the sale (not the shop) took it down.
+        back = ChannelListing.objects.filter(
+            item_id__in=ids, desired_state=DesiredState.ENDED, end_reason__in=[END_SOLD_ELSEWHERE, END_SOLD_HERE]
+        )
+        listing_ids = list(back.values_list("pk", flat=True))
+        back.update(desired_state=DesiredState.LIVE, end_reason="", desired_changed_at=timezone.now())
+        _enqueue(listing_ids)
+
+
+# --- Converging (the worker's side) ---------------------------------------------------
+
+
+def _claim(listing_id: int) -> bool:
+    """Take the listing's lease; False if another worker holds it."""
+    now = timezone.now()
+    return bool(
+        ChannelListing.objects.filter(pk=listing_id)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=now + LEASE)
+    )
+
+
+def _release(listing_id: int) -> None:
+    ChannelListing.objects.filter(pk=listing_id).update(lease_until=None)
+
+
+def _record(listing_id: int, **changes) -> ChannelListing:
+    with transaction.atomic():
+        listing = ChannelListing.objects.select_for_update().get(pk=listing_id)
+        for name, value in changes.items():
+            setattr(listing, name, value)
+        listing.save()
+    return listing
+
+
+def listing_converge(listing_id: int) -> str:
+    """Make the channel match the listing's desired state and content. Returns what it did.
+
+    Raises TransientChannelError for the task to retry; a PermanentChannelError marks the
+    listing `error` with the channel's message and raises an alert, and is not retried.
+    """
+    if not _claim(listing_id):
+        return "busy: another worker holds this listing"
+    try:
+        return _converge(listing_id)
+    finally:
+        _release(listing_id)
+
+
+def _converge(listing_id: int) -> str:
+    listing = ChannelListing.objects.select_related("item", "connection").get(pk=listing_id)
+    if listing.converged:
+        return "in sync"
+    connection = listing.connection
+    if not connection.enabled:
+        return "connection disabled"
+    sync = channel(connection.channel)
+    conn = specific_connection(connection)
+    now = timezone.now()
+    done = []
+    try:
+        # End first: a sale elsewhere, a withdrawal, or the first half of a relist.
+        wants_end = listing.desired_state == DesiredState.ENDED or listing.relist_requested
+        if wants_end and listing.actual_state not in ENDED_STATES:
+            if listing.external_id:
+                outcome = sync.end(conn, listing.external_id, listing.end_reason or END_WITHDRAWN)
+                if not outcome.confirmed:
+                    raise TransientChannelError(f"end not confirmed yet (channel says {outcome.state})")
+            state = ListingState.SOLD if listing.end_reason == END_SOLD_HERE else ListingState.ENDED
+            listing = _record(
+                listing.pk, actual_state=state, ended_at=timezone.now(), last_error="", attempts=0, last_synced_at=now
+            )
+            done.append("ended")
+        if listing.relist_requested:
+            listing = _record(
+                listing.pk,
+                relist_requested=False,
+                external_id="",
+                external_url="",
+                actual_state=ListingState.PENDING,
+                pushed_content={},
+                pushed_fingerprint="",
+                ended_at=None,
+                end_reason="",
+            )
+            done.append("relisting")
+        if listing.desired_state == DesiredState.LIVE:
+            listing = ChannelListing.objects.select_related("item", "connection").get(pk=listing.pk)
+            payload = listing_payload(listing)
+            content = payload_content(payload)
+            fingerprint = content_fingerprint(content)
+            if listing.item.state != ItemState.ACTIVE or payload.quantity <= 0:
+                return "; ".join([*done, "not sellable now: left as is"])
+            if listing.actual_state != ListingState.LIVE or not listing.external_id:
+                published = sync.publish(conn, payload, listing.external_id or None)
+                _record(
+                    listing.pk,
+                    external_id=published.external_id,
+                    external_url=published.url,
+                    actual_state=ListingState.LIVE,
+                    pushed_content=content,
+                    pushed_fingerprint=fingerprint,
+                    needs_push=False,
+                    last_error="",
+                    attempts=0,
+                    last_synced_at=timezone.now(),
+                    ended_at=None,
+                )
+                done.append("adopted" if published.adopted else "published")
+            elif fingerprint != listing.pushed_fingerprint:
+                changed = frozenset(k for k, v in content.items() if listing.pushed_content.get(k) != v)
+                sync.revise(conn, listing.external_id, payload, changed)
+                _record(
+                    listing.pk,
+                    pushed_content=content,
+                    pushed_fingerprint=fingerprint,
+                    needs_push=False,
+                    last_error="",
+                    attempts=0,
+                    last_synced_at=timezone.now(),
+                )
+                done.append("revised " + ",".join(sorted(changed)))
+            else:
+                _record(listing.pk, needs_push=False)
+                done.append("unchanged")
+    except TransientChannelError as error:
+        ChannelListing.objects.filter(pk=listing.pk).update(last_error=str(error)[:2000], attempts=listing.attempts + 1)
+        raise
+    except PermanentChannelError as error:
+        listing_failed(listing.pk, error)
+        return f"error: {error}"
+    return "; ".join(done) or "in sync"
+
+
+def listing_failed(listing_id: int, error: Exception) -> None:
+    """Give up on a listing for now: mark it `error`, keep the channel's words, alert staff."""
+    with transaction.atomic():
+        listing = ChannelListing.objects.select_for_update().select_related("item", "connection").get(pk=listing_id)
+        listing.actual_state = ListingState.ERROR
+        listing.last_error = str(error)[:2000]
+        listing.attempts += 1
+        listing.save(update_fields=["actual_state", "last_error", "attempts", "updated_at"])
+        alert_raise(
+            account_id=listing.account_id,
+            kind=AlertKind.SYNC_ERROR,
+            dedupe_key=f"listing-error:{listing.pk}",
+            title=f"{listing.item.sku} could not sync to {listing.connection.name}",
+            message=str(error),
+            item=listing.item,
+            listing=listing,
+        )
+
+
+def listings_lagging(*, older_than: timedelta = timedelta(seconds=60), limit: int = 5000) -> list[int]:
+    """Listings whose actual state lags their desired state for longer than `older_than`."""
+    cutoff = timezone.now() - older_than
+    lagging = (
+        Q(desired_state=DesiredState.LIVE)
+        & (~Q(actual_state=ListingState.LIVE) | Q(needs_push=True) | Q(relist_requested=True))
+    ) | (Q(desired_state=DesiredState.ENDED) & ~Q(actual_state__in=ENDED_STATES))
+    qs = (
+        ChannelListing.objects.filter(lagging, desired_changed_at__lt=cutoff, connection__enabled=True)
+        .exclude(actual_state=ListingState.ERROR, desired_state=DesiredState.LIVE, needs_push=False)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=timezone.now()))
+        .order_by("desired_changed_at")
+    )
+    return list(qs.values_list("pk", flat=True)[:limit])

@@ -1,0 +1,312 @@
+"""Sales reported by channels: first sale wins, a double sale is caught, nothing is lost.
+
+`sale_record` is what a webhook or a pull calls for each order a channel reports. It
+records the order once (unique per connection and order number), and in one transaction
+with the items row-locked: reserves or commits stock, marks items with nothing left sold
+and ends their other listings. When the last unit was already taken by another order, the
+order with the earlier channel timestamp wins (then the lower connection priority), and
+the other is kept beside it in a Conflict with an alert for staff.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..channels import ORDER_CANCELLED, ORDER_PAID, OrderSeen
+from ..models import (
+    AlertKind,
+    ChannelConnection,
+    ChannelListing,
+    Conflict,
+    Item,
+    LockStatus,
+    MovementKind,
+    Order,
+    OrderLine,
+    OrderStatus,
+    StockLock,
+)
+from ..states import ItemState
+from .actor import Actor
+from .alerts import alert_raise
+from .orders import (
+    LineSpec,
+    _after_sale,
+    _lock_items,
+    _order_insert,
+    _reserve,
+    order_cancel,
+    order_complete,
+    order_find,
+)
+from .stock import _write_movement
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SaleOutcome:
+    order: Order
+    created: bool
+    conflict: Conflict | None = None
+    note: str = ""
+
+
+def _details(seen: OrderSeen) -> dict:
+    details = {
+        name: getattr(seen, name)
+        for name in (
+            "buyer_name",
+            "buyer_email",
+            "ship_name",
+            "ship_line1",
+            "ship_line2",
+            "ship_city",
+            "ship_region",
+            "ship_postal_code",
+            "ship_country",
+            "currency",
+        )
+    }
+    for name in ("subtotal", "shipping", "tax", "total"):
+        value = getattr(seen, name)
+        if value is not None:
+            details[name] = value
+    details["channel_updated_at"] = seen.updated_at
+    details["buyer_email"] = details["buyer_email"] or ""
+    details["ship_country"] = (details["ship_country"] or "")[:2]
+    return details
+
+
+def _resolve_lines(connection: ChannelConnection, seen: OrderSeen) -> tuple[list[LineSpec], list[str]]:
+    """Match the channel's lines to items: by the listing's id on that channel, else by SKU."""
+    specs, unknown = [], []
+    for line in seen.lines:
+        item_id = None
+        if line.external_listing_id:
+            item_id = (
+                ChannelListing.objects.filter(connection=connection, external_id=line.external_listing_id)
+                .values_list("item_id", flat=True)
+                .first()
+            )
+        if item_id is None and line.sku:
+            item_id = (
+                Item.objects.filter(account_id=connection.account_id, sku=line.sku).values_list("pk", flat=True).first()
+            )
+        if item_id is None:
+            unknown.append(line.sku or line.external_listing_id)
+        else:
+            specs.append(LineSpec(item_id=item_id, quantity=line.quantity, unit_price=line.unit_price))
+    return specs, unknown
+
+
+def sale_record(*, connection: ChannelConnection, seen: OrderSeen, actor: Actor | None = None) -> SaleOutcome:
+    """Record an order a channel reported (new, or a status change of a known one)."""
+    actor = actor or Actor(source=connection.channel)
+    existing = order_find(
+        account=connection.account, channel=connection.channel, external_id=seen.external_id, connection=connection
+    )
+    if existing is not None:
+        return _status_changed(existing, seen, actor)
+    specs, unknown = _resolve_lines(connection, seen)
+    try:
+        with transaction.atomic():
+            order = _order_insert(
+                connection.account, connection.channel, seen.external_id, seen.placed_at, _details(seen), connection
+            )
+            if unknown or not specs:
+                return _unmatched(order, connection, unknown)
+            if seen.status == ORDER_CANCELLED:
+                _add_lines(order, _lock_items(connection.account, specs), specs)
+                order.status = OrderStatus.CANCELLED
+                order.save(update_fields=["status"])
+                return SaleOutcome(order, True, note="cancelled before it was seen: nothing reserved")
+            items = _lock_items(connection.account, specs)
+            short = _short_items(items, specs)
+            if not short:
+                _reserve(order, items, specs, actor)
+                if seen.status == ORDER_PAID:
+                    order_complete(order_id=order.pk, actor=actor)
+                    order.refresh_from_db()
+                else:
+                    _after_sale(order, items.values(), actor)
+                return SaleOutcome(order, True, note="reserved" if seen.status != ORDER_PAID else "sold")
+            return _double_sale(order, connection, items, specs, short, seen, actor)
+    except IntegrityError:
+        existing = order_find(
+            account=connection.account, channel=connection.channel, external_id=seen.external_id, connection=connection
+        )
+        if existing is None:
+            raise
+        return SaleOutcome(existing, False, note="recorded by a concurrent delivery")
+
+
+def _status_changed(order: Order, seen: OrderSeen, actor: Actor) -> SaleOutcome:
+    if seen.updated_at and order.channel_updated_at and seen.updated_at < order.channel_updated_at:
+        return SaleOutcome(order, False, note="older news than what we have: ignored")
+    if seen.status == ORDER_PAID and order.status == OrderStatus.OPEN:
+        order = order_complete(order_id=order.pk, actor=actor)
+        note = "paid: stock committed"
+    elif seen.status == ORDER_CANCELLED and order.status != OrderStatus.CANCELLED:
+        order = order_cancel(order_id=order.pk, actor=actor, reason=f"cancelled on {order.connection or order.channel}")
+        note = "cancelled: stock released"
+    else:
+        note = "no change"
+    if seen.updated_at:
+        Order.objects.filter(pk=order.pk).update(channel_updated_at=seen.updated_at)
+    return SaleOutcome(order, False, note=note)
+
+
+def _add_lines(order: Order, items: dict[int, Item], specs: Sequence[LineSpec]) -> None:
+    for spec in specs:
+        item = items[spec.item_id]
+        OrderLine.objects.create(
+            order=order,
+            item=item,
+            quantity=spec.quantity,
+            unit_price=item.price if spec.unit_price is None else spec.unit_price,
+            sku=item.sku,
+            title=item.title,
+        )
+
+
+def _short_items(items: dict[int, Item], specs: Sequence[LineSpec]) -> list[Item]:
+    """Items this order cannot have: not for sale, or fewer units available than ordered."""
+    wanted: dict[int, int] = {}
+    for spec in specs:
+        wanted[spec.item_id] = wanted.get(spec.item_id, 0) + spec.quantity
+    return [
+        items[item_id]
+        for item_id, quantity in wanted.items()
+        if items[item_id].state != ItemState.ACTIVE or items[item_id].quantity_available < quantity
+    ]
+
+
+def _unmatched(order: Order, connection: ChannelConnection, unknown: list[str]) -> SaleOutcome:
+    order.note = f"Lines not matched to any item: {', '.join(unknown) or 'no lines'}."
+    order.save(update_fields=["note"])
+    alert_raise(
+        account_id=order.account_id,
+        kind=AlertKind.REVIEW,
+        dedupe_key=f"unmatched-order:{order.pk}",
+        title=f"Order {order} on {connection.name} is for items this system does not know",
+        message=order.note + " Link or import the listing, then settle the order by hand.",
+    )
+    return SaleOutcome(order, True, note="unmatched lines: kept for staff")
+
+
+def _holder(item: Item, exclude_order: Order) -> StockLock | None:
+    """The lock of the sale that took this item's last unit (the current winner)."""
+    return (
+        StockLock.objects.filter(item=item, status__in=[LockStatus.OPEN, LockStatus.COMMITTED])
+        .exclude(order_line__order=exclude_order)
+        .select_related("order_line__order__connection")
+        .order_by("-order_line__order__placed_at", "-pk")
+        .first()
+    )
+
+
+def _wins_over(new: Order, new_connection: ChannelConnection, old: Order) -> bool:
+    if new.placed_at != old.placed_at:
+        return new.placed_at < old.placed_at
+    old_priority = old.connection.priority if old.connection else 0
+    return (new_connection.priority, new.pk) < (old_priority, old.pk)
+
+
+def _double_sale(order, connection, items, specs, short, seen, actor) -> SaleOutcome:
+    """The last unit is gone. Keep both orders; the earlier channel timestamp wins."""
+    item = short[0]
+    holder = _holder(item, order)
+    swap = (
+        holder is not None
+        and len(specs) == 1
+        and holder.quantity >= specs[0].quantity
+        and _wins_over(order, connection, holder.order_line.order)
+    )
+    if swap:
+        previous = holder.order_line.order
+        note = f"{order} was placed before {previous}: it wins the last unit"
+        if holder.status == LockStatus.OPEN:
+            _write_movement(
+                item,
+                actor,
+                MovementKind.RELEASED,
+                locked_delta=-holder.quantity,
+                order_line=holder.order_line,
+                reason=note,
+            )
+            holder.status = LockStatus.RELEASED
+        else:
+            _write_movement(
+                item,
+                actor,
+                MovementKind.RETURNED,
+                on_hand_delta=holder.quantity,
+                order_line=holder.order_line,
+                reason=note,
+            )
+            holder.status = LockStatus.RETURNED
+        holder.closed_at = holder.closed_at or timezone.now()
+        holder.save(update_fields=["status", "closed_at"])
+        item.state = ItemState.ACTIVE  # in memory only: the item stays sold, now to this order
+        _reserve(order, items, specs, actor)
+        if seen.status == ORDER_PAID:
+            for lock in StockLock.objects.filter(order_line__order=order, status=LockStatus.OPEN).select_related(
+                "order_line"
+            ):
+                _write_movement(
+                    item,
+                    actor,
+                    MovementKind.COMMITTED,
+                    on_hand_delta=-lock.quantity,
+                    locked_delta=-lock.quantity,
+                    order_line=lock.order_line,
+                    reason=f"order {order}",
+                )
+                lock.status, lock.closed_at = LockStatus.COMMITTED, timezone.now()
+                lock.save(update_fields=["status", "closed_at"])
+            order.status = OrderStatus.COMPLETED
+            order.save(update_fields=["status"])
+        item.state = ItemState.SOLD
+        Item.objects.filter(pk=item.pk).update(
+            sold_on=connection, sold_at=order.placed_at, sold_recorded_at=timezone.now()
+        )
+        winner, loser = order, previous
+    else:
+        _add_lines(order, items, specs)
+        winner = holder.order_line.order if holder is not None else None
+        loser = order
+        if seen.status == ORDER_PAID:
+            order.status = OrderStatus.COMPLETED
+            order.save(update_fields=["status"])
+    if winner is None:
+        # Nothing holds the stock (e.g. the item was archived or marked sold by hand): staff decide.
+        alert_raise(
+            account_id=order.account_id,
+            kind=AlertKind.CONFLICT,
+            dedupe_key=f"unsellable-sale:{order.pk}",
+            title=f"{item.sku} sold on {connection.name} but it is {item.state} here",
+            message=f"Order {order} could not take stock: {item.sku} has {item.quantity_available} available.",
+            item=item,
+        )
+        return SaleOutcome(order, True, note="sold while not sellable here: kept for staff")
+    conflict = Conflict.objects.create(account_id=order.account_id, item=item, winning_order=winner, losing_order=loser)
+    alert_raise(
+        account_id=order.account_id,
+        kind=AlertKind.CONFLICT,
+        dedupe_key=f"conflict:{conflict.pk}",
+        title=f"Double sale of {item.sku}: {winner} and {loser}",
+        message=(
+            f"{winner} ({winner.placed_at:%Y-%m-%d %H:%M:%S} UTC) was first and keeps the item. "
+            f"{loser} ({loser.placed_at:%Y-%m-%d %H:%M:%S} UTC) must be cancelled and refunded on its channel."
+        ),
+        item=item,
+        conflict=conflict,
+    )
+    log.warning("double sale of %s: winner %s, loser %s", item.sku, winner, loser)
+    return SaleOutcome(order, True, conflict=conflict, note="double sale: conflict opened")

@@ -1,0 +1,31 @@
+"""The webhook endpoint every channel posts to: /hooks/<channel>/<secret token>/.
+
+It only identifies and stores the delivery (the inbox) and answers at once; a worker
+processes it. Reverb signs nothing, so the secret is the URL itself: an unknown token is
+a 404 and nothing is stored.
+"""
+
+import logging
+
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from .channels import ChannelError
+from .models import ChannelConnection
+from .services.sync import webhook_receive
+
+log = logging.getLogger(__name__)
+
+
+@csrf_exempt
+@require_POST
+def channel_webhook(request, channel: str, token: str):
+    connection = get_object_or_404(ChannelConnection, channel=channel, webhook_token=token, enabled=True)
+    try:
+        _event, created = webhook_receive(connection=connection, headers=request.headers, body=request.body)
+    except ChannelError as error:
+        log.warning("rejected webhook for %s: %s", connection, error)
+        return JsonResponse({"detail": str(error)}, status=400)
+    return HttpResponse(b"stored" if created else b"duplicate", status=200)
