@@ -133,3 +133,33 @@ def stock_problems(*, items: QuerySet[Item] | None = None) -> list[StockProblem]
             )
         )
     return problems
+
+
+def item_channel_counts(items: QuerySet[Item]) -> QuerySet[Item]:
+    """Annotate each item with its live listings and its account's enabled connections
+    (correlated subqueries: evaluated for the page's rows only)."""
+    from .models import ChannelConnection, ChannelListing
+
+    live = ChannelListing.objects.filter(item=OuterRef("pk"), actual_state="live").order_by().values("item")
+    connections = (
+        ChannelConnection.objects.filter(account=OuterRef("account"), enabled=True).order_by().values("account")
+    )
+    return items.annotate(
+        live_listings=Coalesce(Subquery(live.annotate(n=Count("*")).values("n"), output_field=IntegerField()), 0),
+        connection_total=Coalesce(
+            Subquery(connections.annotate(n=Count("*")).values("n"), output_field=IntegerField()), 0
+        ),
+    )
+
+
+def sale_end_seconds(item: Item) -> float | None:
+    """Seconds from recording the sale to the last confirmed end on another channel, once all are ended."""
+    from .models import ChannelListing, DesiredState, ListingState
+
+    if item.sold_recorded_at is None:
+        return None
+    others = ChannelListing.objects.filter(item=item, desired_state=DesiredState.ENDED, end_reason="sold_elsewhere")
+    if not others.exists() or others.exclude(actual_state__in=[ListingState.ENDED, ListingState.SOLD]).exists():
+        return None
+    last = max((ended for ended in others.values_list("ended_at", flat=True) if ended), default=None)
+    return None if last is None else max((last - item.sold_recorded_at).total_seconds(), 0.0)

@@ -1,0 +1,256 @@
+"""Channel endpoints: list / delist / relist items, and read listings, sync runs, conflicts, alerts."""
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.api.base import AccountScopedViewSetMixin
+from inventory.channels import ChannelError
+from inventory.models import Alert, ChannelConnection, ChannelListing, Conflict, SyncRun
+from inventory.services.listings import listings_end, listings_publish, listings_relist
+
+from .actor import api_actor
+
+
+class ListInputSerializer(serializers.Serializer):
+    connections = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        help_text="Connection ids; all enabled ones when left out.",
+    )
+
+
+class BulkListingInputSerializer(ListInputSerializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=10_000)
+
+
+class ListingActionRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    sku = serializers.CharField(required=False)
+    reason = serializers.CharField(required=False)
+
+
+class ListingActionOutputSerializer(serializers.Serializer):
+    done = ListingActionRowSerializer(many=True)
+    not_done = ListingActionRowSerializer(many=True)
+
+
+class ChannelListingSerializer(serializers.ModelSerializer):
+    connection_name = serializers.CharField(source="connection.name", read_only=True)
+    channel = serializers.CharField(source="connection.channel", read_only=True)
+
+    class Meta:
+        model = ChannelListing
+        fields = [
+            "id",
+            "item",
+            "connection",
+            "connection_name",
+            "channel",
+            "external_id",
+            "external_url",
+            "desired_state",
+            "actual_state",
+            "end_reason",
+            "price_override",
+            "title_override",
+            "last_synced_at",
+            "last_error",
+            "attempts",
+            "ended_at",
+            "imported",
+        ]
+        read_only_fields = [f for f in fields if f not in ("price_override", "title_override")]
+
+
+def _respond(result) -> Response:
+    return Response(ListingActionOutputSerializer(result).data)
+
+
+class ItemListingActionsMixin:
+    """List / delist / relist for one item and in bulk (mixed into the item viewset)."""
+
+    def _publish(self, request, item_ids):
+        data = ListInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            return listings_publish(
+                account=self.get_account(),
+                item_ids=item_ids,
+                actor=api_actor(request),
+                connection_ids=data.validated_data.get("connections"),
+            )
+        except ChannelError as error:
+            raise serializers.ValidationError({"connections": [str(error)]}) from error
+
+    @extend_schema(request=ListInputSerializer, responses=ListingActionOutputSerializer)
+    @action(detail=True, methods=["post"], url_path="list")
+    def list_on_channels(self, request, pk=None):
+        """List the item on every enabled channel connection (or the given ones). Workers publish it."""
+        return _respond(self._publish(request, [self.get_object().pk]))
+
+    @extend_schema(request=None, responses=ListingActionOutputSerializer)
+    @action(detail=True, methods=["post"])
+    def delist(self, request, pk=None):
+        """End the item's listings everywhere."""
+        with transaction.atomic():
+            return _respond(
+                listings_end(account=self.get_account(), item_ids=[self.get_object().pk], actor=api_actor(request))
+            )
+
+    @extend_schema(request=None, responses=ListingActionOutputSerializer)
+    @action(detail=True, methods=["post"])
+    def relist(self, request, pk=None):
+        """End each listing, then list it again."""
+        return _respond(
+            listings_relist(account=self.get_account(), item_ids=[self.get_object().pk], actor=api_actor(request))
+        )
+
+    @extend_schema(responses=ChannelListingSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def listings(self, request, pk=None):
+        """The item's listing on each channel connection."""
+        listings = self.get_object().listings.select_related("connection").order_by("connection__priority", "pk")
+        return Response(ChannelListingSerializer(listings, many=True).data)
+
+    @extend_schema(request=BulkListingInputSerializer, responses=ListingActionOutputSerializer)
+    @action(detail=False, methods=["post"], url_path="bulk-list")
+    def bulk_list(self, request):
+        data = BulkListingInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ids = self.get_queryset().filter(pk__in=data.validated_data["ids"]).values_list("pk", flat=True)
+        return _respond(self._publish(request, list(ids)))
+
+    @extend_schema(request=BulkListingInputSerializer, responses=ListingActionOutputSerializer)
+    @action(detail=False, methods=["post"], url_path="bulk-delist")
+    def bulk_delist(self, request):
+        data = BulkListingInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ids = list(self.get_queryset().filter(pk__in=data.validated_data["ids"]).values_list("pk", flat=True))
+        with transaction.atomic():
+            return _respond(listings_end(account=self.get_account(), item_ids=ids, actor=api_actor(request)))
+
+    @extend_schema(request=BulkListingInputSerializer, responses=ListingActionOutputSerializer)
+    @action(detail=False, methods=["post"], url_path="bulk-relist")
+    def bulk_relist(self, request):
+        data = BulkListingInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ids = list(self.get_queryset().filter(pk__in=data.validated_data["ids"]).values_list("pk", flat=True))
+        return _respond(listings_relist(account=self.get_account(), item_ids=ids, actor=api_actor(request)))
+
+
+class ChannelListingViewSet(AccountScopedViewSetMixin, viewsets.mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Listings per channel; only the per-channel price and title overrides are editable."""
+
+    queryset = ChannelListing.objects.select_related("connection")
+    serializer_class = ChannelListingSerializer
+    filterset_fields = ["actual_state", "desired_state", "connection", "item", "imported"]
+    ordering = ["-id"]
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def perform_update(self, serializer):
+        from inventory.services.listings import listings_mark_changed
+
+        with transaction.atomic():
+            listing = serializer.save()
+            listings_mark_changed([listing.item_id])
+
+
+class ChannelConnectionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ChannelConnection
+        fields = [
+            "id",
+            "channel",
+            "name",
+            "enabled",
+            "priority",
+            "pull_interval_seconds",
+            "pull_offset_seconds",
+            "stock_buffer_percent",
+            "watermark",
+            "last_pull_at",
+        ]
+
+
+class ChannelConnectionViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = ChannelConnection.objects.all()
+    serializer_class = ChannelConnectionSerializer
+    ordering = ["priority", "id"]
+
+
+class SyncRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SyncRun
+        fields = [
+            "id",
+            "connection",
+            "kind",
+            "status",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "created",
+            "updated",
+            "ended",
+            "skipped",
+            "errors",
+            "api_calls",
+            "error_text",
+        ]
+
+
+class SyncRunViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = SyncRun.objects.all()
+    serializer_class = SyncRunSerializer
+    filterset_fields = ["connection", "kind", "status"]
+    ordering = ["-started_at", "-id"]
+
+
+class ConflictSerializer(serializers.ModelSerializer):
+    winning_order = serializers.SerializerMethodField()
+    losing_order = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Conflict
+        fields = ["id", "item", "winning_order", "losing_order", "status", "created_at", "resolved_at", "note"]
+
+    def _order(self, order) -> dict:
+        return {
+            "id": order.pk,
+            "channel": order.channel,
+            "connection": order.connection_id,
+            "external_id": order.external_id,
+            "placed_at": order.placed_at,
+            "status": order.status,
+            "buyer_name": order.buyer_name,
+            "total": str(order.total),
+        }
+
+    def get_winning_order(self, conflict) -> dict:
+        return self._order(conflict.winning_order)
+
+    def get_losing_order(self, conflict) -> dict:
+        return self._order(conflict.losing_order)
+
+
+class ConflictViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Conflict.objects.select_related("winning_order", "losing_order")
+    serializer_class = ConflictSerializer
+    filterset_fields = ["status", "item"]
+    ordering = ["-created_at", "-id"]
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Alert
+        fields = ["id", "kind", "title", "message", "item", "listing", "conflict", "created_at", "acknowledged_at"]
+
+
+class AlertViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Alert.objects.all()
+    serializer_class = AlertSerializer
+    filterset_fields = ["kind"]
+    ordering = ["-created_at", "-id"]
