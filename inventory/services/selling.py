@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..channels import ORDER_CANCELLED, ORDER_PAID, OrderSeen
+from ..channels import END_SOLD_HERE, ORDER_CANCELLED, ORDER_PAID, OrderSeen
 from ..models import (
     AlertKind,
     ChannelConnection,
     ChannelListing,
     Conflict,
+    DesiredState,
     Item,
+    ListingState,
     LockStatus,
     MovementKind,
     Order,
@@ -275,6 +277,13 @@ def _double_sale(order, connection, items, specs, short, seen, actor) -> SaleOut
         item.state = ItemState.SOLD
         Item.objects.filter(pk=item.pk).update(
             sold_on=connection, sold_at=order.placed_at, sold_recorded_at=timezone.now()
+        )
+        # This channel sold it, so it has taken the listing off sale itself.
+        ChannelListing.objects.filter(item=item, connection=connection).update(
+            desired_state=DesiredState.ENDED,
+            end_reason=END_SOLD_HERE,
+            actual_state=ListingState.SOLD,
+            ended_at=timezone.now(),
         )
         winner, loser = order, previous
     else:

@@ -1,0 +1,242 @@
+"""First sale wins: what happens when channels report sales, in every order they can arrive.
+
+These tests speak the engine's contract (OrderSeen from inventory.channels) and use plain
+ChannelConnection rows: they hold for any channel.
+"""
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection as db_connection
+from django.utils import timezone
+
+from inventory.channels import END_SOLD_ELSEWHERE, END_SOLD_HERE, OrderLineSeen, OrderSeen
+from inventory.models import (
+    Alert,
+    ChannelConnection,
+    ChannelListing,
+    Conflict,
+    Item,
+    ListingState,
+    Order,
+    StockLock,
+    StockMovement,
+)
+from inventory.selectors import stock_problems
+from inventory.services.selling import sale_record
+from tests.factories import make_item
+
+pytestmark = pytest.mark.django_db
+T0 = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
+
+
+def _connection(account, name: str, priority: int = 100) -> ChannelConnection:
+    return ChannelConnection.objects.create(account=account, channel="reverb", name=name, priority=priority)
+
+
+def _live_listing(item, connection, external_id: str) -> ChannelListing:
+    return ChannelListing.objects.create(
+        account=item.account, item=item, connection=connection, external_id=external_id,
+        desired_state="live", actual_state=ListingState.LIVE,
+    )
+
+
+def _seen(order_id: str, *, sku: str, listing_id: str = "", placed_at=T0, status="paid", quantity=1, updated_at=None):
+    return OrderSeen(
+        external_id=order_id,
+        status=status,
+        placed_at=placed_at,
+        updated_at=updated_at or placed_at,
+        lines=(OrderLineSeen(sku=sku, external_listing_id=listing_id, quantity=quantity, unit_price=Decimal("1000.00")),),
+        currency="USD",
+        total=Decimal("1000.00"),
+        buyer_name="Buyer " + order_id,
+        ship_name="Buyer " + order_id,
+        ship_line1="1 Main St",
+        ship_city="Austin",
+        ship_country="US",
+    )
+
+
+@pytest.fixture
+def shop(account):
+    a, b, c = _connection(account, "Shop A", 1), _connection(account, "Shop B", 2), _connection(account, "Shop C", 3)
+    item = make_item(account, sku="STRAT-64", quantity=1)
+    listings = {conn.pk: _live_listing(item, conn, f"{conn.name[-1]}-100") for conn in (a, b, c)}
+    return {"a": a, "b": b, "c": c, "item": item, "listings": listings}
+
+
+def test_a_sale_sells_the_item_and_ends_every_other_listing(shop, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        outcome = sale_record(connection=shop["a"], seen=_seen("R1", sku="STRAT-64", listing_id="A-100"))
+    assert outcome.created and outcome.conflict is None
+    item = Item.objects.get(pk=shop["item"].pk)
+    assert (item.state, item.quantity_on_hand, item.quantity_locked) == ("sold", 0, 0)
+    assert (item.sold_on_id, item.sold_at) == (shop["a"].pk, T0)
+    listing = {lst.connection_id: lst for lst in ChannelListing.objects.filter(item=item)}
+    assert (listing[shop["a"].pk].actual_state, listing[shop["a"].pk].end_reason) == ("sold", END_SOLD_HERE)
+    for other in (shop["b"], shop["c"]):
+        assert (listing[other.pk].desired_state, listing[other.pk].end_reason) == ("ended", END_SOLD_ELSEWHERE)
+        assert listing[other.pk].actual_state == "live"  # the workers end it and read it back
+    assert callbacks, "ending the other listings is scheduled after commit"
+    history = list(item.state_changes.values_list("to_state", "source"))
+    assert history[0] == ("sold", "reverb")
+    assert stock_problems() == []
+
+
+def test_the_same_order_reported_again_changes_nothing(shop):
+    sale_record(connection=shop["a"], seen=_seen("R1", sku="STRAT-64", listing_id="A-100"))
+    ledger_rows = StockMovement.objects.count()
+    for _ in range(3):
+        outcome = sale_record(connection=shop["a"], seen=_seen("R1", sku="STRAT-64", listing_id="A-100"))
+        assert not outcome.created
+    assert Order.objects.count() == 1
+    assert StockMovement.objects.count() == ledger_rows
+    assert Conflict.objects.count() == 0
+
+
+def test_the_same_order_number_on_another_connection_is_another_order(shop):
+    make_item(shop["item"].account, n=2, sku="TELE-72", quantity=1)
+    sale_record(connection=shop["a"], seen=_seen("SAME-1", sku="STRAT-64"))
+    sale_record(connection=shop["b"], seen=_seen("SAME-1", sku="TELE-72"))
+    assert Order.objects.filter(external_id="SAME-1").count() == 2
+
+
+def test_double_sale_keeps_both_orders_and_the_first_wins(shop):
+    sale_record(connection=shop["a"], seen=_seen("A1", sku="STRAT-64", placed_at=T0))
+    outcome = sale_record(connection=shop["b"], seen=_seen("B1", sku="STRAT-64", placed_at=T0 + timedelta(seconds=3)))
+    conflict = outcome.conflict
+    assert conflict is not None
+    assert (conflict.winning_order.external_id, conflict.losing_order.external_id) == ("A1", "B1")
+    loser = Order.objects.get(external_id="B1")
+    assert list(loser.lines.values_list("sku", "quantity")) == [("STRAT-64", 1)]
+    assert not StockLock.objects.filter(order_line__order=loser).exists()
+    item = Item.objects.get(pk=shop["item"].pk)
+    assert (item.quantity_on_hand, item.quantity_locked, item.sold_on_id) == (0, 0, shop["a"].pk)
+    alert = Alert.objects.get(kind="conflict")
+    assert "A1" in alert.title and "B1" in alert.title and "must be cancelled and refunded" in alert.message
+    assert stock_problems() == []
+
+
+def test_double_sale_arriving_out_of_order_gives_the_item_to_the_earlier_sale(shop):
+    sale_record(connection=shop["a"], seen=_seen("A1", sku="STRAT-64", placed_at=T0 + timedelta(seconds=3)))
+    outcome = sale_record(connection=shop["b"], seen=_seen("B1", sku="STRAT-64", placed_at=T0))
+    assert (outcome.conflict.winning_order.external_id, outcome.conflict.losing_order.external_id) == ("B1", "A1")
+    item = Item.objects.get(pk=shop["item"].pk)
+    assert (item.state, item.quantity_on_hand, item.quantity_locked, item.sold_on_id) == ("sold", 0, 0, shop["b"].pk)
+    assert StockLock.objects.get(order_line__order__external_id="B1").status == "committed"
+    assert StockLock.objects.get(order_line__order__external_id="A1").status == "returned"
+    assert ChannelListing.objects.get(item=item, connection=shop["b"]).actual_state == "sold"
+    assert stock_problems() == []
+
+
+def test_equal_timestamps_are_settled_by_connection_priority(shop):
+    sale_record(connection=shop["b"], seen=_seen("B1", sku="STRAT-64", placed_at=T0))
+    outcome = sale_record(connection=shop["a"], seen=_seen("A1", sku="STRAT-64", placed_at=T0))
+    assert outcome.conflict.winning_order.external_id == "A1"  # Shop A has priority 1
+
+
+def test_unpaid_order_reserves_the_item_then_payment_commits_it(shop):
+    sale_record(connection=shop["a"], seen=_seen("A1", sku="STRAT-64", status="pending"))
+    item = Item.objects.get(pk=shop["item"].pk)
+    assert (item.state, item.quantity_on_hand, item.quantity_locked) == ("sold", 1, 1)
+    later = T0 + timedelta(minutes=1)
+    outcome = sale_record(connection=shop["a"], seen=_seen("A1", sku="STRAT-64", status="paid", updated_at=later))
+    assert outcome.note == "paid: stock committed"
+    item.refresh_from_db()
+    assert (item.state, item.quantity_on_hand, item.quantity_locked) == ("sold", 0, 0)
+
+
+def test_a_cancelled_sale_puts_the_item_back_on_sale_everywhere(shop):
+    sale_record(connection=shop["a"], seen=_seen("A1", sku="STRAT-64", status="pending"))
+    outcome = sale_record(
+        connection=shop["a"], seen=_seen("A1", sku="STRAT-64", status="cancelled", updated_at=T0 + timedelta(minutes=2))
+    )
+    assert outcome.order.status == "cancelled"
+    item = Item.objects.get(pk=shop["item"].pk)
+    assert (item.state, item.quantity_on_hand, item.quantity_locked, item.sold_on_id) == ("active", 1, 0, None)
+    desired = set(ChannelListing.objects.filter(item=item).values_list("desired_state", flat=True))
+    assert desired == {"live"}
+
+
+def test_old_news_does_not_undo_newer_news(shop):
+    sale_record(connection=shop["a"], seen=_seen("A1", sku="STRAT-64", status="paid", updated_at=T0 + timedelta(minutes=5)))
+    outcome = sale_record(connection=shop["a"], seen=_seen("A1", sku="STRAT-64", status="pending", updated_at=T0))
+    assert "ignored" in outcome.note
+    assert Order.objects.get(external_id="A1").status == "completed"
+
+
+def test_multi_quantity_sale_pushes_the_new_quantity_instead_of_ending(account):
+    a, b = _connection(account, "Shop A", 1), _connection(account, "Shop B", 2)
+    item = make_item(account, sku="DS1-NEW", quantity=3)
+    for conn in (a, b):
+        _live_listing(item, conn, f"{conn.pk}-ds1")
+    sale_record(connection=a, seen=_seen("A1", sku="DS1-NEW", quantity=2))
+    item.refresh_from_db()
+    assert (item.state, item.quantity_on_hand) == ("active", 1)
+    assert set(ChannelListing.objects.filter(item=item).values_list("desired_state", "needs_push")) == {("live", True)}
+    sale_record(connection=b, seen=_seen("B1", sku="DS1-NEW", quantity=1))
+    item.refresh_from_db()
+    assert (item.state, item.quantity_on_hand) == ("sold", 0)
+
+
+def test_an_order_for_an_unknown_item_is_kept_for_staff(shop):
+    outcome = sale_record(connection=shop["a"], seen=_seen("A9", sku="NOT-OURS"))
+    assert outcome.created
+    assert "NOT-OURS" in Order.objects.get(external_id="A9").note
+    assert Alert.objects.filter(kind="review", title__contains="does not know").count() == 1
+
+
+def test_an_order_matched_by_listing_id_even_when_the_sku_differs(shop):
+    outcome = sale_record(connection=shop["b"], seen=_seen("B5", sku="", listing_id="B-100"))
+    assert list(outcome.order.lines.values_list("item_id", flat=True)) == [shop["item"].pk]
+
+
+def test_a_sale_of_an_archived_item_is_kept_and_raised(shop):
+    Item.objects.filter(pk=shop["item"].pk).update(state="archived")
+    outcome = sale_record(connection=shop["a"], seen=_seen("A1", sku="STRAT-64"))
+    assert outcome.created
+    assert Alert.objects.filter(kind="conflict", title__contains="archived").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_channels_selling_the_last_unit_at_once_200_times(account):
+    a, b = _connection(account, "Shop A", 1), _connection(account, "Shop B", 2)
+    rounds = 200
+    for n in range(rounds):
+        item = make_item(account, n=n, sku=f"RACE-{n}", quantity=1)
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def sell(conn, order_id, when, sku=item.sku):
+            try:
+                barrier.wait(timeout=10)
+                sale_record(connection=conn, seen=_seen(order_id, sku=sku, placed_at=when))
+            except Exception as error:  # collected and asserted below
+                errors.append(error)
+            finally:
+                db_connection.close()
+
+        when_a = T0 + timedelta(milliseconds=n % 7)
+        when_b = T0 + timedelta(milliseconds=3)
+        threads = [
+            threading.Thread(target=sell, args=(a, f"A-{n}", when_a)),
+            threading.Thread(target=sell, args=(b, f"B-{n}", when_b)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        item.refresh_from_db()
+        assert (item.state, item.quantity_on_hand, item.quantity_locked) == ("sold", 0, 0)
+        conflicts = list(Conflict.objects.filter(item=item))
+        assert len(conflicts) == 1
+        expected_winner = f"A-{n}" if (when_a, 1) < (when_b, 2) else f"B-{n}"
+        assert conflicts[0].winning_order.external_id == expected_winner
+        committed = StockLock.objects.filter(item=item, status="committed")
+        assert list(committed.values_list("order_line__order__external_id", flat=True)) == [expected_winner]
+    assert stock_problems() == []
