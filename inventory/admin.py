@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
@@ -12,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from import_export.admin import ImportMixin
 
@@ -137,6 +139,8 @@ class ItemPhotoInline(AccountScopedMixin, admin.TabularInline):
 
 
 class ReadOnlyInline(admin.TabularInline):
+    # Styled as a plain log table (see item/change_form.html): no "Thing object (12)" caption per row.
+    classes = ["readonly-log"]
     extra = 0
     can_delete = False
     show_change_link = False
@@ -211,13 +215,13 @@ class ItemAdmin(ImportMixin, AccountScopedAdmin):
         "sku",
         "title",
         "brand",
-        "model",
+        # No "model" column: it is part of every title and stays searchable; the title needs the width.
         "state_badge",
-        "price",
-        "quantity_on_hand",
+        "price_display",
+        "on_hand",
         "available",
-        "storage_location",
-        "updated_at",
+        "location",
+        "updated",
     ]
     list_display_links = ["sku", "title"]
     list_filter = ["state", BrandFilter, CategoryFilter, "condition", PriceRangeFilter, StorageLocationFilter]
@@ -255,9 +259,30 @@ class ItemAdmin(ImportMixin, AccountScopedAdmin):
             item.get_state_display(),
         )
 
+    @admin.display(description="price", ordering="price")
+    def price_display(self, item):
+        # Grouped digits and the currency: "325,000.00 USD" reads at a glance, "325000.00" does not.
+        return f"{intcomma(item.price)}\N{NO-BREAK SPACE}{item.currency}"
+
+    @admin.display(description="on hand", ordering="quantity_on_hand")
+    def on_hand(self, item):
+        return item.quantity_on_hand
+
     @admin.display(description="available")
     def available(self, item):
         return item.quantity_available
+
+    @admin.display(description="location", ordering="storage_location")
+    def location(self, item):
+        return item.storage_location
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, item):
+        # Compact, as mail clients do ("22 Nov", or "Nov 2025" for an older year), so the column
+        # stays narrow and on one line; the full timestamp is in the tooltip.
+        when = timezone.localtime(item.updated_at)
+        short = date_format(when, "j M" if when.year == timezone.localtime().year else "M Y")
+        return format_html('<span title="{}">{}</span>', date_format(when, "DATETIME_FORMAT"), short)
 
     def get_import_resource_kwargs(self, request, **kwargs):
         return {"account": self.account_for(request), "actor": admin_actor(request)}
