@@ -120,6 +120,8 @@ def test_add_item_in_admin_goes_through_the_services(admin_client_for, staff, ac
             "quantity_on_hand": "3",
             "photos-TOTAL_FORMS": "0",
             "photos-INITIAL_FORMS": "0",
+            "listings-TOTAL_FORMS": "0",
+            "listings-INITIAL_FORMS": "0",
             "state_changes-TOTAL_FORMS": "0",
             "state_changes-INITIAL_FORMS": "0",
             "stock_movements-TOTAL_FORMS": "0",
@@ -149,6 +151,8 @@ def test_admin_add_with_a_duplicate_sku_shows_a_form_error(admin_client_for, sta
             "quantity_on_hand": "1",
             "photos-TOTAL_FORMS": "0",
             "photos-INITIAL_FORMS": "0",
+            "listings-TOTAL_FORMS": "0",
+            "listings-INITIAL_FORMS": "0",
         },
     )
     assert response.status_code == 200
