@@ -7,8 +7,10 @@ from .states import ItemState
 
 
 class ItemFilter(django_filters.FilterSet):
-    state = django_filters.MultipleChoiceFilter(choices=ItemState.choices)
-    condition = django_filters.MultipleChoiceFilter(choices=Condition.choices)
+    # distinct=False: django-filter defaults to SELECT DISTINCT over every column for multiple
+    # choices, which only multi-valued relations need; on a plain column it sorts the whole match.
+    state = django_filters.MultipleChoiceFilter(choices=ItemState.choices, distinct=False)
+    condition = django_filters.MultipleChoiceFilter(choices=Condition.choices, distinct=False)
     brand = django_filters.CharFilter(lookup_expr="iexact")
     category = django_filters.CharFilter(lookup_expr="iexact")
     storage_location = django_filters.CharFilter(lookup_expr="iexact")
@@ -22,7 +24,7 @@ class ItemFilter(django_filters.FilterSet):
 
 
 class OrderFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=OrderStatus.choices)
+    status = django_filters.MultipleChoiceFilter(choices=OrderStatus.choices, distinct=False)
     placed_since = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")
 
     class Meta:
