@@ -273,19 +273,24 @@ def items_auto_archive(*, now: datetime | None = None, dry_run: bool = False, ac
         cutoff = now - timedelta(days=account.auto_archive_after_days)
         due = Item.objects.filter(
             account=account, state__in=[ItemState.SOLD, ItemState.SHIPPED], state_changed_at__lt=cutoff
-        ).values_list("pk", "sku")
-        due = list(due)
-        if not due:
-            continue
-        if dry_run:
-            archived[account.slug] = [sku for _pk, sku in due]
-            continue
-        result = item_bulk_transition(
-            account=account,
-            item_ids=[pk for pk, _sku in due],
-            to_state=ItemState.ARCHIVED,
-            actor=actor,
-            reason=f"auto-archived after {account.auto_archive_after_days} days",
         )
+        if dry_run:
+            skus = list(due.values_list("sku", flat=True))
+            if skus:
+                archived[account.slug] = skus
+            continue
+        with transaction.atomic():
+            # Select what is due under the row locks: an item whose sale was undone (sold ->
+            # active) after an unlocked read would otherwise be archived from active.
+            due_ids = list(due.select_for_update().order_by("pk").values_list("pk", flat=True))
+            if not due_ids:
+                continue
+            result = item_bulk_transition(
+                account=account,
+                item_ids=due_ids,
+                to_state=ItemState.ARCHIVED,
+                actor=actor,
+                reason=f"auto-archived after {account.auto_archive_after_days} days",
+            )
         archived[account.slug] = [row["sku"] for row in result.moved]
     return archived
