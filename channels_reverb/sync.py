@@ -1,0 +1,402 @@
+"""Reverb's side of the channel contract (see inventory/channels.py).
+
+These functions receive a ReverbConnection and plain data, talk to Reverb through
+ReverbClient, and return the contract's dataclasses. They never write inventory rows;
+they keep ReverbListingDetail (this app's own record of what Reverb said) up to date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from inventory.channels import (
+    END_SOLD_HERE,
+    EndResult,
+    ListingNotFound,
+    ListingPayload,
+    ListingSeen,
+    OrderSeen,
+    PermanentChannelError,
+    PublishResult,
+    PullResult,
+    WebhookSeen,
+)
+
+from . import mappers, webhooks
+from .client import ReverbClient
+from .models import ReverbConnection, ReverbListingDetail
+
+logger = logging.getLogger(__name__)
+
+NAME = "reverb"
+LABEL = "Reverb"
+CONNECTION_MODEL = "channels_reverb.ReverbConnection"
+
+# Orders are read from a little before the watermark: Reverb's times have whole seconds and
+# an order saved in the same second as the last one seen must not slip through. The engine
+# dedupes orders, so reading a few twice costs nothing.
+ORDER_OVERLAP = timedelta(minutes=2)
+# The first pull of a new connection reads orders changed in the last day, not the whole history.
+FIRST_PULL_LOOKBACK = timedelta(days=1)
+
+# Preference when several listings carry our SKU: the one for sale first, then one that can
+# be put back on sale. A sold one-of-a-kind listing is locked by Reverb and never adopted.
+_ADOPT_ORDER = ("live", "seller_unavailable", "ordered", "draft", "ended", "suspended", "sold_out", "sold")
+
+OFF_SALE_FOR_GOOD = frozenset({"ended", "sold", "sold_out"})
+
+_clients = threading.local()
+
+
+# --- connection and client ------------------------------------------------------------
+
+
+def reverb_connection(connection) -> ReverbConnection:
+    """The ReverbConnection row for a connection (the engine may hold the base ChannelConnection)."""
+    if isinstance(connection, ReverbConnection):
+        return connection
+    return ReverbConnection.objects.select_related("account").get(pk=connection.pk)
+
+
+def client_for(connection) -> ReverbClient:
+    """A client for this connection, kept per thread so keep-alive saves a TLS handshake per call."""
+    connection = reverb_connection(connection)
+    token_id = hashlib.sha256(connection.api_token.encode()).hexdigest()[:16]
+    key = (connection.pk, connection.base_url, token_id, connection.timeout_seconds)
+    cached: dict = getattr(_clients, "by_connection", None) or {}
+    _clients.by_connection = cached
+    client = cached.get(key)
+    if client is None:
+        for stale in [k for k in cached if k[0] == connection.pk]:
+            cached.pop(stale).session.close()
+        client = ReverbClient(connection.base_url, connection.api_token, timeout=connection.timeout_seconds)
+        cached[key] = client
+    return client
+
+
+# --- publish / revise / end / read ----------------------------------------------------
+
+
+def publish(connection, payload: ListingPayload, external_id: str | None) -> PublishResult:
+    """Create the listing, or adopt the one that already has this SKU (never a second one).
+
+    Looks first at `external_id` (current, from /listings/{id}), then at every listing with
+    the SKU (/my/listings?sku=&state=all). An adopted listing is updated with the full body
+    and `publish: true`; only when none can be adopted is a listing created. After a create
+    that timed out but was applied, the next call finds it by SKU and adopts it.
+    """
+    connection = reverb_connection(connection)
+    problems = mappers.listing_problems(payload)
+    if problems:
+        raise PermanentChannelError("Reverb cannot list this item: " + "; ".join(problems) + ".")
+    client = client_for(connection)
+    body = mappers.listing_body(
+        payload,
+        category_uuid=_category_uuid(connection, payload.category),
+        shipping_profile_id=connection.shipping_profile_id,
+    )
+
+    existing = None
+    if external_id:
+        try:
+            current = client.get_listing(external_id)
+        except ListingNotFound:
+            current = None
+        if current is not None and _adoptable(current, payload.sku):
+            existing = current
+    if existing is None:
+        existing = best_listing_to_adopt(client.find_listings_by_sku(payload.sku), payload.sku)
+
+    if existing is not None:
+        written = client.update_listing(existing["id"], body)
+        adopted = str(existing["id"]) != str(external_id or "")
+        listing = written.listing if written.listing.get("id") else existing
+    else:
+        written = client.create_listing(body)
+        adopted = False
+        listing = written.listing
+        if not listing.get("id"):  # no id in the answer: the SKU lookup knows it
+            listing = client.find_listing_by_sku(payload.sku) or {}
+            if not listing.get("id"):
+                raise PermanentChannelError(
+                    f"Reverb accepted the listing for {payload.sku} but returned no id.", body=written.message
+                )
+    _remember(connection, listing, warnings=written.warnings)
+
+    if written.warnings and mappers.listing_state_slug(listing) == "draft":
+        raise PermanentChannelError(
+            f"Reverb saved listing {listing['id']} as a draft and will not publish it: " + "; ".join(written.warnings),
+            body={"listing_id": str(listing["id"]), "warnings": written.warnings},
+        )
+    return PublishResult(external_id=str(listing["id"]), url=mappers.link(listing, "web"), adopted=adopted)
+
+
+def revise(connection, external_id: str, payload: ListingPayload, fields: frozenset[str]) -> None:
+    """Push the changed fields only, under Reverb's names. No call when Reverb shows none of them."""
+    connection = reverb_connection(connection)
+    body = mappers.revise_body(payload, fields, category_uuid=_category_uuid(connection, payload.category))
+    if not body:
+        return
+    written = client_for(connection).update_listing(external_id, body)
+    if written.listing.get("id"):
+        _remember(connection, written.listing, warnings=written.warnings)
+
+
+def end(connection, external_id: str, reason: str) -> EndResult:
+    """Take the listing off sale, then read it back.
+
+    Reverb's reason is `reverb_sale` only when it sold on Reverb, else `not_sold`. Ending a
+    listing that is already ended or sold is a success (Reverb refuses the end; the read-back
+    decides). A draft cannot be ended on Reverb, and may still be on its way to live, so it is
+    deleted. A listing Reverb no longer has is off sale.
+    """
+    connection = reverb_connection(connection)
+    client = client_for(connection)
+    reverb_reason = "reverb_sale" if reason == END_SOLD_HERE else "not_sold"
+    refused: PermanentChannelError | None = None
+    try:
+        client.end_listing(external_id, reverb_reason)
+    except ListingNotFound:
+        _forget_state(connection, external_id, "deleted")
+        return EndResult(confirmed=True, state="ended")
+    except PermanentChannelError as error:
+        if error.status in (401, 403):
+            raise
+        refused = error  # e.g. 422 "already ended" or "a draft cannot be ended": the read-back decides
+
+    listing = _read(client, external_id)
+    if listing is not None and mappers.listing_state_slug(listing) == "draft":
+        with contextlib.suppress(ListingNotFound):
+            client.delete_listing(external_id)
+        listing = _read(client, external_id)
+    if listing is None:
+        _forget_state(connection, external_id, "deleted")
+        return EndResult(confirmed=True, state="ended")
+
+    _remember(connection, listing)
+    state = mappers.listing_state(listing)
+    # Only a state Reverb will not leave by itself counts (see mappers.LISTING_STATES).
+    if mappers.listing_state_slug(listing) in OFF_SALE_FOR_GOOD:
+        return EndResult(confirmed=True, state=state)
+    if refused is not None and state == "live":
+        # Reverb will not end a listing that can still sell (e.g. one a buyer's order holds):
+        # staff must see why, and the engine keeps trying.
+        raise PermanentChannelError(
+            f"{refused.message} (Reverb shows listing {external_id} as {mappers.listing_state_slug(listing)})",
+            status=refused.status,
+            body=refused.body,
+        )
+    return EndResult(confirmed=False, state=state)
+
+
+def read_listing(connection, external_id: str) -> ListingSeen | None:
+    """The listing as Reverb has it now (GET /listings/{id}, not the lagging /my/listings)."""
+    connection = reverb_connection(connection)
+    listing = _read(client_for(connection), external_id)
+    if listing is None:
+        return None
+    _remember(connection, listing)
+    return mappers.listing_seen(listing)
+
+
+# --- pull -----------------------------------------------------------------------------
+
+
+def pull(connection, since: datetime | None) -> PullResult:
+    """What changed on Reverb since the watermark. Reads only.
+
+    Orders: /my/orders/selling/all filtered by update date from `since` minus a small
+    overlap; one page when nothing changed. Listings: Reverb's /my/listings cannot be
+    filtered by change date (its OpenAPI document has no such parameter), so every listing
+    is read only once per `listing_scan_interval_seconds` (and on the first pull); the other
+    pulls read no listing page at all. The watermark is the newest order update seen, or
+    `since` when none was.
+    """
+    connection = reverb_connection(connection)
+    client = client_for(connection)
+    result = PullResult(watermark=since)
+
+    start = since - ORDER_OVERLAP if since else timezone.now() - FIRST_PULL_LOOKBACK
+    seen_orders: dict[str, OrderSeen] = {}
+    for page in client.orders_updated_since(start):
+        result.pages_read += 1
+        for raw in page.items:
+            order = _order_or_none(raw)
+            if order is not None:
+                seen_orders[order.external_id] = order  # a page shift can show one order twice
+    result.orders = list(seen_orders.values())
+    newest = max((o.updated_at for o in result.orders if o.updated_at), default=None)
+    if newest and (result.watermark is None or newest > result.watermark):
+        result.watermark = newest
+
+    if _listing_scan_due(connection, first_pull=since is None):
+        try:
+            raw_listings = []
+            for page in client.my_listings(state="all"):
+                result.pages_read += 1
+                raw_listings.extend(page.items)
+        except Exception:
+            cache.delete(_scan_key(connection))  # the next pull tries again
+            raise
+        result.listings = [mappers.listing_seen(raw) for raw in raw_listings if raw.get("id") not in (None, "")]
+        _remember_many(connection, raw_listings)
+    return result
+
+
+# --- webhooks -------------------------------------------------------------------------
+
+
+def parse_webhook(connection, headers: Mapping[str, str], body: bytes) -> WebhookSeen:
+    """Identify a delivery (topic, dedupe key). No business logic, no database writes."""
+    return webhooks.identify(headers, body)
+
+
+def webhook_orders(connection, event: WebhookSeen) -> list[OrderSeen]:
+    """The order a delivery is about, read back from Reverb.
+
+    Deliveries are unsigned and anyone holding the URL could post one, so the order is
+    fetched from Reverb with this connection's token before anything acts on it: an order
+    Reverb does not have for this shop yields nothing.
+    """
+    if not webhooks.is_order_topic(event.topic):
+        return []
+    order = mappers.unwrap(event.payload, "order")
+    number = order.get("order_number")
+    if number in (None, ""):
+        return []
+    fresh = client_for(connection).get_order(number)
+    if fresh is None:
+        logger.warning("Reverb webhook for order %s, which Reverb does not have for this shop: ignored.", number)
+        return []
+    return [mappers.order_seen(fresh)]
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def best_listing_to_adopt(listings: Iterable[Mapping], sku: str) -> Mapping | None:
+    """Of the listings carrying this SKU, the one to take over: for sale first, newest first."""
+    candidates = [listing for listing in listings if _adoptable(listing, sku)]
+    if not candidates:
+        return None
+
+    def rank(listing: Mapping) -> tuple[int, int]:
+        slug = mappers.listing_state_slug(listing)
+        order = _ADOPT_ORDER.index(slug) if slug in _ADOPT_ORDER else len(_ADOPT_ORDER)
+        try:
+            newest = -int(listing["id"])
+        except (TypeError, ValueError):
+            newest = 0
+        return order, newest
+
+    return min(candidates, key=rank)
+
+
+def _adoptable(listing: Mapping, sku: str) -> bool:
+    if str(listing.get("sku") or "").strip().casefold() != sku.strip().casefold():
+        return False
+    slug = mappers.listing_state_slug(listing)
+    if slug in ("sold", "sold_out"):
+        return bool(listing.get("has_inventory"))  # a sold one-of-a-kind listing is locked
+    return True
+
+
+def _category_uuid(connection: ReverbConnection, category: str) -> str:
+    mapping = connection.category_uuids or {}
+    return str(mapping.get(category) or "") if category else ""
+
+
+def _read(client: ReverbClient, external_id: str) -> dict | None:
+    try:
+        return client.get_listing(external_id)
+    except ListingNotFound:
+        return None
+
+
+def _order_or_none(raw: Mapping) -> OrderSeen | None:
+    try:
+        return mappers.order_seen(raw)
+    except ValueError:
+        logger.warning("Skipped a Reverb order that could not be read: %s", raw.get("order_number"))
+        return None
+
+
+def _scan_key(connection: ReverbConnection) -> str:
+    return f"channels_reverb:listing-scan:{connection.pk}"
+
+
+def _listing_scan_due(connection: ReverbConnection, *, first_pull: bool) -> bool:
+    """At most one full listing read per interval per connection, across workers (cache.add is atomic)."""
+    interval = connection.listing_scan_interval_seconds
+    if interval == 0:
+        return True
+    if first_pull:
+        cache.set(_scan_key(connection), timezone.now().isoformat(), timeout=interval)
+        return True
+    return cache.add(_scan_key(connection), timezone.now().isoformat(), timeout=interval)
+
+
+def _detail_fields(listing: Mapping, warnings: list[str] | None = None) -> dict:
+    fields = {
+        "sku": str(listing.get("sku") or "")[:100],
+        "slug": str(listing.get("slug") or "")[:255],
+        "self_href": mappers.link(listing, "self")[:500],
+        "web_url": mappers.link(listing, "web")[:500],
+        "state": mappers.listing_state_slug(listing)[:30],
+        "last_seen": dict(listing),
+        "last_seen_at": timezone.now(),
+    }
+    if warnings is not None:
+        fields["warnings"] = list(warnings)
+    return fields
+
+
+def _remember(connection: ReverbConnection, listing: Mapping, *, warnings: list[str] | None = None) -> None:
+    """Keep what Reverb said about this listing (slug, links, state, warnings)."""
+    listing_id = str(listing.get("id") or "")
+    if not listing_id:
+        return
+    fields = _detail_fields(listing, warnings)
+    try:
+        with transaction.atomic():
+            ReverbListingDetail.objects.update_or_create(
+                connection=connection, listing_id=listing_id, defaults={**fields, "account_id": connection.account_id}
+            )
+    except IntegrityError:  # another worker inserted it a moment ago
+        ReverbListingDetail.objects.filter(connection=connection, listing_id=listing_id).update(**fields)
+
+
+def _remember_many(connection: ReverbConnection, listings: Iterable[Mapping]) -> None:
+    rows = [
+        ReverbListingDetail(
+            account_id=connection.account_id,
+            connection=connection,
+            listing_id=str(listing["id"]),
+            **_detail_fields(listing),
+        )
+        for listing in listings
+        if listing.get("id") not in (None, "")
+    ]
+    if rows:
+        ReverbListingDetail.objects.bulk_create(
+            rows,
+            batch_size=500,
+            update_conflicts=True,
+            unique_fields=["connection", "listing_id"],
+            update_fields=["sku", "slug", "self_href", "web_url", "state", "last_seen", "last_seen_at"],
+        )
+
+
+def _forget_state(connection: ReverbConnection, external_id: str, state: str) -> None:
+    ReverbListingDetail.objects.filter(connection=connection, listing_id=str(external_id)).update(
+        state=state, last_seen_at=timezone.now()
+    )
