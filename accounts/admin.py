@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from .models import Account, AccountOwned, User
 
@@ -147,6 +147,28 @@ class UserAdmin(DjangoUserAdmin):
             return super().get_readonly_fields(request, obj)
         # Staff may manage their colleagues but never escalate or move anyone between accounts.
         return ["account", "is_superuser", "user_permissions"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form_class = super().get_form(request, obj, **kwargs)
+        if obj is not None or request.user.is_superuser:
+            return form_class
+        account_id = request.user.account_id
+
+        class StaffLimitForm(form_class):
+            """A new colleague counts against the plan's staff users (checked under the account lock)."""
+
+            def clean(self):
+                from billing.errors import PlanLimitReached  # billing builds on accounts: imported late
+                from billing.gates import Limit, check_limit
+
+                cleaned = super().clean()
+                try:
+                    check_limit(account_id, Limit.STAFF_USERS, adding=1)
+                except PlanLimitReached as error:
+                    raise ValidationError(error.message) from error
+                return cleaned
+
+        return StaffLimitForm
 
     def save_model(self, request, obj, form, change):
         if not request.user.is_superuser:

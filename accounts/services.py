@@ -20,6 +20,8 @@ def staff_group_sync() -> Group:
     perms = perms | Permission.objects.filter(
         content_type__app_label="accounts", codename__in=["view_account", "view_user"]
     )
+    # Staff may change their account's plan and payment method (billing page and API).
+    perms = perms | Permission.objects.filter(content_type__app_label="billing", codename="manage_billing")
     group.permissions.set(perms)
     return group
 
@@ -36,6 +38,9 @@ def account_create(*, name: str, slug: str = "", default_currency: str = "USD") 
 @transaction.atomic
 def staff_user_create(*, account: Account, username: str, password: str, email: str = "") -> User:
     """A person who works for `account` and uses the admin and the API."""
+    from billing.gates import Limit, check_limit  # billing builds on accounts: imported late
+
+    check_limit(account, Limit.STAFF_USERS, adding=1)  # the plan's staff users: raises PlanLimitReached
     user = User(username=username, email=email, account=account, is_staff=True)
     user.set_password(password)
     user.full_clean(exclude=["password"])

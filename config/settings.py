@@ -85,6 +85,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "billing.context_processors.billing_banner",
             ],
         },
     },
@@ -152,7 +153,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.IsAccountMember"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "accounts.api.permissions.IsAccountMember",
+        "billing.api.permissions.PlanIncludesApi",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["billing.api.throttles.PlanRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "inventory.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
@@ -215,6 +220,21 @@ INVENTORY_EXACT_COUNT_LIMIT = env.int("INVENTORY_EXACT_COUNT_LIMIT", default=10_
 # https://backoffice.example.com. Printed labels carry a QR code linking to the item's admin
 # page there; a shop can override it in its document settings.
 SITE_URL = env.str("SITE_URL", default="" if PRODUCTION else "http://127.0.0.1:8000").rstrip("/")
+
+# Billing (billing app) and Stripe. Without STRIPE_SECRET_KEY every account stays on its plan
+# and the upgrade buttons answer "Stripe is not configured"; limits and gates still apply.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Where the Stripe API is: tests and the demo point it at the loopback sandbox (billing/sandbox.py).
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Webhook deliveries signed longer ago than this are refused (Stripe's own default).
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Days a past_due account keeps its paid plan's limits before the FREE plan's apply.
+BILLING_PAST_DUE_GRACE_DAYS = env.int("BILLING_PAST_DUE_GRACE_DAYS", default=7)
+# The plan of an account that has never subscribed ("free"; a single-shop install may use "admin").
+BILLING_DEFAULT_PLAN = env.str("BILLING_DEFAULT_PLAN", default="free")
 
 LOGGING = {
     "version": 1,

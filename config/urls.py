@@ -13,6 +13,8 @@ admin.site.index_title = "Catalogue, stock and sales"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/v1/billing/", include("billing.api.urls")),
+    path("billing/", include("billing.urls")),
     path("api/v1/", include("inventory.api.urls")),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -18,6 +18,8 @@ from django.utils.html import format_html
 from import_export.admin import ImportMixin
 
 from accounts.admin import AccountScopedAdmin, AccountScopedMixin
+from billing.errors import BillingError
+from billing.gates import Feature, require
 
 from .errors import InventoryError
 from .models import Item, ItemPhoto, ItemStateChange, Order, OrderLine, Source, StockLock, StockMovement
@@ -187,13 +189,20 @@ class StockMovementInline(ReadOnlyInline):
 def _transition_action(to_state: str, label: str):
     def action(modeladmin, request, queryset):
         account = None if request.user.is_superuser else request.user.account
-        result = item_bulk_transition(
-            account=account,
-            item_ids=list(queryset.values_list("pk", flat=True)),
-            to_state=to_state,
-            actor=admin_actor(request),
-            reason=f"bulk action: {label}",
-        )
+        try:
+            if to_state == ItemState.ACTIVE and account is not None:
+                # Bulk listing is a plan feature; bulk moves off sale (draft, sold, archived) never are.
+                require(account, Feature.BULK_OPERATIONS)
+            result = item_bulk_transition(
+                account=account,
+                item_ids=list(queryset.values_list("pk", flat=True)),
+                to_state=to_state,
+                actor=admin_actor(request),
+                reason=f"bulk action: {label}",
+            )
+        except BillingError as error:
+            modeladmin.message_user(request, error.admin_html(), messages.ERROR)
+            return
         level = messages.SUCCESS if not result.not_moved else messages.WARNING
         modeladmin.message_user(request, result.summary() + ".", level)
         if result.not_moved:
@@ -349,6 +358,8 @@ class ItemAdmin(ImportMixin, AccountScopedAdmin):
                 item_id=item.pk, to_state=to_state, actor=admin_actor(request), reason=request.POST.get("reason", "")
             )
             self.message_user(request, f"{item.sku} moved to {to_state}.", messages.SUCCESS)
+        except BillingError as error:
+            self.message_user(request, error.admin_html(), messages.ERROR)
         except (InventoryError, ValidationError) as error:
             self.message_user(request, getattr(error, "message", str(error)), messages.ERROR)
         return HttpResponseRedirect(reverse("admin:inventory_item_change", args=[item.pk]))

@@ -81,6 +81,14 @@ def _isolated_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _unlimited_plan_unless_billing_is_tested(settings):
+    """Accounts that never subscribed get the internal unlimited plan here, so suites that are
+    not about billing never meet a plan limit; billing tests put accounts on the plan they test
+    (tests/test_billing_fixtures.py sets the product default, FREE, back)."""
+    settings.BILLING_DEFAULT_PLAN = "admin"
+
+
 @pytest.fixture
 def account(db):
     return account_create(name="Blue Note Guitars", slug="blue-note")

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from accounts.api.base import AccountScopedModelViewSet, AccountScopedViewSetMixin
+from billing.gates import Feature, require
 from inventory.filters import ItemFilter, OrderFilter
 from inventory.models import Item, Order, Source
 from inventory.resources import item_csv_lines
@@ -26,6 +27,7 @@ from inventory.services import (
     order_create,
     stock_adjust,
 )
+from inventory.states import ItemState
 
 from . import serializers as s
 
@@ -88,6 +90,8 @@ class ItemViewSet(AccountScopedModelViewSet):
         data = s.BulkTransitionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         account = None if request.user.is_superuser else request.user.account
+        if account is not None and data.validated_data["to_state"] == ItemState.ACTIVE:
+            require(account, Feature.BULK_OPERATIONS)  # bulk listing is a plan feature: 402 without it
         result = item_bulk_transition(
             account=account,
             item_ids=data.validated_data["ids"],

@@ -7,6 +7,22 @@ SCHEDULES = {
         "inventory.auto_archive",
         {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     ),
+    "billing: roll up usage and refresh payment banners": (
+        "billing.usage_rollup",
+        {"minute": "*/10", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
+    "billing: report yesterday's BUSINESS listing overage to Stripe": (
+        "billing.report_overage",
+        {"minute": "20", "hour": "0", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
+    "billing: retry unprocessed Stripe events": (
+        "billing.retry_stripe_events",
+        {"minute": "*/5", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
+    "billing: re-read live subscriptions from Stripe": (
+        "billing.resync_subscriptions",
+        {"minute": "40", "hour": "2", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
 }
 
 
