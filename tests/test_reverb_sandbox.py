@@ -345,6 +345,17 @@ def test_latency_is_added_to_every_api_request(sandbox):
     assert time.monotonic() - started >= 0.12
 
 
+def test_kept_alive_answers_do_not_wait_for_delayed_acks(sandbox):
+    session = requests.Session()
+    session.get(f"{sandbox.base_url}/my/account", headers=HEADERS, timeout=2)
+
+    started = time.monotonic()
+    for _ in range(20):
+        session.get(f"{sandbox.base_url}/my/account", headers=HEADERS, timeout=2)
+
+    assert time.monotonic() - started < 0.6  # ~40 ms each with Nagle's algorithm left on
+
+
 def test_the_log_counts_reads_and_writes_but_not_control_calls(sandbox):
     api(sandbox, "POST", "/listings", GUITAR)
     api(sandbox, "GET", "/my/listings")

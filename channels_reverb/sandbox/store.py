@@ -223,8 +223,11 @@ class ReverbStore:
             },
         }
 
-    def page(self, path: str, key: str, items: list[dict], query: Mapping[str, str]) -> Answer:
-        """A page of a collection, with Reverb's total/current_page/total_pages and `_links.next`."""
+    def page(
+        self, path: str, key: str, items: list[dict], query: Mapping[str, str], render: Callable[[dict], dict]
+    ) -> Answer:
+        """A page of a collection, with Reverb's total/current_page/total_pages and `_links.next`.
+        Only the page's own items are rendered."""
         try:
             page = max(1, int(query.get("page") or 1))
             per_page = max(1, min(100, int(query.get("per_page") or self.page_size)))
@@ -232,7 +235,7 @@ class ReverbStore:
             return _invalid("page and per_page must be numbers", status=400)
         total = len(items)
         total_pages = max(1, -(-total // per_page))
-        chunk = items[(page - 1) * per_page : page * per_page]
+        chunk = [render(item) for item in items[(page - 1) * per_page : page * per_page]]
         base = self._base_url()
         kept = {k: v for k, v in query.items() if k not in ("page",)}
         links = {"self": {"href": f"{base}{path}?{urlencode({**kept, 'page': page})}"}}
@@ -469,7 +472,7 @@ class ReverbStore:
                 for listing in sorted(self.listings.values(), key=lambda item: -item["id"])  # newest first
                 if (state == "all" or listing["state"] == state) and (sku is None or listing["sku"] == sku)
             ]
-            return self.page("/my/listings", "listings", [self.render_listing(x) for x in found], query)
+            return self.page("/my/listings", "listings", found, query, self.render_listing)
 
     # --- orders -------------------------------------------------------------------------
 
@@ -494,8 +497,8 @@ class ReverbStore:
                     continue
                 if "created_end_date" in bounds and created > bounds["created_end_date"]:
                     continue
-                found.append(self.render_order(order))
-            return self.page("/my/orders/selling/all", "orders", found, query)
+                found.append(order)
+            return self.page("/my/orders/selling/all", "orders", found, query, self.render_order)
 
     def selling_order(self, number: str) -> Answer:
         with self.lock:
