@@ -208,6 +208,16 @@ def read_listing(connection, external_id: str) -> ListingSeen | None:
     return mappers.listing_seen(listing)
 
 
+def find_listing(connection, sku: str) -> ListingSeen | None:
+    """Our listing with this SKU on Reverb (any state), the one publish would adopt, or None."""
+    connection = reverb_connection(connection)
+    listing = best_listing_to_adopt(client_for(connection).find_listings_by_sku(sku), sku)
+    if listing is None:
+        return None
+    _remember(connection, listing)
+    return mappers.listing_seen(listing)
+
+
 # --- pull -----------------------------------------------------------------------------
 
 

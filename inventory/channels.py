@@ -74,6 +74,10 @@ class TransientChannelError(ChannelError):
     transient = True
 
 
+class ListingBusy(TransientChannelError):
+    """Another worker is converging this listing right now: try again in a moment."""
+
+
 class RateLimited(TransientChannelError):
     """429: try again after `retry_after` seconds."""
 

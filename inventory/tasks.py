@@ -12,7 +12,7 @@ import random
 from celery import shared_task
 from django.conf import settings
 
-from .channels import RateLimited, TransientChannelError
+from .channels import ListingBusy, RateLimited, TransientChannelError
 from .models import ChannelConnection, ChannelListing
 from .services import items_auto_archive
 from .services.listings import listing_converge, listing_failed, listings_lagging
@@ -58,6 +58,9 @@ def converge_listing_task(self, listing_id: int) -> str:
     """Make one listing on its channel match what the shop wants. Idempotent."""
     try:
         return listing_converge(listing_id)
+    except ListingBusy as error:
+        # Another worker is on it (e.g. publishing when the sale arrived): look again shortly.
+        raise self.retry(exc=error, countdown=0.2, max_retries=self.max_retries + 50) from error
     except TransientChannelError as error:
         if self.request.retries >= self.max_retries:
             listing_failed(listing_id, error)

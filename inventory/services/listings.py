@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -27,6 +28,7 @@ from ..channels import (
     END_SOLD_ELSEWHERE,
     END_SOLD_HERE,
     END_WITHDRAWN,
+    ListingBusy,
     ListingPayload,
     PermanentChannelError,
     TransientChannelError,
@@ -67,9 +69,16 @@ def listing_quantity(item: Item, connection: ChannelConnection) -> int:
     return max(available - held, 1)
 
 
+def _absolute(url: str) -> str:
+    """Channels fetch photos themselves: an uploaded photo's /media/ path needs the site's address."""
+    if url.startswith(("http://", "https://")) or not settings.SITE_URL:
+        return url
+    return settings.SITE_URL + url
+
+
 def listing_payload(listing: ChannelListing) -> ListingPayload:
     item = listing.item
-    photos = tuple(photo.src for photo in item.photos.all() if photo.src)
+    photos = tuple(_absolute(photo.src) for photo in item.photos.all() if photo.src)
     return ListingPayload(
         sku=item.sku,
         title=listing.title_override or item.title,
@@ -217,8 +226,7 @@ def listings_end(
             listing.end_reason = reason
             listing.relist_requested = False
             listing.desired_changed_at = now
-            if not listing.external_id and listing.actual_state in (ListingState.PENDING, ListingState.ERROR):
-                # Never reached the channel: nothing to end there (a late publish is caught by the audit).
+            if _never_reached_channel(listing):
                 listing.actual_state = ListingState.ENDED
                 listing.ended_at = now
         ChannelListing.objects.bulk_update(
@@ -231,6 +239,21 @@ def listings_end(
         result.done = [{"id": item_id, "listings": n} for item_id, n in by_item.items()]
         _enqueue(listing.pk for listing in listings if not listing.converged)
     return result
+
+
+def _never_reached_channel(listing: ChannelListing) -> bool:
+    """No id and no publish ever attempted: there is nothing on the channel to end.
+
+    A listing whose publish was tried (and may have been applied, e.g. after a timeout)
+    is left to the worker, which looks it up by SKU before deciding.
+    """
+    return (
+        not listing.external_id
+        and listing.actual_state in (ListingState.PENDING, ListingState.ERROR)
+        and listing.attempts == 0
+        and not listing.last_error
+        and listing.last_synced_at is None
+    )
 
 
 def listings_relist(*, account: Account, item_ids: Iterable[int], actor: Actor) -> ListingActionResult:
@@ -333,11 +356,24 @@ def listing_converge(listing_id: int) -> str:
     listing `error` with the channel's message and raises an alert, and is not retried.
     """
     if not _claim(listing_id):
-        return "busy: another worker holds this listing"
+        raise ListingBusy("another worker is converging this listing")
+    started = timezone.now()
     try:
-        return _converge(listing_id)
+        outcome = _converge(listing_id)
     finally:
         _release(listing_id)
+    # What the shop wants changed while we talked to the channel (e.g. it sold while we
+    # published): go round again now rather than wait for the sweeper.
+    listing = ChannelListing.objects.filter(pk=listing_id).only("desired_changed_at").first()
+    if listing is not None and listing.desired_changed_at > started:
+        _enqueue_now(listing_id)
+    return outcome
+
+
+def _enqueue_now(listing_id: int) -> None:
+    from ..tasks import enqueue_converge
+
+    transaction.on_commit(lambda: enqueue_converge(listing_id))
 
 
 def _converge(listing_id: int) -> str:
@@ -355,6 +391,11 @@ def _converge(listing_id: int) -> str:
         # End first: a sale elsewhere, a withdrawal, or the first half of a relist.
         wants_end = listing.desired_state == DesiredState.ENDED or listing.relist_requested
         if wants_end and listing.actual_state not in ENDED_STATES:
+            if not listing.external_id:
+                # A publish may have been applied without our hearing back: ask by SKU.
+                found = sync.find_listing(conn, listing.item.sku)
+                if found is not None and found.state in ("live", "draft"):
+                    listing = _record(listing.pk, external_id=found.external_id, external_url=found.url)
             if listing.external_id:
                 outcome = sync.end(conn, listing.external_id, listing.end_reason or END_WITHDRAWN)
                 if not outcome.confirmed:
