@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 # Debian packages: Chromium for the admin browser tests, HarfBuzz subsetting for fast WeasyPrint,
-# poppler-utils (pdftoppm) to look at PDFs.
-SYSTEM_PACKAGES := chromium libharfbuzz-subset0 poppler-utils
+# poppler-utils (pdftoppm) to look at PDFs, DejaVu fonts (accents, umlauts, the euro sign) for them.
+SYSTEM_PACKAGES := chromium libharfbuzz-subset0 poppler-utils fonts-dejavu-core
 
 .PHONY: install run test lint system-deps demo-data
 
@@ -32,11 +32,13 @@ demo-data: install
 	mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py declare_schedules
 	$(BIN)/python manage.py create_demo
+	$(BIN)/python manage.py reverb_demo
+	$(BIN)/python manage.py declare_schedules
 
+# Procfile.dev = the Procfile's web, worker and beat plus two loopback Reverb shops for the demo.
 run: demo-data
-	$(BIN)/honcho start
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
 test: install system-deps
 	$(BIN)/python -m pytest

@@ -18,6 +18,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.errors import BillingError
+from billing.gates import Feature, require
+
 from ..channels import ListingSeen, WebhookSeen, channel, specific_connection
 from ..models import (
     AlertKind,
@@ -149,6 +152,11 @@ def external_listing_import(
     item = Item.objects.filter(account=account, sku=seen.sku).first() if seen.sku else None
     if dry_run:
         return ("updated" if item else "created"), item
+    if item is None:
+        try:
+            require(account, Feature.LISTING_IMPORT)  # a plan feature; the pull goes on either way
+        except BillingError as refusal:
+            return _import_refused(connection, seen, refusal), None
     try:
         with transaction.atomic():
             verdict = "updated"
@@ -198,7 +206,21 @@ def external_listing_import(
     except IntegrityError:
         log.info("listing %s on %s was linked concurrently", seen.external_id, connection)
         return "skipped", item
+    except BillingError as refusal:  # the plan's active listings are used up: not imported, never a failed pull
+        return _import_refused(connection, seen, refusal), None
     return verdict, item
+
+
+def _import_refused(connection: ChannelConnection, seen: ListingSeen, refusal: BillingError) -> str:
+    """A listing the plan does not let us import stays on its channel and is shown to staff."""
+    alert_raise(
+        account_id=connection.account_id,
+        kind=AlertKind.REVIEW,
+        dedupe_key=f"not-imported:{connection.pk}:{seen.external_id}",
+        title=f"{seen.sku or seen.external_id} is listed on {connection.name} but was not imported",
+        message=refusal.message,
+    )
+    return "skipped"
 
 
 @dataclass

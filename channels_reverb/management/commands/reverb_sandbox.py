@@ -26,6 +26,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--topic-header", default=None, help='Send the topic in this header, e.g. "X-Reverb-Topic".'
         )
+        parser.add_argument(
+            "--connection",
+            help="Serve the sandbox a Reverb connection points at (its name or id): port, token and "
+            "webhook URL (SITE_URL + the connection's secret path) are taken from it.",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--error-rate", type=float, default=0.0)
         parser.add_argument("--rate-limit-rate", type=float, default=0.0)
@@ -33,6 +38,8 @@ class Command(BaseCommand):
         parser.add_argument("--latency-ms", type=float, default=0.0)
 
     def handle(self, *args, **options):
+        if options["connection"]:
+            options.update(self._from_connection(options["connection"]))
         sandbox = ReverbSandbox(
             host=options["host"],
             port=options["port"],
@@ -61,3 +68,33 @@ class Command(BaseCommand):
             sandbox.serve_forever(ready=ready)
         except KeyboardInterrupt:
             self.stdout.write("Reverb sandbox stopped.")
+
+    def _from_connection(self, name_or_id: str) -> dict:
+        from urllib.parse import urlsplit
+
+        from django.conf import settings
+        from django.core.management.base import CommandError
+
+        from channels_reverb.models import ReverbConnection
+
+        lookup = {"pk": int(name_or_id)} if name_or_id.isdigit() else {"name": name_or_id}
+        connection = ReverbConnection.objects.filter(**lookup).first()
+        if connection is None:
+            raise CommandError(f"No Reverb connection {name_or_id!r}. Run `manage.py reverb_demo` or create one in the admin.")
+        address = urlsplit(connection.base_url)
+        if address.hostname not in ("127.0.0.1", "localhost") or not address.port:
+            raise CommandError(
+                f"{connection} points at {connection.base_url}, not a loopback sandbox; refusing to stand in for it."
+            )
+        if not settings.SITE_URL:
+            raise CommandError("SITE_URL is not set, so the sandbox cannot know where to deliver webhooks.")
+        return {
+            "host": address.hostname,
+            "port": address.port,
+            "token": connection.api_token,
+            "webhook_url": [*settings_webhooks(settings.SITE_URL, connection.webhook_path)],
+        }
+
+
+def settings_webhooks(site_url: str, path: str) -> list[str]:
+    return [site_url.rstrip("/") + path]

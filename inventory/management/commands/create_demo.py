@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Account, User
 from accounts.services import account_create, staff_group_sync, staff_user_create
+from billing.services.plans import plan_assign, plan_get
 from inventory.models import Source
 from inventory.services import Actor, LineSpec, item_create, item_transition, order_complete, order_create
 
@@ -187,8 +188,10 @@ class Command(BaseCommand):
         if not User.objects.filter(is_superuser=True).exists():
             User.objects.create_superuser("platform", "platform@demo.example", password + "-platform")
         actor = Actor(user=user, source=Source.COMMAND)
+        # The demo shop pays for BUSINESS: bulk operations, the API and every channel work in the demo.
+        plan_assign(account=account, plan=plan_get("business"), source="demo")
         items = []
-        for brand, model, year, finish, category, condition, price, cost, qty, location, state in CATALOGUE:
+        for n, (brand, model, year, finish, category, condition, price, cost, qty, location, state) in enumerate(CATALOGUE, 1):
             items.append(
                 item_create(
                     account=account,
@@ -196,6 +199,7 @@ class Command(BaseCommand):
                     quantity=qty,
                     state=state,
                     fields={
+                        "sku": f"DEMO-{n:03d}",
                         "title": f"{year} {brand} {model} {finish}",
                         "brand": brand,
                         "model": model,
