@@ -30,7 +30,7 @@ from .selectors import (
     upgrade_for_limit,
 )
 
-__all__ = ["Feature", "Limit", "can", "check_limit", "feature_refusal", "require"]
+__all__ = ["Feature", "Limit", "can", "check_channel_connect", "check_limit", "feature_refusal", "require"]
 
 
 def _account_id(account: Account | int) -> int:
@@ -95,6 +95,23 @@ def check_limit(account: Account | int, limit: str, *, adding: int = 1) -> int |
     if usage + adding <= allowed:
         return usage
     raise _limit_refusal(state, limit, allowed=allowed, usage=usage, adding=adding)
+
+
+def check_channel_connect(account: Account | int, channel: str, *, connection_id: int | None = None) -> None:
+    """For the channel apps, before a connection is added or enabled: refuse (PlanLimitReached)
+    if it would connect one marketplace more than the plan allows. Another connection to a
+    marketplace already connected adds no channel."""
+    from django.apps import apps
+
+    account_id = _account_id(account)
+    connection = apps.get_model("inventory", "ChannelConnection")
+    already = (
+        connection.objects.filter(account_id=account_id, channel=channel, enabled=True)
+        .exclude(pk=connection_id)
+        .exists()
+    )
+    if not already:
+        check_limit(account_id, Limit.CHANNELS, adding=1)
 
 
 def _limit_refusal(state: BillingState, limit: Limit, *, allowed: int, usage: int, adding: int) -> PlanLimitReached:

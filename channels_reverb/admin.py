@@ -5,6 +5,8 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from accounts.admin import AccountScopedAdmin
+from billing.errors import PlanLimitReached
+from billing.gates import check_channel_connect
 from inventory.models import ChannelConnection
 
 from .models import ReverbConnection, ReverbListingDetail
@@ -63,6 +65,11 @@ class ReverbConnectionForm(forms.ModelForm):
         )
         if clash:
             self.add_error("name", "This account already has a Reverb connection with this name.")
+        if self.cleaned_data.get("enabled"):
+            try:
+                check_channel_connect(account_id, "reverb", connection_id=self.instance.pk)  # the plan's channels
+            except PlanLimitReached as refusal:
+                self.add_error(None, refusal.message)
 
 
 @admin.register(ReverbConnection)

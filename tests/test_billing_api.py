@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -145,8 +146,14 @@ def test_platform_superusers_have_no_account_to_bill(db):
 # --- API access and rate ------------------------------------------------------------------------
 
 
+def _edit_free_plan(**fields):
+    """Platform staff edit the plan; cached account states pick it up within a minute, here at once."""
+    Plan.objects.filter(code="free").update(**fields)
+    cache.clear()
+
+
 def test_a_plan_without_api_access_gets_402_but_can_still_see_billing_and_upgrade(api, stripe_sandbox):
-    Plan.objects.filter(code="free").update(api_access=False)
+    _edit_free_plan(api_access=False)
 
     refused = api.get("/api/v1/items/")
     assert refused.status_code == 402
@@ -161,7 +168,7 @@ def test_a_plan_without_api_access_gets_402_but_can_still_see_billing_and_upgrad
 
 def test_requests_per_minute_are_limited_per_account(api, other_api, monkeypatch):
     monkeypatch.setattr("billing.api.throttles._clock", lambda: 1_800_000_010.0)  # 50 s left in the minute
-    Plan.objects.filter(code="free").update(api_requests_per_minute=3)
+    _edit_free_plan(api_requests_per_minute=3)
 
     answers = [api.get("/api/v1/items/") for _ in range(4)]
 
@@ -179,7 +186,7 @@ def test_the_rate_limit_counts_in_redis_when_configured(api, settings, monkeypat
     if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
         pytest.skip("the cache is not Redis here (set REDIS_URL)")
     monkeypatch.setattr("billing.api.throttles._clock", lambda: 1_800_000_010.0)
-    Plan.objects.filter(code="free").update(api_requests_per_minute=2)
+    _edit_free_plan(api_requests_per_minute=2)
 
     statuses = [api.get("/api/v1/billing/plans/").status_code for _ in range(3)]
 

@@ -391,3 +391,133 @@ def test_two_listings_racing_for_the_last_free_place_cannot_both_win():
 
     assert sorted(outcomes) == ["listed", "refused"]
     assert _active(account) == 25
+
+
+# --- With the channel engine: sales end items everywhere whatever the plan; growth is gated ----
+
+
+def _connection(account, name: str, channel: str = "reverb", priority: int = 100):
+    from inventory.models import ChannelConnection
+
+    return ChannelConnection.objects.create(account=account, channel=channel, name=name, priority=priority)
+
+
+def test_past_due_past_grace_a_sale_still_ends_the_item_on_every_other_channel(stripe_sandbox, account):
+    from inventory.channels import OrderLineSeen, OrderSeen
+    from inventory.models import ChannelListing
+    from inventory.services.selling import sale_record
+
+    subscription = subscribe(stripe_sandbox, account, "pro")
+    activate_items(account, 30)  # above FREE's 25
+    shops = [_connection(account, f"Shop {n}", channel, n) for n, channel in enumerate(["reverb", "ebay", "shopify"])]
+    item = make_item(account, n=500, sku="JM-1966")
+    for shop in shops:
+        ChannelListing.objects.create(
+            account=account, item=item, connection=shop, external_id=f"L-{shop.pk}", actual_state="live"
+        )
+    stripe_sandbox.set_subscription_status(subscription.stripe_subscription_id, "past_due")
+    deliver(
+        stripe_sandbox,
+        "customer.subscription.updated",
+        stripe_sandbox.subscriptions[subscription.stripe_subscription_id],
+    )
+    Subscription.objects.filter(pk=subscription.pk).update(past_due_since=timezone.now() - timedelta(days=20))
+    with pytest.raises(PlanLimitReached):  # growth is limited to FREE now...
+        make_item(account, n=501)
+    seen = OrderSeen(
+        external_id="R-9001",
+        status="paid",
+        placed_at=timezone.now(),
+        updated_at=timezone.now(),
+        lines=(
+            OrderLineSeen(
+                sku="JM-1966", external_listing_id=f"L-{shops[0].pk}", quantity=1, unit_price=Decimal("4200")
+            ),
+        ),
+        currency="USD",
+        total=Decimal("4200"),
+    )
+    boom = mock.Mock(side_effect=AssertionError("the billing gate was consulted on the sale path"))
+
+    with mock.patch("billing.gates.billing_state", boom), mock.patch("billing.selectors.billing_state", boom):
+        outcome = sale_record(connection=shops[0], seen=seen, actor=ACTOR)  # ...but the sale goes through
+
+    assert outcome.created and boom.call_count == 0
+    item.refresh_from_db()
+    assert item.state == "sold"
+    others = ChannelListing.objects.filter(item=item).exclude(connection=shops[0])
+    assert sorted(others.values_list("desired_state", "end_reason")) == [
+        ("ended", "sold_elsewhere"),
+        ("ended", "sold_elsewhere"),
+    ]
+
+
+def test_a_listing_made_on_a_channel_is_not_imported_without_the_feature_and_the_pull_goes_on(account):
+    from inventory.channels import ListingSeen
+    from inventory.models import Alert
+    from inventory.services.sync import listing_seen_apply
+
+    shop = _connection(account, "Reverb")
+    seen = ListingSeen(
+        external_id="RV-77", sku="NEW-77", state="live", title="1977 Gibson Marauder", price=Decimal("900")
+    )
+
+    counted = listing_seen_apply(shop, seen, actor=ACTOR)
+
+    assert counted == "skipped"
+    assert not Item.objects.filter(account=account, sku="NEW-77").exists()
+    alert = Alert.objects.get(account=account)
+    assert alert.title == "NEW-77 is listed on Reverb but was not imported"
+    assert alert.message.startswith("Your Free plan does not include import of listings made on a channel.")
+
+
+def test_an_import_past_the_listing_limit_is_an_alert_not_a_failed_pull(account):
+    from inventory.channels import ListingSeen
+    from inventory.models import Alert
+    from inventory.services.sync import listing_seen_apply
+
+    plan_assign(account=account, plan=Plan.objects.get(code="pro"))
+    Plan.objects.filter(code="pro").update(max_active_listings=2)
+    activate_items(account, 2)
+    shop = _connection(account, "Reverb")
+
+    counted = listing_seen_apply(
+        shop, ListingSeen(external_id="RV-1", sku="NEW-1", state="live", title="x"), actor=ACTOR
+    )
+
+    assert counted == "skipped"
+    assert "Your Pro plan allows 2 active listings" in Alert.objects.get(account=account).message
+    Plan.objects.filter(code="pro").update(max_active_listings=3)
+    assert (
+        listing_seen_apply(shop, ListingSeen(external_id="RV-1", sku="NEW-1", state="live", title="x"), actor=ACTOR)
+        == "created"
+    )
+
+
+def test_connecting_a_third_marketplace_on_free_is_a_form_error(admin_client_for, staff, account):
+    from channels_reverb.models import ReverbConnection
+
+    _connection(account, "eBay", "ebay")
+    _connection(account, "Shopify", "shopify")
+    data = {
+        "name": "Reverb main shop",
+        "enabled": "on",
+        "priority": "100",
+        "api_token": "rvb-token-0123456789",
+        "base_url": "https://api.reverb.com/api",
+        "timeout_seconds": "10",
+        "shipping_profile_id": "",
+        "category_uuids": "{}",
+        "pull_interval_seconds": "60",
+        "pull_offset_seconds": "0",
+        "listing_scan_interval_seconds": "900",
+        "stock_buffer_percent": "0",
+    }
+
+    response = admin_client_for(staff).post("/admin/channels_reverb/reverbconnection/add/", data)
+
+    assert response.status_code == 200
+    assert "Your Free plan allows 2 connected channels; you have 2" in response.content.decode()
+    assert not ReverbConnection.objects.exists()
+    data["enabled"] = ""  # a disabled connection connects nothing: allowed
+    assert admin_client_for(staff).post("/admin/channels_reverb/reverbconnection/add/", data).status_code == 302

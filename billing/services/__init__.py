@@ -5,7 +5,7 @@ Each runs in a transaction, locks the subscription row it changes, writes an aud
 keys for anything it creates.
 """
 
-from .plans import DEFAULT_PLANS, default_plan, plan_assign, plan_get, plans_ensure
+from .plans import DEFAULT_PLANS, default_plan, plan_assign, plan_get, plan_stripe_prices_set, plans_ensure
 from .subscriptions import (
     PlanChangeResult,
     SyncOutcome,
@@ -30,6 +30,7 @@ __all__ = [
     "plan_assign",
     "plan_change",
     "plan_get",
+    "plan_stripe_prices_set",
     "plans_ensure",
     "portal_start",
     "stripe_event_process",

@@ -137,3 +137,17 @@ def plan_assign(*, account: Account, plan: Plan, user=None, source: str = "admin
         subscription.save()
         subscription_changed(subscription, before=before, source=source, user=user)
     return subscription
+
+
+def plan_stripe_prices_set(prices: dict[str, tuple[str, str]]) -> list[Plan]:
+    """Point plans at their Stripe prices: {plan code: (monthly price id, overage price id or "")}."""
+    changed = []
+    with transaction.atomic():
+        for code, (price_id, overage_price_id) in prices.items():
+            plan = Plan.objects.select_for_update().get(code=code)
+            plan.stripe_price_id = price_id
+            plan.stripe_overage_price_id = overage_price_id
+            plan.full_clean()
+            plan.save(update_fields=["stripe_price_id", "stripe_overage_price_id"])
+            changed.append(plan)
+    return changed
