@@ -198,3 +198,28 @@ def test_the_schema_documents_the_billing_endpoints(api):
 
     for path in ["/api/v1/billing/", "/api/v1/billing/checkout/", "/api/v1/billing/portal/", "/api/v1/billing/plans/"]:
         assert path in schema["paths"]
+
+
+def test_without_stripe_keys_upgrades_say_what_to_configure_and_limits_still_apply(api, account, client, settings):
+    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_WEBHOOK_SECRET = ""
+
+    response = api.post("/api/v1/billing/checkout/", {"plan": "pro"})
+
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("Stripe is not configured: set STRIPE_SECRET_KEY")
+    webhook = client.post("/billing/stripe/webhook/", data="{}", content_type="application/json")
+    assert webhook.status_code == 503
+    assert api.get("/api/v1/billing/").json()["plan"]["code"] == "free"
+
+
+def test_an_unknown_default_plan_is_a_configuration_error_that_names_the_choices(settings, db):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from billing.selectors import billing_state
+
+    settings.BILLING_DEFAULT_PLAN = "gold"
+    with pytest.raises(
+        ImproperlyConfigured, match="BILLING_DEFAULT_PLAN='gold' is not a plan code; use one of free, pro"
+    ):
+        billing_state(1)

@@ -140,3 +140,18 @@ def test_nothing_is_reported_under_the_limit_or_without_overage_billing(stripe_s
 
     assert overage_report_all(day=YESTERDAY) == []
     assert stripe_sandbox.calls("POST", "/v1/billing/meter_events") == []
+
+
+def test_only_one_rollup_runs_at_a_time(account):
+    from django.core.cache import cache
+
+    from billing.services.usage import ROLLUP_LOCK
+
+    usage_record(account.pk, "api_requests", 4)
+    cache.add(ROLLUP_LOCK, 1, 60)  # another worker is rolling up
+
+    assert usage_rollup() == 0
+    assert not UsagePeriod.objects.filter(account=account).exists()
+    cache.delete(ROLLUP_LOCK)
+    assert usage_rollup() >= 1
+    assert UsagePeriod.objects.get(account=account).api_requests == 4

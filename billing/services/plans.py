@@ -6,6 +6,7 @@ import logging
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 
 from accounts.models import Account
@@ -107,7 +108,13 @@ def plan_get(code: str) -> Plan:
 
 def default_plan() -> Plan:
     """The plan of an account that has no subscription row (BILLING_DEFAULT_PLAN)."""
-    return plan_get(settings.BILLING_DEFAULT_PLAN)
+    try:
+        return plan_get(settings.BILLING_DEFAULT_PLAN)
+    except Plan.DoesNotExist as error:
+        codes = ", ".join(Plan.objects.order_by("position").values_list("code", flat=True))
+        raise ImproperlyConfigured(
+            f"BILLING_DEFAULT_PLAN={settings.BILLING_DEFAULT_PLAN!r} is not a plan code; use one of {codes}."
+        ) from error
 
 
 def plan_assign(*, account: Account, plan: Plan, user=None, source: str = "admin") -> Subscription:

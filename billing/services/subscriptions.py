@@ -90,6 +90,7 @@ def checkout_start(*, account: Account, plan: Plan, user, success_url: str, canc
 
     The subscription is linked when Stripe reports the checkout completed (webhook).
     """
+    client.stripe_client()  # says what to configure before anything else
     _sellable(plan)
     with transaction.atomic():
         subscription, _before = subscription_for_update(account)

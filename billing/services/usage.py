@@ -37,8 +37,8 @@ COUNTER_TTL_SECONDS = 7 * 24 * 3600  # far longer than the roll-up interval
 
 
 def usage_record(account_id: int | None, name: str, amount: int = 1) -> None:
-    """Count something an account did (api_requests, sync_runs, pdfs_generated). Never raises:
-    usage counting must not break the work it counts."""
+    """Count something an account did (api_requests, sync_runs, pdfs_generated) in the cache.
+    A cache failure is logged, never raised: usage counting must not break the work it counts."""
     if not account_id or amount <= 0:
         return
     if name not in CACHED_COUNTERS:
@@ -132,17 +132,29 @@ def usage_rollup_account(account_id: int, *, now: datetime | None = None, state:
         raise
 
 
+ROLLUP_LOCK = "billing:usage-rollup-running"
+
+
 def usage_rollup(*, now: datetime | None = None) -> int:
-    """Roll up every account's usage and refresh the admin payment banners. Returns accounts done."""
+    """Roll up every account's usage and refresh the admin payment banners. Returns accounts done.
+
+    One roll-up at a time (a cache lock): two would both take the same cached counters.
+    """
+    if not cache.add(ROLLUP_LOCK, 1, 15 * 60):
+        log.info("billing: a usage roll-up is already running")
+        return 0
     done = 0
-    for account_id in Account.objects.order_by("pk").values_list("pk", flat=True):
-        try:
-            state = billing_state(account_id, now=now)
-            usage_rollup_account(account_id, now=now, state=state)
-            banner_refresh(account_id)
-            done += 1
-        except Exception:  # one account's failure must not stop the others
-            log.exception("billing: usage roll-up failed for account %s", account_id)
+    try:
+        for account_id in Account.objects.order_by("pk").values_list("pk", flat=True):
+            try:
+                state = billing_state(account_id, now=now)
+                usage_rollup_account(account_id, now=now, state=state)
+                banner_refresh(account_id)
+                done += 1
+            except Exception:  # one account's failure must not stop the others
+                log.exception("billing: usage roll-up failed for account %s", account_id)
+    finally:
+        cache.delete(ROLLUP_LOCK)
     return done
 
 
