@@ -9,6 +9,7 @@ DJANGO_ENV=production and the variables listed under "Production" in the README.
 from pathlib import Path
 
 import environ
+from kombu import Queue
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -204,10 +205,18 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 120
+# Reuse DB connections across tasks instead of reconnecting for each (see DESIGN.md calibration).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_TIME_LIMIT = 180
 
 # Channels: registry name -> the channel app's sync module (see inventory/channels.py).
 CHANNELS = {"reverb": "channels_reverb.sync"}
+# Retries of transient channel errors: exponential backoff with jitter, capped.
+SYNC_RETRY_BACKOFF_BASE = env.float("SYNC_RETRY_BACKOFF_BASE", default=2.0)
+SYNC_RETRY_BACKOFF_MAX = env.float("SYNC_RETRY_BACKOFF_MAX", default=300.0)
+# Queues a worker consumes: the default, webhooks, and one per channel.
+CELERY_WORKER_QUEUES = ["celery", "webhooks", *(f"sync.{name}" for name in CHANNELS)]
+CELERY_TASK_QUEUES = tuple(Queue(name) for name in CELERY_WORKER_QUEUES)
 
 # Product settings.
 # Order of the brand and category filter options in the admin: "count" or "alpha".

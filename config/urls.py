@@ -6,6 +6,8 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from inventory.webhooks import channel_webhook
+
 admin.site.site_header = "Gear back office"
 admin.site.site_title = "Gear back office"
 admin.site.index_title = "Catalogue, stock and sales"
@@ -16,6 +18,7 @@ urlpatterns = [
     path("api/v1/billing/", include("billing.api.urls")),
     path("billing/", include("billing.urls")),
     path("api/v1/", include("inventory.api.urls")),
+    path("hooks/<str:channel>/<str:token>/", channel_webhook, name="channel-webhook"),
     path("api/v1/", include("documents.api.urls")),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -25,7 +25,7 @@ from .errors import InventoryError
 from .models import Item, ItemPhoto, ItemStateChange, Order, OrderLine, Source, StockLock, StockMovement
 from .pagination import LargeTablePaginator
 from .resources import ItemResource, item_csv_lines
-from .selectors import inventory_summary
+from .selectors import inventory_summary, item_channel_counts, sale_end_seconds
 from .services import (
     EDITABLE_FIELDS,
     Actor,
@@ -254,6 +254,7 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
         "on_hand",
         "available",
         "location",
+        "channels",
         "updated",
     ]
     list_display_links = ["sku", "title"]
@@ -263,7 +264,17 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
     list_per_page = 50
     show_full_result_count = False
     paginator = LargeTablePaginator
-    readonly_fields = ["state", "quantity_locked", "state_changed_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "state",
+        "quantity_locked",
+        "state_changed_at",
+        "created_at",
+        "updated_at",
+        "sold_on",
+        "sold_at",
+        "sale_cascade",
+        "needs_review",
+    ]
     inlines = [ItemPhotoInline, ItemStateChangeInline, StockMovementInline]
     actions = [
         _transition_action(ItemState.ACTIVE, "Make active (for sale)"),
@@ -279,6 +290,7 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
             "Price and stock",
             {"fields": [("price", "cost", "currency"), ("quantity_on_hand", "quantity_locked"), "storage_location"]},
         ),
+        ("Sale", {"fields": [("sold_on", "sold_at"), "sale_cascade", "needs_review"]}),
         ("SEO", {"classes": ["collapse"], "fields": ["seo_title", "seo_description", "seo_keywords"]}),
         ("Dates", {"classes": ["collapse"], "fields": ["state_changed_at", "created_at", "updated_at"]}),
     ]
@@ -296,6 +308,22 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
     def price_display(self, item):
         # Grouped digits and the currency: "325,000.00 USD" reads at a glance, "325000.00" does not.
         return f"{intcomma(item.price)}\N{NO-BREAK SPACE}{item.currency}"
+
+    def get_queryset(self, request):
+        return item_channel_counts(super().get_queryset(request))
+
+    @admin.display(description="channels")
+    def channels(self, item):
+        if not item.connection_total:
+            return "-"
+        return f"live on {item.live_listings} of {item.connection_total}"
+
+    @admin.display(description="ended everywhere")
+    def sale_cascade(self, item):
+        seconds = sale_end_seconds(item)
+        if seconds is None:
+            return "-" if item.sold_recorded_at is None else "ending on the other channels…"
+        return f"ended everywhere {seconds:.1f} s after the sale was recorded"
 
     @admin.display(description="on hand", ordering="quantity_on_hand")
     def on_hand(self, item):
@@ -475,3 +503,7 @@ class StockLockAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["item__sku"]
     list_select_related = ["item", "order_line__order"]
+
+
+# The channel screens extend ItemAdmin (inline, actions), so they load after it.
+from . import admin_channels  # noqa: E402, F401

@@ -12,11 +12,10 @@ from rest_framework.viewsets import GenericViewSet
 from accounts.api.base import AccountScopedModelViewSet, AccountScopedViewSetMixin
 from billing.gates import Feature, require
 from inventory.filters import ItemFilter, OrderFilter
-from inventory.models import Item, Order, Source
+from inventory.models import Item, Order
 from inventory.resources import item_csv_lines
 from inventory.selectors import inventory_summary, item_history
 from inventory.services import (
-    Actor,
     LineSpec,
     item_bulk_transition,
     item_create,
@@ -30,15 +29,13 @@ from inventory.services import (
 from inventory.states import ItemState
 
 from . import serializers as s
+from .actor import api_actor
+from .channel_views import ItemListingActionsMixin
 
 ERROR_409 = OpenApiResponse(description="Not allowed now: the body says why and what is allowed.")
 
 
-def api_actor(request) -> Actor:
-    return Actor(user=request.user, source=Source.API)
-
-
-class ItemViewSet(AccountScopedModelViewSet):
+class ItemViewSet(ItemListingActionsMixin, AccountScopedModelViewSet):
     """The catalogue. Writes go through the inventory services."""
 
     queryset = Item.objects.prefetch_related("photos")

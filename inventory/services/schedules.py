@@ -54,7 +54,9 @@ def connection_schedules_sync() -> dict[str, list[str]]:
             existing.start_time = start
             existing.save()
             report["updated"].append(name)
-    stale = PeriodicTask.objects.filter(name__startswith=PULL_PREFIX, task="inventory.pull_connection").exclude(name__in=keep)
+    stale = PeriodicTask.objects.filter(name__startswith=PULL_PREFIX, task="inventory.pull_connection").exclude(
+        name__in=keep
+    )
     report["removed"] = list(stale.values_list("name", flat=True))
     stale.delete()
     return report

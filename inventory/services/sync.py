@@ -347,39 +347,39 @@ def _enqueue_webhook(event_id: int) -> None:
 
 
 def webhook_process(*, event_id: int) -> str:
-    """Act on a stored delivery: record the orders it carries, else pull the connection."""
-    with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().select_related("connection").get(pk=event_id)
-        if event.status == WebhookStatus.PROCESSED:
-            return "already processed"
-        connection = event.connection
-        sync = channel(connection.channel)
-        event.attempts += 1
-        try:
-            orders = sync.webhook_orders(
-                specific_connection(connection),
-                WebhookSeen(topic=event.topic, dedupe_key=event.dedupe_key, payload=event.payload),
-            )
-            for seen in orders:
-                sale_record(connection=connection, seen=seen, actor=Actor(source=connection.channel))
-        except Exception as error:
-            event.status = WebhookStatus.FAILED
-            event.last_error = f"{type(error).__name__}: {error}"[:2000]
-            event.save(update_fields=["status", "attempts", "last_error"])
-            log.exception("webhook %s failed", event_id)
-            raise
-        event.status = WebhookStatus.PROCESSED
-        event.processed_at = timezone.now()
-        event.last_error = ""
-        event.save(update_fields=["status", "processed_at", "attempts", "last_error"])
+    """Act on a stored delivery: record the orders it carries, else pull the connection.
+
+    The channel may be asked about the event (Reverb's deliveries are unsigned, so the
+    order is read back); that call happens before any row is locked. Recording is
+    idempotent, so two workers processing one event at once record it once.
+    """
+    event = WebhookEvent.objects.select_related("connection").get(pk=event_id)
+    if event.status == WebhookStatus.PROCESSED:
+        return "already processed"
+    connection = event.connection
+    sync = channel(connection.channel)
+    WebhookEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
+    try:
+        orders = sync.webhook_orders(
+            specific_connection(connection),
+            WebhookSeen(topic=event.topic, dedupe_key=event.dedupe_key, payload=event.payload),
+        )
+        for seen in orders:
+            sale_record(connection=connection, seen=seen, actor=Actor(source=connection.channel))
+    except Exception as error:
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            status=WebhookStatus.FAILED, last_error=f"{type(error).__name__}: {error}"[:2000]
+        )
+        log.exception("webhook %s failed", event_id)
+        raise
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        status=WebhookStatus.PROCESSED, processed_at=timezone.now(), last_error=""
+    )
     if not orders:
         # Not an order event (a listing changed): read the channel's changes now.
-        def pull() -> None:
-            from ..tasks import enqueue_pull
+        from ..tasks import enqueue_pull
 
-            enqueue_pull(connection.pk)
-
-        transaction.on_commit(pull)
+        enqueue_pull(connection.pk)
         return "pull requested"
     return f"{len(orders)} order(s) recorded"
 

@@ -1,8 +1,18 @@
 from django.core.management.base import BaseCommand
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-# name -> (task, crontab fields). Channel apps will add their per-connection pulls.
+from inventory.services.schedules import connection_schedules_sync
+
+# name -> (task, crontab fields). Per-connection pulls are declared from the connections.
 SCHEDULES = {
+    "inventory: re-enqueue listings lagging their desired state": (
+        "inventory.sweep_listings",
+        {"minute": "*", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
+    "inventory: nightly read-back audit of every live listing": (
+        "inventory.reconcile_all",
+        {"minute": "30", "hour": "2", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
     "inventory: auto-archive old sold and shipped items": (
         "inventory.auto_archive",
         {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
@@ -36,3 +46,6 @@ class Command(BaseCommand):
                 name=name, defaults={"task": task, "crontab": schedule, "interval": None, "enabled": True}
             )
             self.stdout.write(f"{'created' if created else 'updated'}: {name} -> {task}")
+        for verb, names in connection_schedules_sync().items():
+            for name in names:
+                self.stdout.write(f"{verb}: {name}")
