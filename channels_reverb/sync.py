@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
@@ -216,6 +216,19 @@ def find_listing(connection, sku: str) -> ListingSeen | None:
         return None
     _remember(connection, listing)
     return mappers.listing_seen(listing)
+
+
+def read_all_listings(connection) -> Iterator[ListingSeen]:
+    """Every listing of the seller on Reverb, in any state, page by page (/my/listings?state=all).
+
+    Reads only; the reconcile and the import of listings made on Reverb walk it.
+    """
+    connection = reverb_connection(connection)
+    for page in client_for(connection).my_listings(state="all"):
+        listings = [raw for raw in page.items if raw.get("id") not in (None, "")]
+        _remember_many(connection, listings)
+        for raw in listings:
+            yield mappers.listing_seen(raw)
 
 
 # --- pull -----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ..channels import (
     END_SOLD_ELSEWHERE,
     END_SOLD_HERE,
     END_WITHDRAWN,
+    ChannelError,
     ListingBusy,
     ListingPayload,
     PermanentChannelError,
@@ -461,9 +462,31 @@ def _converge(listing_id: int) -> str:
         ChannelListing.objects.filter(pk=listing.pk).update(last_error=str(error)[:2000], attempts=listing.attempts + 1)
         raise
     except PermanentChannelError as error:
+        if listing.desired_state == DesiredState.LIVE and _sold_on_channel(sync, conn, listing):
+            # The channel refused the write because the item sold there and the order has not
+            # reached us yet (a late or lost webhook): a sale to record now, not an error for staff.
+            _enqueue_pull(connection.pk)
+            return f"sold on {connection.name}: reading its orders now"
         listing_failed(listing.pk, error)
         return f"error: {error}"
     return "; ".join(done) or "in sync"
+
+
+def _sold_on_channel(sync, conn, listing: ChannelListing) -> bool:
+    """Whether the channel, read back, shows this listing sold."""
+    if not listing.external_id:
+        return False
+    try:
+        seen = sync.read_listing(conn, listing.external_id)
+    except ChannelError:
+        return False
+    return seen is not None and seen.state == "sold"
+
+
+def _enqueue_pull(connection_id: int) -> None:
+    from ..tasks import enqueue_pull
+
+    transaction.on_commit(lambda: enqueue_pull(connection_id))
 
 
 def listing_failed(listing_id: int, error: Exception) -> None:
