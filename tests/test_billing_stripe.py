@@ -392,3 +392,16 @@ def test_stripe_unreachable_while_processing_keeps_the_event_for_a_retry(stripe_
     assert event.processed_at is not None
     assert Subscription.objects.get(account=account).plan.code == "pro"
     assert stripe_events_retry(older_than=timedelta(0)) == 0
+
+
+def test_an_event_about_a_subscription_stripe_no_longer_has_is_ignored_not_retried(stripe_sandbox, account):
+    subscription = subscribe(stripe_sandbox, account, "pro")
+    gone = dict(stripe_sandbox.subscriptions.pop(subscription.stripe_subscription_id))
+
+    deliver(stripe_sandbox, "customer.subscription.updated", gone)
+
+    event = StripeEvent.objects.filter(type="customer.subscription.updated").get()
+    assert event.processed_at is not None
+    assert event.outcome == f"ignored: Stripe has no subscription {gone['id']}"
+    subscription.refresh_from_db()
+    assert (subscription.plan.code, subscription.status) == ("pro", "active")

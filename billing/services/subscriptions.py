@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import Account
 
 from .. import client
-from ..errors import BillingStateError
+from ..errors import BillingStateError, StripeUnavailable
 from ..models import (
     ENDED_STATUSES,
     PAYMENT_DUE_STATUSES,
@@ -273,7 +273,12 @@ def subscription_sync(
         if account_id is not None and subscription.account_id != account_id:
             return SyncOutcome(f"ignored: {stripe_subscription_id} belongs to another account than the checkout said")
         before = (subscription.plan, subscription.status)
-        remote = client.subscription_retrieve(stripe_subscription_id)
+        try:
+            remote = client.subscription_retrieve(stripe_subscription_id)
+        except StripeUnavailable as error:
+            if error.details.get("stripe_code") != "resource_missing":
+                raise  # Stripe unreachable: the event is retried
+            return SyncOutcome(f"ignored: Stripe has no subscription {stripe_subscription_id}", subscription.account_id)
         if subscription.stripe_customer_id and remote["customer"] != subscription.stripe_customer_id:
             return SyncOutcome(
                 f"ignored: {stripe_subscription_id} is for customer {remote['customer']}, "
