@@ -97,20 +97,15 @@ def check_limit(account: Account | int, limit: str, *, adding: int = 1) -> int |
     raise _limit_refusal(state, limit, allowed=allowed, usage=usage, adding=adding)
 
 
-def check_channel_connect(account: Account | int, channel: str, *, connection_id: int | None = None) -> None:
+def check_channel_connect(account: Account | int, channel: str) -> None:
     """For the channel apps, before a connection is added or enabled: refuse (PlanLimitReached)
     if it would connect one marketplace more than the plan allows. Another connection to a
-    marketplace already connected adds no channel."""
+    marketplace already connected (including the one being edited) adds no channel."""
     from django.apps import apps
 
     account_id = _account_id(account)
     connection = apps.get_model("inventory", "ChannelConnection")
-    already = (
-        connection.objects.filter(account_id=account_id, channel=channel, enabled=True)
-        .exclude(pk=connection_id)
-        .exists()
-    )
-    if not already:
+    if not connection.objects.filter(account_id=account_id, channel=channel, enabled=True).exists():
         check_limit(account_id, Limit.CHANNELS, adding=1)
 
 

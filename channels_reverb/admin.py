@@ -67,7 +67,7 @@ class ReverbConnectionForm(forms.ModelForm):
             self.add_error("name", "This account already has a Reverb connection with this name.")
         if self.cleaned_data.get("enabled"):
             try:
-                check_channel_connect(account_id, "reverb", connection_id=self.instance.pk)  # the plan's channels
+                check_channel_connect(account_id, "reverb")  # the plan's channels
             except PlanLimitReached as refusal:
                 self.add_error(None, refusal.message)
 

@@ -521,3 +521,30 @@ def test_connecting_a_third_marketplace_on_free_is_a_form_error(admin_client_for
     assert not ReverbConnection.objects.exists()
     data["enabled"] = ""  # a disabled connection connects nothing: allowed
     assert admin_client_for(staff).post("/admin/channels_reverb/reverbconnection/add/", data).status_code == 302
+
+
+def test_editing_a_connected_marketplace_at_the_limit_is_allowed(admin_client_for, staff, account):
+    from channels_reverb.models import ReverbConnection
+
+    _connection(account, "eBay", "ebay")
+    reverb = ReverbConnection.objects.create(account=account, name="Reverb main shop", api_token="rvb-token-0123456789")
+    data = {
+        "name": "Reverb main shop (renamed)",
+        "enabled": "on",
+        "priority": "100",
+        "api_token": "",
+        "base_url": "https://api.reverb.com/api",
+        "timeout_seconds": "10",
+        "shipping_profile_id": "",
+        "category_uuids": "{}",
+        "pull_interval_seconds": "60",
+        "pull_offset_seconds": "0",
+        "listing_scan_interval_seconds": "900",
+        "stock_buffer_percent": "0",
+    }
+
+    response = admin_client_for(staff).post(f"/admin/channels_reverb/reverbconnection/{reverb.pk}/change/", data)
+
+    assert response.status_code == 302
+    reverb.refresh_from_db()
+    assert reverb.name == "Reverb main shop (renamed)"
