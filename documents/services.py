@@ -14,8 +14,9 @@ from __future__ import annotations
 import base64
 import logging
 import mimetypes
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
@@ -200,7 +201,7 @@ class SlipView:
     reference: str
     channel: str
     number: str
-    placed_at: object
+    placed_at: datetime
     buyer_name: str
     buyer_email: str
     ship_to: list[str]
@@ -368,7 +369,14 @@ def pick_list_pdf(
 # --- Shared ------------------------------------------------------------------------------
 
 
-def _selection(objects, *, maximum: int, noun: str, split: str, prepare=None) -> list:
+def _selection(
+    objects: Iterable[M] | QuerySet[M],
+    *,
+    maximum: int,
+    noun: str,
+    split: str,
+    prepare: Callable[[QuerySet[M]], QuerySet[M]] | None = None,
+) -> list[M]:
     """The objects as a list, refused before loading them when there are more than `maximum`."""
     if isinstance(objects, QuerySet):
         selected = objects.count()
