@@ -14,7 +14,10 @@ pytestmark = pytest.mark.django_db
 def theirs(other_account, other_staff):
     from inventory.services import Actor
 
-    item = make_item(other_account, n=1, sku="THEIRS-1", brand="Secretbrand", title="Their prized Les Paul")
+    # Two units, so their open order does not sell the item out (it stays active).
+    item = make_item(
+        other_account, n=1, sku="THEIRS-1", brand="Secretbrand", title="Their prized Les Paul", quantity=2
+    )
     order, _ = order_create(
         account=other_account,
         actor=Actor(),
@@ -50,7 +53,7 @@ def test_api_detail_and_every_action_on_another_accounts_rows_is_404(api, theirs
     assert api.post(f"/api/v1/orders/{order.pk}/cancel/").status_code == 404
     item.refresh_from_db()
     order.refresh_from_db()
-    assert (item.title, item.state, item.quantity_on_hand) == ("Their prized Les Paul", "active", 1)
+    assert (item.title, item.state, item.quantity_on_hand) == ("Their prized Les Paul", "active", 2)
     assert order.status == "open"
 
 
