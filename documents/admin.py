@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 
 from accounts.admin import AccountScopedAdmin
+from billing.errors import BillingError
 from inventory.admin import ItemAdmin, OrderAdmin
 from inventory.models import Item, Order
 
@@ -33,6 +34,9 @@ def _printed(modeladmin, request, make_pdf):
         return pdf_response(make_pdf())
     except DocumentError as error:
         modeladmin.message_user(request, error.message, messages.ERROR)
+        return None
+    except BillingError as error:
+        modeladmin.message_user(request, error.admin_html(), messages.ERROR)
         return None
 
 
@@ -133,8 +137,9 @@ class DocumentSettingsAdmin(AccountScopedAdmin):
         get_object_or_404(scoped)
         try:
             return pdf_response(make_pdf(scoped), inline=True)
-        except DocumentError as error:
-            self.message_user(request, error.message, messages.ERROR)
+        except (DocumentError, BillingError) as error:
+            text = error.admin_html() if isinstance(error, BillingError) else error.message
+            self.message_user(request, text, messages.ERROR)
             return HttpResponseRedirect(
                 reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[pk])
             )

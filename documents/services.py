@@ -29,6 +29,8 @@ from django.utils.text import Truncator, slugify
 from weasyprint import HTML, URLFetcher
 
 from accounts.models import Account
+from billing.gates import Feature, require
+from billing.services.usage import usage_record
 from inventory.models import Item, Order
 
 from .barcodes import BarcodeValueError, Code, code128, qr_code
@@ -70,6 +72,16 @@ class Pdf:
     count: int
 
     content_type = "application/pdf"
+
+
+def _allowed(account: Account) -> None:
+    """PDF documents are a plan feature (billing.gates); raises FeatureNotInPlan (402) without it."""
+    require(account, Feature.PDF_DOCUMENTS)
+
+
+def _counted(account_id: int, pdf: Pdf) -> Pdf:
+    usage_record(account_id, "pdfs_generated")
+    return pdf
 
 
 def document_settings_for(account: Account) -> DocumentSettings:
@@ -118,6 +130,7 @@ def labels_pdf(
     if not items:
         raise NothingSelected("Select at least one item to print labels for.")
     document_settings = document_settings or document_settings_for(_account_of(items, "items"))
+    _allowed(document_settings.account)
     label_format = label_format or document_settings.label_format
     if label_format not in LabelFormat.values:
         raise DocumentError(
@@ -144,7 +157,9 @@ def labels_pdf(
         {"pages": pages, "format": label_format, "format_class": _format_class(label_format), "count": len(views)},
     )
     filename = f"label-{_file_part(items[0].sku)}.pdf" if len(items) == 1 else _dated("labels")
-    return Pdf(content=content, filename=filename, pages=page_count, count=len(views))
+    return _counted(
+        document_settings.account_id, Pdf(content=content, filename=filename, pages=page_count, count=len(views))
+    )
 
 
 def _label_view(item: Item, label_format: str, site_url: str) -> LabelView:
@@ -233,6 +248,7 @@ def packing_slips_pdf(
     if not orders:
         raise NothingSelected("Select at least one order to print packing slips for.")
     document_settings = document_settings or document_settings_for(_account_of(orders, "orders"))
+    _allowed(document_settings.account)
     refusal = cancelled_refusal(orders, "pack")
     if refusal:
         raise refusal
@@ -257,7 +273,9 @@ def packing_slips_pdf(
         filename = f"packing-slip-{_file_part(orders[0].channel)}-{_file_part(orders[0].external_id)}.pdf"
     else:
         filename = _dated("packing-slips")
-    return Pdf(content=content, filename=filename, pages=page_count, count=len(slips))
+    return _counted(
+        document_settings.account_id, Pdf(content=content, filename=filename, pages=page_count, count=len(slips))
+    )
 
 
 def _slip_view(order: Order) -> SlipView:
@@ -343,6 +361,7 @@ def pick_list_pdf(
     if not orders and not items:
         raise NothingSelected("Select at least one order or item to make a pick list.")
     document_settings = document_settings or document_settings_for(_account_of([*orders, *items], "orders or items"))
+    _allowed(document_settings.account)
     refusal = cancelled_refusal(orders, "pick")
     if refusal:
         raise refusal
@@ -363,7 +382,10 @@ def pick_list_pdf(
             "printed_at": timezone.localtime(),
         },
     )
-    return Pdf(content=content, filename=_dated("pick-list"), pages=page_count, count=pick_list.line_count)
+    return _counted(
+        document_settings.account_id,
+        Pdf(content=content, filename=_dated("pick-list"), pages=page_count, count=pick_list.line_count),
+    )
 
 
 # --- Shared ------------------------------------------------------------------------------

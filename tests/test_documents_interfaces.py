@@ -412,3 +412,22 @@ def test_printing_more_rows_costs_no_more_queries(api, account, stock):
     assert _queries(api, LABELS, {"items": [items[0].pk]}) == _queries(api, LABELS, {"items": [i.pk for i in items]})
     assert _queries(api, SLIPS, {"orders": [orders[0].pk]}) == _queries(api, SLIPS, {"orders": [o.pk for o in orders]})
     assert _queries(api, PICK, {"orders": [orders[0].pk]}) == _queries(api, PICK, {"orders": [o.pk for o in orders]})
+
+
+def test_a_plan_without_pdf_documents_gets_402_with_the_plan_that_lifts_it(account, api):
+    """PDF documents are a plan feature: refused with what to do, never a 500 and never a PDF."""
+    from billing.models import Plan
+    from billing.services.plans import plan_assign
+
+    plan = Plan.objects.get(code="free")
+    plan.pdf_documents = False
+    plan.save()
+    plan_assign(account=account, plan=plan)
+    from django.core.cache import cache
+
+    cache.clear()
+    item = make_item(account, n=1, storage_location="A-01")
+    response = api.post("/api/v1/documents/labels/", {"items": [item.pk]}, format="json")
+    assert response.status_code == 402, response.content[:300]
+    assert response["Content-Type"].startswith("application/json")
+    assert "PDF documents" in response.json()["detail"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Account
+from billing.errors import BillingError
 from documents.errors import DocumentError
 from documents.models import LabelFormat
 from documents.selectors import items_for_documents, open_orders, orders_for_documents
@@ -53,6 +54,8 @@ class Command(BaseCommand):
             pdf = self._print(document, account, options)
         except DocumentError as error:
             raise CommandError(error.message) from error
+        except BillingError as error:
+            raise CommandError(str(error)) from error
         output = Path(options["output"] or pdf.filename)
         if not output.parent.is_dir():
             raise CommandError(f"The folder {output.parent} does not exist; create it or write somewhere else.")
