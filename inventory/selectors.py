@@ -135,21 +135,37 @@ def stock_problems(*, items: QuerySet[Item] | None = None) -> list[StockProblem]
     return problems
 
 
-def item_channel_counts(items: QuerySet[Item]) -> QuerySet[Item]:
-    """Annotate each item with its live listings and its account's enabled connections
-    (correlated subqueries: evaluated for the page's rows only)."""
+def item_channel_counts(items: list[Item]) -> list[Item]:
+    """Set `live_listings` and `connection_total` on the given items (a page's rows).
+
+    Two queries whatever the page size: live listings grouped by item for these ids, and
+    enabled connections grouped by account.
+    """
     from .models import ChannelConnection, ChannelListing
 
-    live = ChannelListing.objects.filter(item=OuterRef("pk"), actual_state="live").order_by().values("item")
-    connections = (
-        ChannelConnection.objects.filter(account=OuterRef("account"), enabled=True).order_by().values("account")
+    ids = [item.pk for item in items]
+    live = dict(
+        ChannelListing.objects.filter(item_id__in=ids, actual_state="live")
+        .order_by()
+        .values("item_id")
+        .annotate(n=Count("*"))
+        .values_list("item_id", "n")
     )
-    return items.annotate(
-        live_listings=Coalesce(Subquery(live.annotate(n=Count("*")).values("n"), output_field=IntegerField()), 0),
-        connection_total=Coalesce(
-            Subquery(connections.annotate(n=Count("*")).values("n"), output_field=IntegerField()), 0
-        ),
+    totals = (
+        dict(
+            ChannelConnection.objects.filter(account_id__in={item.account_id for item in items}, enabled=True)
+            .order_by()
+            .values("account_id")
+            .annotate(n=Count("*"))
+            .values_list("account_id", "n")
+        )
+        if items
+        else {}
     )
+    for item in items:
+        item.live_listings = live.get(item.pk, 0)
+        item.connection_total = totals.get(item.account_id, 0)
+    return items
 
 
 def sale_end_seconds(item: Item) -> float | None:

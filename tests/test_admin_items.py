@@ -221,3 +221,17 @@ def test_summary_page_shows_counts_by_state(admin_client_for, staff, account):
     page = admin_client_for(staff).get("/admin/inventory/item/summary/").content.decode()
     assert "inventory-summary" in page
     assert "Active" in page and "Draft" in page
+
+
+def test_changelist_shows_on_how_many_channels_each_item_is_live(admin_client_for, staff, account, other_account):
+    from inventory.models import ChannelConnection, ChannelListing
+
+    a = ChannelConnection.objects.create(account=account, channel="reverb", name="Shop A")
+    ChannelConnection.objects.create(account=account, channel="reverb", name="Shop B")
+    ChannelConnection.objects.create(account=other_account, channel="reverb", name="Theirs")
+    live = make_item(account, n=1, sku="LIVE-1")
+    make_item(account, n=2, sku="NOWHERE-1")
+    ChannelListing.objects.create(account=account, item=live, connection=a, actual_state="live", external_id="1")
+    page = admin_client_for(staff).get("/admin/inventory/item/").content.decode()
+    assert page.count("live on 1 of 2") == 1
+    assert page.count("live on 0 of 2") == 1
