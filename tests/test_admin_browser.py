@@ -286,6 +286,22 @@ def test_export_csv_downloads_only_the_filtered_rows_of_the_own_account(page: Pa
 def test_item_list_screenshot_for_reviewers(page: Page, tmp_path):
     """The demo catalogue as the demo user sees it; also a smoke test of `create_demo`."""
     call_command("create_demo", stdout=io.StringIO())
+    # The demo's two channel connections, with its active items live on both (as after `make run`).
+    from inventory.models import ChannelConnection, ChannelListing
+
+    demo = Item.objects.filter(account__slug="demo-guitars")
+    for name in ("Reverb main shop", "Reverb outlet"):
+        connection = ChannelConnection.objects.create(account=demo[0].account, channel="reverb", name=name)
+        ChannelListing.objects.bulk_create(
+            ChannelListing(
+                account=item.account,
+                item=item,
+                connection=connection,
+                actual_state="live",
+                external_id=f"{connection.pk}-{item.pk}",
+            )
+            for item in demo.filter(state="active")
+        )
     rival = account_create(name="Rival Music", slug="rival-music")
     make_item(rival, sku="RIVAL-FEN-001", title="Rival 1964 Fender Stratocaster", brand="Fender")
 
