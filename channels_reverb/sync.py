@@ -221,14 +221,14 @@ def find_listing(connection, sku: str) -> ListingSeen | None:
 def read_all_listings(connection) -> Iterator[ListingSeen]:
     """Every listing of the seller on Reverb, in any state, page by page (/my/listings?state=all).
 
-    Reads only; the reconcile and the import of listings made on Reverb walk it.
+    Reads only, here too: the nightly reconcile walks every listing, and rewriting a detail
+    row for each unchanged one would cost more than the walk itself (bench/sync_reconcile.py).
     """
     connection = reverb_connection(connection)
     for page in client_for(connection).my_listings(state="all"):
-        listings = [raw for raw in page.items if raw.get("id") not in (None, "")]
-        _remember_many(connection, listings)
-        for raw in listings:
-            yield mappers.listing_seen(raw)
+        for raw in page.items:
+            if raw.get("id") not in (None, ""):
+                yield mappers.listing_seen(raw)
 
 
 # --- pull -----------------------------------------------------------------------------

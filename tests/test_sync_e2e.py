@@ -195,9 +195,9 @@ def test_a_listing_made_on_a_channel_is_imported_for_review_and_shown_on_one_cha
     )
     assert Alert.objects.filter(kind=AlertKind.REVIEW, item=item, acknowledged_at__isnull=True).count() == 1
     # And it shows as on one channel of two
-    counted = item_channel_counts(Item.objects.filter(pk=item.pk)).get()
+    [counted] = item_channel_counts([item])
     assert (counted.live_listings, counted.connection_total) == (1, 2)
-    assert ItemAdmin(Item, admin.site).channels(counted) == "live on 1 of 2"
+    assert "1/2 live" in ItemAdmin(Item, admin.site).channels(counted)
     # And nothing was written to either marketplace: importing is reading
     assert one.writes() == [] and two.writes() == []
     assert len(two.offered("ELSEWHERE-7")) == 1
