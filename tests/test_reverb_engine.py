@@ -124,3 +124,18 @@ def test_webhook_receive_rejects_a_body_that_is_not_json_and_stores_nothing(conn
         webhook_receive(connection=connection, headers={}, body=b"not json")
 
     assert not WebhookEvent.objects.exists()
+
+
+def test_every_push_that_sends_something_is_a_sync_run(listed, connection, account):
+    from inventory.models import SyncRun
+    from inventory.services import item_update
+
+    item, listing = listed
+    assert list(SyncRun.objects.filter(kind="push").values_list("created", "updated", "ended", "status")) == [
+        (1, 0, 0, "ok")
+    ]
+    listing_converge(listing.pk)  # in sync: nothing sent, nothing recorded
+    assert SyncRun.objects.filter(kind="push").count() == 1
+    item_update(item_id=item.pk, actor=STAFF, changes={"title": "1965 Gibson ES-335 TDC"})
+    listing_converge(listing.pk)
+    assert SyncRun.objects.filter(kind="push").order_by("-id").values_list("updated", "status").first() == (1, "ok")

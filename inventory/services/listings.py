@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -47,6 +48,7 @@ from ..models import (
 from ..states import ItemState
 from .actor import Actor
 from .alerts import alert_raise
+from .runs import push_recorded
 
 log = logging.getLogger(__name__)
 
@@ -359,10 +361,16 @@ def listing_converge(listing_id: int) -> str:
     if not _claim(listing_id):
         raise ListingBusy("another worker is converging this listing")
     started = timezone.now()
+    clock = time.monotonic()
+    done: list[str] = []
     try:
-        outcome = _converge(listing_id)
+        outcome = _converge(listing_id, done)
+    except ChannelError as error:
+        _push_recorded(listing_id, clock, done, error)
+        raise
     finally:
         _release(listing_id)
+    _push_recorded(listing_id, clock, done, None)
     # What the shop wants changed while we talked to the channel (e.g. it sold while we
     # published): go round again now rather than wait for the sweeper.
     listing = ChannelListing.objects.filter(pk=listing_id).only("desired_changed_at").first()
@@ -371,13 +379,19 @@ def listing_converge(listing_id: int) -> str:
     return outcome
 
 
+def _push_recorded(listing_id: int, clock: float, done: list[str], error: Exception | None) -> None:
+    row = ChannelListing.objects.filter(pk=listing_id).values("connection_id", "account_id").first()
+    if row is not None:
+        push_recorded(row["connection_id"], row["account_id"], started=clock, done=done, error=error)
+
+
 def _enqueue_now(listing_id: int) -> None:
     from ..tasks import enqueue_converge
 
     transaction.on_commit(lambda: enqueue_converge(listing_id))
 
 
-def _converge(listing_id: int) -> str:
+def _converge(listing_id: int, done: list[str]) -> str:
     listing = ChannelListing.objects.select_related("item", "connection").get(pk=listing_id)
     if listing.converged:
         return "in sync"
@@ -387,7 +401,6 @@ def _converge(listing_id: int) -> str:
     sync = channel(connection.channel)
     conn = specific_connection(connection)
     now = timezone.now()
-    done = []
     try:
         # End first: a sale elsewhere, a withdrawal, or the first half of a relist.
         wants_end = listing.desired_state == DesiredState.ENDED or listing.relist_requested
@@ -462,6 +475,7 @@ def _converge(listing_id: int) -> str:
         ChannelListing.objects.filter(pk=listing.pk).update(last_error=str(error)[:2000], attempts=listing.attempts + 1)
         raise
     except PermanentChannelError as error:
+        done.append(f"error: {error}")
         if listing.desired_state == DesiredState.LIVE and _sold_on_channel(sync, conn, listing):
             # The channel refused the write because the item sold there and the order has not
             # reached us yet (a late or lost webhook): a sale to record now, not an error for staff.

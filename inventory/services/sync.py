@@ -8,9 +8,7 @@ the same orders are read again next time (recording is idempotent).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -32,7 +30,6 @@ from ..models import (
     ListingState,
     SyncKind,
     SyncRun,
-    SyncStatus,
     WebhookEvent,
     WebhookStatus,
 )
@@ -41,28 +38,10 @@ from .actor import Actor
 from .alerts import alert_raise
 from .items import item_create
 from .listings import _enqueue
+from .runs import sync_run
 from .selling import sale_record
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def sync_run(connection: ChannelConnection, kind: str):
-    """A SyncRun row around a piece of work; counts are set on it by the caller."""
-    run = SyncRun.objects.create(account_id=connection.account_id, connection=connection, kind=kind)
-    started = time.monotonic()
-    try:
-        yield run
-    except Exception as error:
-        run.status = SyncStatus.FAILED
-        run.error_text = f"{type(error).__name__}: {error}"[:4000]
-        raise
-    else:
-        run.status = SyncStatus.PARTIAL if run.errors else SyncStatus.OK
-    finally:
-        run.finished_at = timezone.now()
-        run.duration_ms = int((time.monotonic() - started) * 1000)
-        run.save()
 
 
 def connection_pull(*, connection_id: int) -> SyncRun:

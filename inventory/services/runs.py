@@ -1,0 +1,59 @@
+"""SyncRun rows: every pull, push, reconcile and audit with what it did and how long it took."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+from django.utils import timezone
+
+from ..models import ChannelConnection, SyncKind, SyncRun, SyncStatus
+
+
+@contextmanager
+def sync_run(connection: ChannelConnection, kind: str):
+    """A SyncRun row around a piece of work; counts are set on it by the caller."""
+    run = SyncRun.objects.create(account_id=connection.account_id, connection=connection, kind=kind)
+    started = time.monotonic()
+    try:
+        yield run
+    except Exception as error:
+        run.status = SyncStatus.FAILED
+        run.error_text = f"{type(error).__name__}: {error}"[:4000]
+        raise
+    else:
+        run.status = SyncStatus.PARTIAL if run.errors else SyncStatus.OK
+    finally:
+        run.finished_at = timezone.now()
+        run.duration_ms = int((time.monotonic() - started) * 1000)
+        run.save()
+
+
+def push_recorded(
+    connection_id: int, account_id: int, *, started: float, done: list[str], error: Exception | None = None
+) -> SyncRun | None:
+    """One push (a listing converged) as a SyncRun, written after the fact so a listing that
+    is already in sync costs no write. Nothing is recorded when nothing was sent."""
+    failures = [step for step in done if step.startswith("error:")]
+    if error is not None:
+        failures.append(f"{type(error).__name__}: {error}")
+    done = [step for step in done if step not in ("unchanged", "relisting") and not step.startswith("error:")]
+    if not done and not failures:
+        return None
+    created = sum(1 for step in done if step == "published")
+    ended = sum(1 for step in done if step == "ended")
+    updated = sum(1 for step in done if step == "adopted" or step.startswith("revised"))
+    now = timezone.now()
+    return SyncRun.objects.create(
+        account_id=account_id,
+        connection_id=connection_id,
+        kind=SyncKind.PUSH,
+        status=(SyncStatus.PARTIAL if done else SyncStatus.FAILED) if failures else SyncStatus.OK,
+        finished_at=now,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        created=created,
+        updated=updated,
+        ended=ended,
+        errors=len(failures),
+        error_text="\n".join(failures)[:4000],
+    )
