@@ -121,21 +121,7 @@ class OrderLineSerializer(serializers.ModelSerializer):
         fields = ["id", "item", "sku", "title", "quantity", "unit_price"]
 
 
-ORDER_DETAIL_FIELDS = [
-    "buyer_name",
-    "buyer_email",
-    "ship_name",
-    "ship_line1",
-    "ship_line2",
-    "ship_city",
-    "ship_region",
-    "ship_postal_code",
-    "ship_country",
-    "currency",
-    "shipping",
-    "tax",
-    "note",
-]
+ORDER_DETAIL_FIELDS = [*Order.BUYER_AND_SHIPPING_FIELDS, "currency", "shipping", "tax", "note"]
 
 
 class OrderSerializer(serializers.ModelSerializer):

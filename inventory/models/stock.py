@@ -21,6 +21,19 @@ class OrderStatus(models.TextChoices):
 class Order(AccountOwned):
     """A sale: made in the shop, through the API, or reported by a channel."""
 
+    # Who bought it and where it goes: what channels report and documents print.
+    BUYER_AND_SHIPPING_FIELDS = (
+        "buyer_name",
+        "buyer_email",
+        "ship_name",
+        "ship_line1",
+        "ship_line2",
+        "ship_city",
+        "ship_region",
+        "ship_postal_code",
+        "ship_country",
+    )
+
     channel = models.CharField(max_length=40, default="manual", help_text='"manual" or a channel name.')
     connection = models.ForeignKey(
         "inventory.ChannelConnection", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"

@@ -60,21 +60,7 @@ class SaleOutcome:
 
 
 def _details(seen: OrderSeen) -> dict:
-    details = {
-        name: getattr(seen, name)
-        for name in (
-            "buyer_name",
-            "buyer_email",
-            "ship_name",
-            "ship_line1",
-            "ship_line2",
-            "ship_city",
-            "ship_region",
-            "ship_postal_code",
-            "ship_country",
-            "currency",
-        )
-    }
+    details = {name: getattr(seen, name) for name in (*Order.BUYER_AND_SHIPPING_FIELDS, "currency")}
     for name in ("subtotal", "shipping", "tax", "total"):
         value = getattr(seen, name)
         if value is not None:
