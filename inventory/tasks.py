@@ -63,7 +63,7 @@ def converge_listing_task(self, listing_id: int) -> str:
         raise self.retry(exc=error, countdown=0.2, max_retries=self.max_retries + 50) from error
     except TransientChannelError as error:
         if self.request.retries >= self.max_retries:
-            listing_failed(listing_id, error)
+            listing_failed(listing_id, error, attempt_counted=True)  # _converge counted it
             return f"gave up after {self.request.retries} retries: {error}"
         countdown = backoff_seconds(self.request.retries)
         if isinstance(error, RateLimited) and error.retry_after:

@@ -503,13 +503,16 @@ def _enqueue_pull(connection_id: int) -> None:
     transaction.on_commit(lambda: enqueue_pull(connection_id))
 
 
-def listing_failed(listing_id: int, error: Exception) -> None:
-    """Give up on a listing for now: mark it `error`, keep the channel's words, alert staff."""
+def listing_failed(listing_id: int, error: Exception, *, attempt_counted: bool = False) -> None:
+    """Give up on a listing for now: mark it `error`, keep the channel's words, alert staff.
+
+    `attempt_counted`: the failed attempt was already counted (a transient error's last retry).
+    """
     with transaction.atomic():
         listing = ChannelListing.objects.select_for_update().select_related("item", "connection").get(pk=listing_id)
         listing.actual_state = ListingState.ERROR
         listing.last_error = str(error)[:2000]
-        listing.attempts += 1
+        listing.attempts += 0 if attempt_counted else 1
         listing.save(update_fields=["actual_state", "last_error", "attempts", "updated_at"])
         alert_raise(
             account_id=listing.account_id,
