@@ -128,7 +128,8 @@ def queued_tasks() -> int:
         return sum(conn.default_channel.client.llen(queue) for queue in app.amqp.queues)
 
 
-def reconcile(connection, sandbox, label: str) -> None:
+def reconcile(connection, sandbox, label: str, *, expect_updated: int, expect_ended: int) -> bool:
+    """Run the reconcile once, print what it did, and say whether it did only what it should."""
     from channels_reverb import client as reverb_client
     from channels_reverb import sync as reverb_sync
     from config.celery import app
@@ -159,7 +160,8 @@ def reconcile(connection, sandbox, label: str) -> None:
     print(f"  time: {wall:.2f} s wall, {cpu:.2f} s CPU in this process (which also serves the marketplace)")
     print(
         f"    of which page requests {spent['_request']:.2f} s (HTTP, the marketplace rendering, JSON), "
-        f"marketplace detail rows {spent['_remember_many']:.2f} s, the comparison {wall - sum(spent.values()):.2f} s"
+        f"marketplace detail rows {spent['_remember_many']:.2f} s, "
+        f"the rest (loading our rows, comparing) {wall - sum(spent.values()):.2f} s"
     )
     print(
         f"  SQL statements: {sum(statements.values())} ({', '.join(f'{k} {v}' for k, v in statements.most_common())})"
@@ -172,6 +174,16 @@ def reconcile(connection, sandbox, label: str) -> None:
         f"  listings marked to push: {marked}; tasks enqueued: {enqueued}; "
         f"price-drift alerts: {Alert.objects.filter(kind='price_drift').count()}"
     )
+    # Only page reads, no write to the marketplace; what drifted is found, and nothing else.
+    ok = (
+        sandbox.writes == 0
+        and not calls
+        and pages == sandbox.calls()
+        and (run.status, run.updated, run.ended, run.errors) == ("ok", expect_updated, expect_ended, 0)
+        and marked == enqueued == expect_updated
+    )
+    print(f"  checks: {'ok' if ok else 'FAILED'}")
+    return ok
 
 
 def main() -> None:
@@ -191,7 +203,13 @@ def main() -> None:
         connection = sync_stack.market_connection(account, sandbox, "Reverb", 1)
         build(account, connection, sandbox, args.listings)
         print(f"  the marketplace answers {sandbox.store.page_size} listings a page (Reverb's default)")
-        reconcile(connection, sandbox, f"reconcile of {args.listings:,} unchanged live listings")
+        ok = reconcile(
+            connection,
+            sandbox,
+            f"reconcile of {args.listings:,} unchanged live listings",
+            expect_updated=0,
+            expect_ended=0,
+        )
 
         half = args.drift // 2
         drifted = list(
@@ -204,9 +222,17 @@ def main() -> None:
                 sandbox.store.listings[int(external_id)]["price"] += Decimal("25.00")
         for external_id in drifted[half:]:
             sandbox.set_listing_state(external_id, "ended")
-        reconcile(connection, sandbox, f"again, after {half} prices were changed and {args.drift - half} ended there")
+        ok &= reconcile(
+            connection,
+            sandbox,
+            f"again, after {half} prices were changed and {args.drift - half} ended there",
+            expect_updated=half,
+            expect_ended=args.drift - half,
+        )
     app.control.purge()
     print(f"\nmachine after the run: {sync_stack.machine()}")
+    if not ok:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
