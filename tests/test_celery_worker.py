@@ -1,6 +1,7 @@
 """A real Celery worker on the Redis broker runs the scheduled inventory work.
 
-The worker runs in a thread of the test process (solo pool) against the broker in
+The worker runs in threads of the test process (the e2e harness's worker, which also ends
+its database sessions afterwards) against the broker in
 REDIS_URL; the task is sent with `.delay()` over Redis, not run eagerly. The test uses a
 committed database (transactional) so the worker's own connection sees the rows.
 """
@@ -11,7 +12,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.utils import timezone
 
@@ -21,6 +21,7 @@ from inventory.services import Actor, item_transition
 from inventory.states import ItemState
 from inventory.tasks import auto_archive_task
 from tests.factories import make_item
+from tests.test_sync_e2e_harness import real_worker
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -46,9 +47,7 @@ def test_auto_archive_sent_over_redis_is_run_by_a_real_worker(account):
     Item.objects.filter(pk=old.pk).update(
         state_changed_at=timezone.now() - timedelta(days=account.auto_archive_after_days + 1)
     )
-    app.control.purge()  # nothing left over from an earlier run may reach this worker
-
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"):
+    with real_worker(concurrency=1):
         # When the task is enqueued through the broker
         result = auto_archive_task.delay()
 
