@@ -23,7 +23,8 @@ ACTOR = Actor(source="test")
 @pytest.fixture
 def connections(account):
     return [
-        ChannelConnection.objects.create(account=account, channel="reverb", name=f"Shop {n}", priority=n) for n in (1, 2)
+        ChannelConnection.objects.create(account=account, channel="reverb", name=f"Shop {n}", priority=n)
+        for n in (1, 2)
     ]
 
 
@@ -106,9 +107,14 @@ def test_editing_an_item_marks_only_its_live_listings_for_a_push(account, connec
     item = make_item(account, price=Decimal("100"))
     listings_publish(account=account, item_ids=[item.pk], actor=ACTOR)
     ChannelListing.objects.update(actual_state="live", external_id="X")
-    ChannelListing.objects.filter(connection=connections[1]).update(external_id="Y", desired_state="ended", actual_state="ended")
+    ChannelListing.objects.filter(connection=connections[1]).update(
+        external_id="Y", desired_state="ended", actual_state="ended"
+    )
     item_update(item_id=item.pk, actor=ACTOR, changes={"price": Decimal("120")})
-    assert dict(ChannelListing.objects.values_list("connection__name", "needs_push")) == {"Shop 1": True, "Shop 2": False}
+    assert dict(ChannelListing.objects.values_list("connection__name", "needs_push")) == {
+        "Shop 1": True,
+        "Shop 2": False,
+    }
 
 
 def test_an_edit_that_changes_nothing_marks_nothing(account, connections):

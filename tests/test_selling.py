@@ -38,8 +38,12 @@ def _connection(account, name: str, priority: int = 100) -> ChannelConnection:
 
 def _live_listing(item, connection, external_id: str) -> ChannelListing:
     return ChannelListing.objects.create(
-        account=item.account, item=item, connection=connection, external_id=external_id,
-        desired_state="live", actual_state=ListingState.LIVE,
+        account=item.account,
+        item=item,
+        connection=connection,
+        external_id=external_id,
+        desired_state="live",
+        actual_state=ListingState.LIVE,
     )
 
 
@@ -49,7 +53,9 @@ def _seen(order_id: str, *, sku: str, listing_id: str = "", placed_at=T0, status
         status=status,
         placed_at=placed_at,
         updated_at=updated_at or placed_at,
-        lines=(OrderLineSeen(sku=sku, external_listing_id=listing_id, quantity=quantity, unit_price=Decimal("1000.00")),),
+        lines=(
+            OrderLineSeen(sku=sku, external_listing_id=listing_id, quantity=quantity, unit_price=Decimal("1000.00")),
+        ),
         currency="USD",
         total=Decimal("1000.00"),
         buyer_name="Buyer " + order_id,
@@ -162,7 +168,9 @@ def test_a_cancelled_sale_puts_the_item_back_on_sale_everywhere(shop):
 
 
 def test_old_news_does_not_undo_newer_news(shop):
-    sale_record(connection=shop["a"], seen=_seen("A1", sku="STRAT-64", status="paid", updated_at=T0 + timedelta(minutes=5)))
+    sale_record(
+        connection=shop["a"], seen=_seen("A1", sku="STRAT-64", status="paid", updated_at=T0 + timedelta(minutes=5))
+    )
     outcome = sale_record(connection=shop["a"], seen=_seen("A1", sku="STRAT-64", status="pending", updated_at=T0))
     assert "ignored" in outcome.note
     assert Order.objects.get(external_id="A1").status == "completed"
@@ -211,7 +219,7 @@ def test_two_channels_selling_the_last_unit_at_once_200_times(account):
         barrier = threading.Barrier(2)
         errors = []
 
-        def sell(conn, order_id, when, sku=item.sku):
+        def sell(conn, order_id, when, sku=item.sku, barrier=barrier, errors=errors):
             try:
                 barrier.wait(timeout=10)
                 sale_record(connection=conn, seen=_seen(order_id, sku=sku, placed_at=when))

@@ -15,9 +15,7 @@ def theirs(other_account, other_staff):
     from inventory.services import Actor
 
     # Two units, so their open order does not sell the item out (it stays active).
-    item = make_item(
-        other_account, n=1, sku="THEIRS-1", brand="Secretbrand", title="Their prized Les Paul", quantity=2
-    )
+    item = make_item(other_account, n=1, sku="THEIRS-1", brand="Secretbrand", title="Their prized Les Paul", quantity=2)
     order, _ = order_create(
         account=other_account,
         actor=Actor(),

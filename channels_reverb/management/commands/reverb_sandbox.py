@@ -80,7 +80,9 @@ class Command(BaseCommand):
         lookup = {"pk": int(name_or_id)} if name_or_id.isdigit() else {"name": name_or_id}
         connection = ReverbConnection.objects.filter(**lookup).first()
         if connection is None:
-            raise CommandError(f"No Reverb connection {name_or_id!r}. Run `manage.py reverb_demo` or create one in the admin.")
+            raise CommandError(
+                f"No Reverb connection {name_or_id!r}. Run `manage.py reverb_demo` or create one in the admin."
+            )
         address = urlsplit(connection.base_url)
         if address.hostname not in ("127.0.0.1", "localhost") or not address.port:
             raise CommandError(

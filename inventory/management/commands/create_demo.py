@@ -191,7 +191,9 @@ class Command(BaseCommand):
         # The demo shop pays for BUSINESS: bulk operations, the API and every channel work in the demo.
         plan_assign(account=account, plan=plan_get("business"), source="demo")
         items = []
-        for n, (brand, model, year, finish, category, condition, price, cost, qty, location, state) in enumerate(CATALOGUE, 1):
+        for n, (brand, model, year, finish, category, condition, price, cost, qty, location, state) in enumerate(
+            CATALOGUE, 1
+        ):
             items.append(
                 item_create(
                     account=account,

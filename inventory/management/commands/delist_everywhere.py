@@ -23,7 +23,9 @@ class Command(BaseCommand):
         missing = set(skus) - {item.sku for item in items}
         if missing:
             raise CommandError(f"Unknown SKU(s) in {account}: {', '.join(sorted(missing))}. Nothing was changed.")
-        live = ChannelListing.objects.filter(item__in=items, desired_state=DesiredState.LIVE).select_related("connection", "item")
+        live = ChannelListing.objects.filter(item__in=items, desired_state=DesiredState.LIVE).select_related(
+            "connection", "item"
+        )
         for listing in live:
             self.stdout.write(f"{listing.item.sku}: {'ending' if apply else 'would end'} on {listing.connection}")
         if not apply:
