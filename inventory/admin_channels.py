@@ -7,7 +7,6 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.admin import AccountScopedAdmin
@@ -19,12 +18,12 @@ from .models import (
     ChannelConnection,
     ChannelListing,
     Conflict,
-    ConflictStatus,
     ListingState,
     SyncRun,
     WebhookEvent,
 )
-from .services.listings import listings_end, listings_publish, listings_relist
+from .services.alerts import alerts_acknowledge, conflicts_resolve
+from .services.listings import listings_end, listings_publish, listings_relist, listings_retry
 from .services.sync import webhook_replay
 
 STATE_COLOURS = {"live": "#2a7", "pending": "#c90", "ending": "#c90", "ended": "#777", "sold": "#c60", "error": "#c33"}
@@ -179,13 +178,8 @@ class ChannelListingAdmin(AccountScopedAdmin):
 
     @admin.action(description="Retry now", permissions=["change"])
     def retry_now(self, request, queryset):
-        from .tasks import enqueue_converge
-
-        ids = list(queryset.values_list("pk", flat=True))
-        queryset.filter(actual_state=ListingState.ERROR).update(needs_push=True, desired_changed_at=timezone.now())
-        for listing_id in ids:
-            enqueue_converge(listing_id)
-        self.message_user(request, f"{len(ids)} listing(s) queued.", messages.SUCCESS)
+        n = listings_retry(listing_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{n} listing(s) queued.", messages.SUCCESS)
 
 
 @admin.register(ChannelConnection)
@@ -316,12 +310,7 @@ class ConflictAdmin(AccountScopedAdmin):
 
     @admin.action(description="Mark resolved", permissions=["change"])
     def mark_resolved(self, request, queryset):
-        n = queryset.filter(status=ConflictStatus.OPEN).update(
-            status=ConflictStatus.RESOLVED, resolved_at=timezone.now(), resolved_by=request.user
-        )
-        Alert.objects.filter(conflict__in=queryset, acknowledged_at__isnull=True).update(
-            acknowledged_at=timezone.now(), acknowledged_by=request.user
-        )
+        n = conflicts_resolve(conflict_ids=list(queryset.values_list("pk", flat=True)), user=request.user)
         self.message_user(request, f"{n} conflict(s) resolved.", messages.SUCCESS)
 
 
@@ -338,7 +327,5 @@ class AlertAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Acknowledge")
     def acknowledge(self, request, queryset):
-        n = queryset.filter(acknowledged_at__isnull=True).update(
-            acknowledged_at=timezone.now(), acknowledged_by=request.user
-        )
+        n = alerts_acknowledge(alert_ids=list(queryset.values_list("pk", flat=True)), user=request.user)
         self.message_user(request, f"{n} alert(s) acknowledged.", messages.SUCCESS)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from ..models import Alert
+from ..models import Alert, Conflict, ConflictStatus
 
 
 def alert_raise(*, account_id: int, kind: str, dedupe_key: str, title: str, message: str = "", **refs) -> Alert:
@@ -19,3 +20,31 @@ def alert_raise(*, account_id: int, kind: str, dedupe_key: str, title: str, mess
             )
     except IntegrityError:
         return Alert.objects.get(account_id=account_id, dedupe_key=dedupe_key, acknowledged_at__isnull=True)
+
+
+def alerts_acknowledge(*, alert_ids: list[int], user) -> int:
+    """Staff have seen these alerts. Returns how many were open."""
+    return Alert.objects.filter(pk__in=alert_ids, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=user
+    )
+
+
+def conflicts_resolve(*, conflict_ids: list[int], user, note: str = "") -> int:
+    """Staff settled these double sales (one order cancelled and refunded on its channel).
+
+    Their alerts are acknowledged with them. Returns how many were open.
+    """
+    with transaction.atomic():
+        open_ids = list(
+            Conflict.objects.select_for_update()
+            .filter(pk__in=conflict_ids, status=ConflictStatus.OPEN)
+            .values_list("pk", flat=True)
+        )
+        fields = {"status": ConflictStatus.RESOLVED, "resolved_at": timezone.now(), "resolved_by": user}
+        if note:
+            fields["note"] = note
+        Conflict.objects.filter(pk__in=open_ids).update(**fields)
+        Alert.objects.filter(conflict_id__in=open_ids, acknowledged_at__isnull=True).update(
+            acknowledged_at=timezone.now(), acknowledged_by=user
+        )
+    return len(open_ids)

@@ -539,3 +539,13 @@ def listings_lagging(*, older_than: timedelta = timedelta(seconds=60), limit: in
         .order_by("desired_changed_at")
     )
     return list(qs.values_list("pk", flat=True)[:limit])
+
+
+def listings_retry(*, listing_ids: list[int]) -> int:
+    """Try these listings again now (e.g. after staff fixed what the channel refused)."""
+    with transaction.atomic():
+        ChannelListing.objects.filter(pk__in=listing_ids, actual_state=ListingState.ERROR).update(
+            needs_push=True, desired_changed_at=timezone.now()
+        )
+        _enqueue(listing_ids)
+    return len(listing_ids)
