@@ -7,7 +7,8 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from accounts.admin import AccountScopedAdmin
 
@@ -26,6 +27,10 @@ from .services.alerts import alerts_acknowledge, conflicts_resolve
 from .services.listings import listings_end, listings_publish, listings_relist, listings_retry
 from .services.sync import webhook_replay
 
+CONFLICT_TABLE_HEAD = mark_safe(
+    "<tr><th></th><th>Channel</th><th>Order</th><th>Placed (channel clock)</th><th>Buyer</th><th>Total</th>"
+    "<th>Status</th></tr>"
+)
 STATE_COLOURS = {"live": "#2a7", "pending": "#c90", "ending": "#c90", "ended": "#777", "sold": "#c60", "error": "#c33"}
 
 
@@ -290,11 +295,11 @@ class ConflictAdmin(AccountScopedAdmin):
 
     @admin.display(description="both orders")
     def side_by_side(self, conflict):
-        rows = []
-        for label, order in (("Winner", conflict.winning_order), ("Loser", conflict.losing_order)):
-            rows.append(
-                format_html(
-                    "<tr><th>{}</th><td>{}</td><td>#{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td></tr>",
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td><td>#{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td></tr>",
+            (
+                (
                     label,
                     order.connection or order.channel,
                     order.external_id,
@@ -304,9 +309,10 @@ class ConflictAdmin(AccountScopedAdmin):
                     order.currency,
                     order.get_status_display(),
                 )
-            )
-        head = "<tr><th></th><th>Channel</th><th>Order</th><th>Placed (channel clock)</th><th>Buyer</th><th>Total</th><th>Status</th></tr>"
-        return format_html("<table>{}{}</table>", format_html(head), format_html("".join(str(r) for r in rows)))
+                for label, order in (("Winner", conflict.winning_order), ("Loser", conflict.losing_order))
+            ),
+        )
+        return format_html("<table>{}{}</table>", CONFLICT_TABLE_HEAD, rows)
 
     @admin.action(description="Mark resolved", permissions=["change"])
     def mark_resolved(self, request, queryset):
