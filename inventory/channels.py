@@ -22,13 +22,47 @@ A channel's sync module provides:
     read_all_listings(connection) -> Iterable[ListingSeen]
         Every listing of the seller on the channel, by page reads only (for the reconcile
         and the import of listings made elsewhere).
-    pull(connection, since: datetime | None) -> PullResult
+    pull(connection, since: datetime | None, *, full_scan: bool = False) -> PullResult
         What changed since the watermark: orders, listing states and listings the system may
-        not know. Reads only (page reads); one page when nothing changed.
+        not know. Reads only (page reads); one page when nothing changed. `full_scan` (a pull
+        staff asked for) also reads every listing now, whatever the channel's scan interval.
     parse_webhook(connection, headers: Mapping[str, str], body: bytes) -> WebhookSeen
         Check and identify a delivery (no business logic, no database writes).
     webhook_orders(connection, event: WebhookSeen) -> list[OrderSeen]
         Orders carried by a stored delivery (empty when the event is not about orders).
+
+    find_listing(connection, sku: str) -> ListingSeen | None
+        Our listing with this SKU on the channel (any state), the one publish would adopt.
+    check(connection) -> ConnectionCheck
+        Reads only: does the connection work, step by step in plain words (token, shop,
+        location, policies...), and what to fix where it does not.
+
+Optional parts (the engine looks them up with getattr):
+
+    DEFAULT_PRIORITY: int          platform order on ties: Shopify 10, Reverb 20, V&R 30, eBay 40,
+                                   Etsy 50, WooCommerce 60, Amazon 70 (editable per connection)
+    CONNECTION_SERIALIZER: str     dotted path of a DRF serializer for the channel's connection
+                                   model, a subclass of inventory.api.connections.ConnectionSerializer
+                                   (secrets listed in Meta.secret_fields: write-only, hinted back)
+    WEBHOOK_SETUP: str             where staff paste the webhook URL when it cannot be registered by API
+    register_webhooks(connection, base_url: str) -> list[str]
+        Register (or update) the channel's webhook subscriptions to base_url + connection.webhook_path;
+        idempotent; returns one plain line per subscription.
+    webhook_challenge(connection, query: Mapping[str, str], url: str) -> WebhookReply
+        Answer a GET on the webhook URL (eBay's endpoint challenge). Absent: GET is 405.
+
+parse_webhook raises WebhookRejected(http_status=401 / 412...) for a delivery that must not be
+stored (a bad or missing signature), and may return a WebhookReply instead of a WebhookSeen for a
+delivery that is answered but carries nothing to store (WooCommerce's ping).
+
+Transient failures inside one operation: wrap each step of a multi-step publish in
+`retry_transient(step, ...)` (a few quick tries, a warning line each, no traceback), and make the
+steps resumable (look up what an earlier attempt already created), so one blip neither restarts
+the whole publish nor creates anything twice.
+
+Identity: a listing is (connection, external id) *and* our SKU. read_listing returns what the
+channel has under that id (None when it does not exist); the engine compares the SKU, never the
+channel module.
 
 Sync functions receive the channel's own connection row (e.g. ReverbConnection) and plain
 data, and return plain dataclasses: they never write inventory rows. Errors are raised as
@@ -92,6 +126,49 @@ class PermanentChannelError(ChannelError):
 
 class ListingNotFound(PermanentChannelError):
     """The listing does not exist on the channel."""
+
+
+class WebhookRejected(ChannelError):
+    """A delivery that must not be stored (bad or missing signature, unknown key): answered `http_status`."""
+
+    def __init__(self, message: str, *, http_status: int = 401, **kwargs):
+        super().__init__(message, **kwargs)
+        self.http_status = http_status
+
+
+def retry_transient(step, *args, attempts: int = 3, delay: float = 0.2, max_wait: float = 2.0, **kwargs):
+    """Run one step of a channel operation, retrying a transient failure a few times at once.
+
+    For multi-call operations (publish = create item, create offer, publish offer): a blip on
+    one call is retried here, briefly, instead of failing the whole attempt and waiting for the
+    engine's backoff. A rate limit asking for longer than `max_wait`, and the last failure, are
+    raised for the engine to schedule. Each retry logs one warning line, never a traceback.
+    """
+    import logging
+    import time
+
+    log = logging.getLogger("inventory.channels")
+    for attempt in range(1, attempts + 1):
+        try:
+            return step(*args, **kwargs)
+        except ListingBusy:
+            raise
+        except TransientChannelError as error:
+            wait = delay * (2 ** (attempt - 1))
+            if isinstance(error, RateLimited) and error.retry_after:
+                wait = max(wait, error.retry_after)
+            if attempt == attempts or wait > max_wait:
+                raise
+            log.warning(
+                "%s failed (%s), retrying in %.2f s (try %d of %d)",
+                getattr(step, "__name__", "step"),
+                error,
+                wait,
+                attempt + 1,
+                attempts,
+            )
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 # --- Data that crosses the boundary ---------------------------------------------------
@@ -205,6 +282,39 @@ class WebhookSeen:
     topic: str
     dedupe_key: str
     payload: Mapping
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """An answer to a delivery or a GET that stores nothing (a ping, an endpoint challenge)."""
+
+    status: int = 200
+    body: Mapping | bytes = b""
+
+
+@dataclass(frozen=True)
+class CheckStep:
+    """One thing a connection check tried: what, whether it works, and in plain words what to fix."""
+
+    label: str
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    steps: tuple[CheckStep, ...]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(step.ok for step in self.steps)
+
+    @property
+    def summary(self) -> str:
+        failed = [step for step in self.steps if not step.ok]
+        if not failed:
+            return "Everything works: " + "; ".join(step.message for step in self.steps)
+        return "To fix: " + "; ".join(f"{step.label}: {step.message}" for step in failed)
 
 
 ORDER_PENDING = "pending"
