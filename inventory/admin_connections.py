@@ -95,7 +95,8 @@ class ConnectionAdminForm(forms.ModelForm):
             .exists()
         )
         if clash:
-            self.add_error("name", "This account already has a connection of this channel with this name.")
+            label = getattr(channel(self.channel_name), "LABEL", self.channel_name)
+            self.add_error("name", f"This account already has a {label} connection with this name.")
         was_enabled = (
             bool(self.instance.pk) and ChannelConnection.objects.filter(pk=self.instance.pk, enabled=True).exists()
         )

@@ -180,7 +180,9 @@ def _listed(account, connection, sandbox, sku="BN-1"):
 
 
 def test_pause_stops_new_listings_but_ends_still_happen(api, account, sandbox):
-    connection = ReverbConnection.objects.get(pk=_create(api, api_token=DEFAULT_TOKEN, base_url=sandbox.base_url).json()["id"])
+    connection = ReverbConnection.objects.get(
+        pk=_create(api, api_token=DEFAULT_TOKEN, base_url=sandbox.base_url).json()["id"]
+    )
     item, listing = _listed(account, connection, sandbox)
 
     paused = api.post(f"/api/v1/connections/{connection.pk}/pause/").json()
@@ -201,7 +203,9 @@ def test_pause_stops_new_listings_but_ends_still_happen(api, account, sandbox):
 
 
 def test_disconnect_is_a_dry_run_first_then_ends_every_listing_and_disables(api, account, sandbox):
-    connection = ReverbConnection.objects.get(pk=_create(api, api_token=DEFAULT_TOKEN, base_url=sandbox.base_url).json()["id"])
+    connection = ReverbConnection.objects.get(
+        pk=_create(api, api_token=DEFAULT_TOKEN, base_url=sandbox.base_url).json()["id"]
+    )
     _item, listing = _listed(account, connection, sandbox)
 
     dry = api.post(f"/api/v1/connections/{connection.pk}/disconnect/", {}, format="json").json()
@@ -225,7 +229,9 @@ def test_disconnect_is_a_dry_run_first_then_ends_every_listing_and_disables(api,
 
 
 def test_disabling_a_connection_with_live_listings_is_refused_with_what_to_do_instead(api, account, sandbox):
-    connection = ReverbConnection.objects.get(pk=_create(api, api_token=DEFAULT_TOKEN, base_url=sandbox.base_url).json()["id"])
+    connection = ReverbConnection.objects.get(
+        pk=_create(api, api_token=DEFAULT_TOKEN, base_url=sandbox.base_url).json()["id"]
+    )
     _listed(account, connection, sandbox)
 
     response = api.patch(f"/api/v1/connections/{connection.pk}/", {"enabled": False}, format="json")
@@ -237,7 +243,9 @@ def test_disabling_a_connection_with_live_listings_is_refused_with_what_to_do_in
 
 
 def test_a_used_connection_is_kept_as_history_and_an_unused_one_can_be_deleted(api, account, sandbox):
-    used = ReverbConnection.objects.get(pk=_create(api, api_token=DEFAULT_TOKEN, base_url=sandbox.base_url).json()["id"])
+    used = ReverbConnection.objects.get(
+        pk=_create(api, api_token=DEFAULT_TOKEN, base_url=sandbox.base_url).json()["id"]
+    )
     _listed(account, used, sandbox)
     unused = _create(api, name="Never used").json()["id"]
 

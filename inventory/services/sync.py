@@ -400,7 +400,7 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
         .select_related("item")
     }
     report = AuditReport()
-    drifted: list[int] = []
+    drifted: dict[int, dict] = {}
     with sync_run(connection, SyncKind.AUDIT, run_id=run_id) as run:
         seen_ids: set[str] = set()
         by_sku: dict[str, list[ListingSeen]] = {}
@@ -432,9 +432,10 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
                     if apply:
                         _known_listing_seen(listing, seen)
                 continue
-            if _drifted(connection, listing, seen, alert=apply):
+            drift = _drifted(connection, listing, seen, alert=apply)
+            if drift:
                 report.drifted.append(listing.item.sku)
-                drifted.append(listing.pk)
+                drifted[listing.pk] = drift
             else:
                 report.unchanged += 1
 
@@ -466,11 +467,7 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
                 external_listing_import(connection, seen, actor=actor)
 
         if apply and drifted:
-            with transaction.atomic():
-                ChannelListing.objects.filter(pk__in=drifted).update(
-                    needs_push=True, pushed_fingerprint="", desired_changed_at=timezone.now()
-                )
-                _enqueue(drifted)
+            _push_back(drifted)
         run.updated = len(report.drifted)
         run.ended = len(report.ended_on_channel) + len(report.missing)
         run.created = len(report.unknown)
@@ -485,14 +482,17 @@ def listings_reconcile(*, connection_id: int) -> SyncRun:
     return listings_audit(connection_id=connection_id, apply=True)
 
 
-def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: ListingSeen, *, alert: bool) -> bool:
+def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: ListingSeen, *, alert: bool) -> dict:
+    """What the channel shows that differs from what we pushed: {field: the channel's value}."""
     pushed = listing.pushed_content
-    price_drift = seen.price is not None and pushed.get("price") and f"{seen.price:.2f}" != pushed.get("price")
-    quantity_drift = (
-        seen.quantity is not None and pushed.get("quantity") is not None and seen.quantity != pushed["quantity"]
-    )
-    title_drift = bool(seen.title) and pushed.get("title") and seen.title != pushed["title"]
-    if price_drift and alert:
+    drift = {}
+    if seen.price is not None and pushed.get("price") and f"{seen.price:.2f}" != pushed.get("price"):
+        drift["price"] = f"{seen.price:.2f}"
+    if seen.quantity is not None and pushed.get("quantity") is not None and seen.quantity != pushed["quantity"]:
+        drift["quantity"] = seen.quantity
+    if seen.title and pushed.get("title") and seen.title != pushed["title"]:
+        drift["title"] = seen.title
+    if "price" in drift and alert:
         alert_raise(
             account_id=connection.account_id,
             kind=AlertKind.PRICE_DRIFT,
@@ -502,7 +502,19 @@ def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: Listi
             item=listing.item,
             listing=listing,
         )
-    return bool(price_drift or quantity_drift or title_drift)
+    return drift
+
+
+def _push_back(drifted: dict[int, dict]) -> None:
+    """Ours goes out again: what the channel shows is recorded as pushed, so exactly those fields are revised."""
+    with transaction.atomic():
+        for listing in ChannelListing.objects.select_for_update().filter(pk__in=list(drifted)):
+            listing.pushed_content = {**listing.pushed_content, **drifted[listing.pk]}
+            listing.pushed_fingerprint = ""
+            listing.needs_push = True
+            listing.desired_changed_at = timezone.now()
+            listing.save(update_fields=["pushed_content", "pushed_fingerprint", "needs_push", "desired_changed_at"])
+        _enqueue(list(drifted))
 
 
 def _end_duplicate(conn, connection: ChannelConnection, seen: ListingSeen) -> None:
