@@ -176,7 +176,7 @@ def test_the_audit_reports_a_mismatched_sku_instead_of_adopting_it(account, conn
 def test_the_audit_finds_drift_missing_unknown_duplicates_and_live_listings_we_ended(
     account, connection, sandbox, _enqueued
 ):
-    drifted, missing, duplicated, ended_here = list_items(
+    drifted, missing, _duplicated, ended_here = list_items(
         account, connection, _enqueued, ["AU-DRIFT", "AU-GONE", "AU-DUP", "AU-ENDED"]
     )
     listings_end(account=account, item_ids=[ended_here.pk], actor=STAFF)
