@@ -97,6 +97,43 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
     return run
 
 
+PULL_FAILURES_BEFORE_ALERT = 3
+
+
+def connection_pull_failed(*, connection_id: int, error: Exception) -> bool:
+    """A pull failed (its SyncRun says why). Alert staff when the connection needs them: at once
+    for a refusal (a revoked token, a missing scope), after a few failures in a row otherwise.
+    Returns whether an alert is open."""
+    connection = ChannelConnection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        return False
+    refused = isinstance(error, ChannelError) and not error.transient
+    recent = list(
+        SyncRun.objects.filter(connection_id=connection_id, kind=SyncKind.PULL)
+        .exclude(status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING])
+        .order_by("-started_at", "-id")
+        .values_list("status", flat=True)[:PULL_FAILURES_BEFORE_ALERT]
+    )
+    failing = len(recent) == PULL_FAILURES_BEFORE_ALERT and all(status == SyncStatus.FAILED for status in recent)
+    if not (refused or failing):
+        return False
+    alert_raise(
+        account_id=connection.account_id,
+        kind=AlertKind.CONNECTION,
+        dedupe_key=f"pull-failing:{connection.pk}",
+        title=f"{connection.name} cannot be read: sales there may not reach us",
+        message=(
+            f"{type(error).__name__}: {error}. "
+            + (
+                "The channel refused the request: test the connection and fix what it says."
+                if refused
+                else f"The last {PULL_FAILURES_BEFORE_ALERT} pulls failed; they are retried on schedule."
+            )
+        ),
+    )
+    return True
+
+
 def _believed_on_sale(connection: ChannelConnection):
     """Our listings the channel should have: live (or being ended), with an id."""
     return ChannelListing.objects.filter(
@@ -568,6 +605,9 @@ def _enqueue_webhook(event_id: int) -> None:
     transaction.on_commit(lambda: _send_webhook(event_id))
 
 
+WEBHOOK_ATTEMPTS_BEFORE_ALERT = 3
+
+
 def webhook_process(*, event_id: int) -> str:
     """Act on a stored delivery: record the orders it carries, else pull the connection.
 
@@ -592,7 +632,18 @@ def webhook_process(*, event_id: int) -> str:
         WebhookEvent.objects.filter(pk=event.pk).update(
             status=WebhookStatus.FAILED, last_error=f"{type(error).__name__}: {error}"[:2000]
         )
-        log.exception("webhook %s failed", event_id)
+        if event.attempts + 1 >= WEBHOOK_ATTEMPTS_BEFORE_ALERT:
+            alert_raise(
+                account_id=event.account_id,
+                kind=AlertKind.SYNC_ERROR,
+                dedupe_key=f"webhook-failed:{event.pk}",
+                title=f"A {event.topic} delivery from {connection.name} could not be processed",
+                message=f"{type(error).__name__}: {error}. Fix the cause, then replay it from the webhook inbox.",
+            )
+        if isinstance(error, ChannelError) and error.transient:
+            log.warning("webhook %s: %s (retried)", event_id, error)
+        else:
+            log.exception("webhook %s failed", event_id)
         raise
     WebhookEvent.objects.filter(pk=event.pk).update(
         status=WebhookStatus.PROCESSED, processed_at=timezone.now(), last_error=""
