@@ -52,8 +52,10 @@ def one_run(account, run: int, items: int, seed: int) -> tuple[float, Counter, d
             time.sleep(0.05)
         seconds = time.monotonic() - started
         answers = Counter(r.fault or str(r.status) for sandbox in sandboxes for r in sandbox.requests())
-        counts = Counter(listing["sku"] for sandbox in sandboxes for listing in sandbox.listings())
-        duplicates = {sku: n for sku, n in counts.items() if n > 1}
+        counts = Counter((n, listing["sku"]) for n, sandbox in enumerate(sandboxes) for listing in sandbox.listings())
+        duplicates = {f"market {n + 1} {sku}": count for (n, sku), count in counts.items() if count > 1}
+        missing = {f"market {n + 1} {item.sku}" for n in range(2) for item in made if (n, item.sku) not in counts}
+        duplicates.update(dict.fromkeys(missing, 0))
         if listings.filter(actual_state=ListingState.LIVE).count() != 2 * items:
             print(
                 f"  run {run}: NOT all live after {seconds:.0f} s: {listings.exclude(actual_state='live').count()} lag"
@@ -85,7 +87,7 @@ def main() -> None:
             results.append(seconds)
             print(
                 f"  run {run}: all {2 * args.items} live in {seconds:5.1f} s; answers: {dict(sorted(answers.items()))}; "
-                f"duplicates: {duplicates or 'none'}"
+                f"duplicates or missing: {duplicates or 'none'}"
             )
     finally:
         worker.stop()
