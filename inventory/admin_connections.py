@@ -22,6 +22,7 @@ from billing.gates import check_channel_connect
 from .channels import channel
 from .errors import InventoryError
 from .models import ChannelConnection, ChannelListing
+from .models.channels import secret_hint
 from .services.connections import (
     connection_check,
     connection_create,
@@ -33,12 +34,6 @@ from .services.connections import (
     default_priority,
 )
 from .services.listings import ENDED_STATES
-
-
-def secret_hint(value: str) -> str:
-    if not value:
-        return "not set"
-    return f"set, ends …{value[-4:]}" if len(value) >= 12 else "set"
 
 
 class ConnectionAdminForm(forms.ModelForm):

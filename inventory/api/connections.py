@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from accounts.api.base import AccountScopedViewSetMixin
 from inventory.channels import channel, channel_names, specific_connection
 from inventory.models import ChannelConnection
+from inventory.models.channels import secret_hint
 from inventory.services.connections import (
     connection_check,
     connection_create,
@@ -34,13 +35,6 @@ from inventory.services.connections import (
 )
 
 from .channel_views import SyncRunSerializer
-
-
-def secret_hint(value: str) -> str:
-    """Enough of a secret for staff to recognise it, never enough to use it."""
-    if not value:
-        return "not set"
-    return f"set, ends …{value[-4:]}" if len(value) >= 12 else "set"
 
 
 def site_base_url(request) -> str:
