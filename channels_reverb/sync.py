@@ -105,7 +105,12 @@ def check(connection) -> ConnectionCheck:
     try:
         account = client.account()
     except ChannelError as error:
-        hint = " Paste a new token from reverb.com/my/api_settings." if error.status in (401, 403) else ""
+        if error.status in (401, 403):
+            hint = " Paste a new token from reverb.com/my/api_settings."
+        elif error.transient:
+            hint = f" Check the base URL ({connection.base_url}), or try again in a minute."
+        else:
+            hint = ""
         return ConnectionCheck(steps=(CheckStep("Token", False, f"{error.message}.{hint}".replace("..", ".")),))
     shop = str(account.get("shop_name") or account.get("name") or "")
     steps.append(CheckStep("Token", True, f"The token works{f' for {shop}' if shop else ''}."))

@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 
 from accounts.admin import AccountScopedAdmin
 from billing.errors import BillingError
@@ -227,7 +228,9 @@ class ConnectionAdmin(ConnectionActionsMixin, AccountScopedAdmin):
     def secret_status(self, obj) -> str:
         names = getattr(self.form.Meta, "secret_fields", ())
         return format_html_join(
-            ", ", "{}: {}", ((obj._meta.get_field(n).verbose_name, secret_hint(getattr(obj, n, ""))) for n in names)
+            ", ",
+            "{}: {}",
+            ((capfirst(obj._meta.get_field(n).verbose_name), secret_hint(getattr(obj, n, ""))) for n in names),
         )
 
     @admin.display(description="Webhooks")
