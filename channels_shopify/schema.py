@@ -22,12 +22,12 @@ _schemas: dict[str, graphql.GraphQLSchema] = {}
 
 
 def contract_dirs() -> list[Path]:
-    """Where the official contracts are looked for: $SHOPIFY_CONTRACTS_DIR, the shared workspace, an in-repo copy."""
+    """Where the official contracts are looked for: $SHOPIFY_CONTRACTS_DIR, the repository's contracts/, the shared workspace."""
     base = Path(settings.BASE_DIR)
     dirs = []
     if os.environ.get("SHOPIFY_CONTRACTS_DIR"):
         dirs.append(Path(os.environ["SHOPIFY_CONTRACTS_DIR"]))
-    dirs += [base.parent / "shared" / "contracts" / "shopify", base / "contracts" / "shopify"]
+    dirs += [base / "contracts" / "shopify", base.parent / "shared" / "contracts" / "shopify"]
     return dirs
 
 
