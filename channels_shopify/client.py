@@ -153,7 +153,9 @@ def raise_user_errors(payload: Mapping[str, Any] | None, what: str) -> None:
     """Raise PermanentChannelError when a mutation's payload carries userErrors."""
     errors = list((payload or {}).get("userErrors") or [])
     if errors:
-        raise PermanentChannelError(f"Shopify refused {what}: {describe_user_errors(errors)}", body={"userErrors": errors})
+        raise PermanentChannelError(
+            f"Shopify refused {what}: {describe_user_errors(errors)}", body={"userErrors": errors}
+        )
 
 
 class ShopifyClient:
@@ -251,11 +253,17 @@ class ShopifyClient:
             response = self.session.post(self.endpoint, data=body.encode(), timeout=self.timeout, allow_redirects=False)
         except requests.Timeout as error:
             applied = " The change may have been applied; look it up before repeating it." if is_write else ""
-            raise TransientChannelError(f"Shopify did not answer {operation} within {self.timeout:g} s.{applied}") from error
+            raise TransientChannelError(
+                f"Shopify did not answer {operation} within {self.timeout:g} s.{applied}"
+            ) from error
         except requests.RequestException as error:
             self.bucket.refund(booked)
-            raise TransientChannelError(f"Could not reach Shopify for {operation}: {error.__class__.__name__}.") from error
-        logger.debug("shopify %s -> %s in %.0f ms", operation, response.status_code, (time.monotonic() - started) * 1000)
+            raise TransientChannelError(
+                f"Could not reach Shopify for {operation}: {error.__class__.__name__}."
+            ) from error
+        logger.debug(
+            "shopify %s -> %s in %.0f ms", operation, response.status_code, (time.monotonic() - started) * 1000
+        )
         status = response.status_code
         answer = _json(response)
         if status == 429 or (200 <= status < 300 and answer is not None):
@@ -268,7 +276,9 @@ class ShopifyClient:
             raise TransientChannelError(f"Shopify answered {operation} with something that is not JSON.", status=status)
         detail = _error_text(answer) or response.reason or ""
         if status >= 500:
-            raise TransientChannelError(f"Shopify failed on {operation} ({status}): {detail}", status=status, body=answer)
+            raise TransientChannelError(
+                f"Shopify failed on {operation} ({status}): {detail}", status=status, body=answer
+            )
         meaning = _HTTP_MEANINGS.get(status, "")
         message = f"Shopify refused {operation} ({status}): {meaning or detail}"
         if meaning and detail:

@@ -349,7 +349,11 @@ def nodes(connection: Any) -> list[Mapping[str, Any]]:
         return []
     if isinstance(connection.get("nodes"), list):
         return [n for n in connection["nodes"] if isinstance(n, Mapping)]
-    return [e["node"] for e in connection.get("edges") or [] if isinstance(e, Mapping) and isinstance(e.get("node"), Mapping)]
+    return [
+        e["node"]
+        for e in connection.get("edges") or []
+        if isinstance(e, Mapping) and isinstance(e.get("node"), Mapping)
+    ]
 
 
 def our_variant(product: Mapping[str, Any], sku: str = "") -> Mapping[str, Any] | None:
@@ -411,7 +415,17 @@ def listing_seen(product: Mapping[str, Any], sku: str = "") -> ListingSeen:
     condition = ""
     for tag in product.get("tags") or ():
         slug = str(tag).strip().lower().replace(" ", "_")
-        if slug in {"mint", "excellent", "very_good", "good", "fair", "poor", "non_functioning", "b_stock", "brand_new"}:
+        if slug in {
+            "mint",
+            "excellent",
+            "very_good",
+            "good",
+            "fair",
+            "poor",
+            "non_functioning",
+            "b_stock",
+            "brand_new",
+        }:
             condition = slug
     return ListingSeen(
         external_id=str(product["id"]),

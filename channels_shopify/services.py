@@ -38,7 +38,9 @@ def privacy_request(connection: ShopifyConnection, topic: str, payload: Mapping[
     if topic == "customers/data_request":
         ids = [str(i) for i in payload.get("orders_requested") or []]
         customer = payload.get("customer") if isinstance(payload.get("customer"), Mapping) else {}
-        request_id = (payload.get("data_request") or {}).get("id") if isinstance(payload.get("data_request"), Mapping) else ""
+        request_id = (
+            (payload.get("data_request") or {}).get("id") if isinstance(payload.get("data_request"), Mapping) else ""
+        )
         known = list(
             Order.objects.filter(connection=connection, external_id__in=ids).values_list("external_id", flat=True)
         )

@@ -24,8 +24,8 @@ from typing import Any
 from django.utils import timezone
 
 from inventory.channels import (
-    CheckStep,
     ChannelError,
+    CheckStep,
     ConnectionCheck,
     EndResult,
     ListingNotFound,
@@ -213,7 +213,9 @@ def revise(connection, external_id: str, payload: ListingPayload, fields: frozen
         if variant_update:
             variant_update["id"] = str(variant["id"])
             data = client.execute("VariantsBulkUpdate", {"productId": external_id, "variants": [variant_update]})
-            _raise_and_keep(connection, external_id, data.get("productVariantsBulkUpdate"), f"the price of {payload.sku}")
+            _raise_and_keep(
+                connection, external_id, data.get("productVariantsBulkUpdate"), f"the price of {payload.sku}"
+            )
         if quantity_changed:
             _set_quantity(client, product, payload.sku, location, payload.quantity, mappers.variant_quantity(variant))
         if variant_update or quantity_changed:
@@ -236,7 +238,9 @@ def end(connection, external_id: str, reason: str) -> EndResult:
     if variant is not None and quantity not in (None, 0):
         _set_quantity(client, product, str(variant.get("sku") or ""), location, 0, quantity, always=True)
     if str(product.get("status") or "") == "ACTIVE":
-        data = client.execute("ProductUpdate", {"product": {"id": external_id, "status": "DRAFT"}, "locationId": location})
+        data = client.execute(
+            "ProductUpdate", {"product": {"id": external_id, "status": "DRAFT"}, "locationId": location}
+        )
         result = data.get("productUpdate") or {}
         if result.get("product") is None and not result.get("userErrors"):
             _forget(connection, external_id)
@@ -325,6 +329,7 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
         seen_orders[order.external_id] = order  # a page shift can show one order twice
     result.orders = list(seen_orders.values())
     result.listings = [mappers.listing_seen(p) for p in products if mappers.our_variant(p) is not None]
+    result.listings_complete = products_query is None  # every product was read: the engine may spot missing ones
     _remember_many(connection, products)
     newest = max(
         [o.updated_at for o in result.orders if o.updated_at] + [s.updated_at for s in result.listings if s.updated_at],
@@ -381,10 +386,13 @@ def register_webhooks(connection, base_url: str) -> list[str]:
         if (topic, url) in existing:
             lines.append(f"{wire}: already registered")
             continue
-        answer = client.execute(
-            "WebhookSubscriptionCreate",
-            {"topic": topic, "webhookSubscription": {"callbackUrl": url, "format": "JSON"}},
-        ).get("webhookSubscriptionCreate") or {}
+        answer = (
+            client.execute(
+                "WebhookSubscriptionCreate",
+                {"topic": topic, "webhookSubscription": {"callbackUrl": url, "format": "JSON"}},
+            ).get("webhookSubscriptionCreate")
+            or {}
+        )
         if answer.get("userErrors"):
             lines.append(f"{wire}: refused by Shopify: {describe_user_errors(answer['userErrors'])}")
         else:
@@ -411,7 +419,10 @@ def check(connection) -> ConnectionCheck:
     try:
         data = client_for(connection).execute(
             "ShopCheck",
-            {"locationId": connection.location_id or "gid://shopify/Location/0", "withLocation": bool(connection.location_id)},
+            {
+                "locationId": connection.location_id or "gid://shopify/Location/0",
+                "withLocation": bool(connection.location_id),
+            },
         )
     except ChannelError as error:
         steps.append(CheckStep("Access token", False, error.message))
@@ -424,19 +435,27 @@ def check(connection) -> ConnectionCheck:
             CheckStep("Store", False, f"The token belongs to {domain}, not {connection.shop_domain}: fix one of them.")
         )
     else:
-        steps.append(CheckStep("Store", True, f"{connection.shop_domain} (prices in {shop.get('currencyCode') or '?'})."))
+        steps.append(
+            CheckStep("Store", True, f"{connection.shop_domain} (prices in {shop.get('currencyCode') or '?'}).")
+        )
     choices = ", ".join(
-        f"{node.get('name')} ({node.get('id')})" for node in mappers.nodes(data.get("locations")) if node.get("isActive")
+        f"{node.get('name')} ({node.get('id')})"
+        for node in mappers.nodes(data.get("locations"))
+        if node.get("isActive")
     )
     location = data.get("location")
     if not connection.location_id:
         steps.append(CheckStep("Location", False, f"Choose the location stock is kept at: {choices or 'none found'}."))
     elif not location:
         steps.append(
-            CheckStep("Location", False, f"{connection.location_id} is not a location of this store. Choose: {choices}.")
+            CheckStep(
+                "Location", False, f"{connection.location_id} is not a location of this store. Choose: {choices}."
+            )
         )
     elif not location.get("isActive"):
-        steps.append(CheckStep("Location", False, f"{location.get('name')} is deactivated in Shopify. Choose: {choices}."))
+        steps.append(
+            CheckStep("Location", False, f"{location.get('name')} is deactivated in Shopify. Choose: {choices}.")
+        )
     else:
         steps.append(CheckStep("Location", True, f"Stock is kept at {location.get('name')}."))
     if connection.webhook_secret:
@@ -487,7 +506,9 @@ def _product_pages(
     pages = 0
     page = first_page
     if page is None:
-        page = client.execute("ProductsPage", {"first": PAGE_SIZE, "query": query, "locationId": location}).get("products")
+        page = client.execute("ProductsPage", {"first": PAGE_SIZE, "query": query, "locationId": location}).get(
+            "products"
+        )
         pages += 1
     seen_cursors: set[str] = set()
     while True:
@@ -510,7 +531,9 @@ def _product_set(connection, client: ShopifyClient, product_input: dict, locatio
     _raise_and_keep(connection, str(product_input.get("id") or ""), result, what)
     product = result.get("product")
     if not product or not product.get("id"):
-        raise TransientChannelError(f"Shopify accepted {what} but returned no product; it is looked up by SKU next time.")
+        raise TransientChannelError(
+            f"Shopify accepted {what} but returned no product; it is looked up by SKU next time."
+        )
     return product
 
 

@@ -21,7 +21,9 @@ def shop():
 
 def client_for(sandbox, *, token=DEFAULT_TOKEN, sleeps=None, **kwargs):
     sleep = sleeps.append if sleeps is not None else (lambda s: None)
-    return ShopifyClient(sandbox.endpoint, token, shop_key=f"test-{id(sandbox)}", bucket=CostBucket(), sleep=sleep, **kwargs)
+    return ShopifyClient(
+        sandbox.endpoint, token, shop_key=f"test-{id(sandbox)}", bucket=CostBucket(), sleep=sleep, **kwargs
+    )
 
 
 def test_the_token_goes_in_its_header_and_never_in_reprs(shop):
@@ -138,9 +140,20 @@ def test_the_sandbox_refuses_what_the_schema_refuses_and_applies_nothing(shop):
     later = post(
         shop,
         "mutation($input: InventorySetQuantitiesInput!) { inventorySetQuantities(input: $input) { userErrors { message } } }",
-        {"input": {"name": "available", "reason": "correction", "quantities": [
-            {"inventoryItemId": "gid://shopify/InventoryItem/1", "locationId": LOCATION_ID, "quantity": 1,
-             "changeFromQuantity": 0}]}},
+        {
+            "input": {
+                "name": "available",
+                "reason": "correction",
+                "quantities": [
+                    {
+                        "inventoryItemId": "gid://shopify/InventoryItem/1",
+                        "locationId": LOCATION_ID,
+                        "quantity": 1,
+                        "changeFromQuantity": 0,
+                    }
+                ],
+            }
+        },
     )
     assert "changeFromQuantity" in later["errors"][0]["message"]
     assert "data" not in later

@@ -74,9 +74,12 @@ def test_a_create_an_adoption_and_a_photo_change_are_valid_product_set_inputs(ad
         PAYLOAD, product_id="gid://shopify/Product/1", variant_id="gid://shopify/ProductVariant/2"
     )
     for product_input in (create, adopt, photos):
-        assert variables_errors(
-            admin_schema, "ProductSet", {"input": product_input, "synchronous": True, "locationId": LOCATION}
-        ) == []
+        assert (
+            variables_errors(
+                admin_schema, "ProductSet", {"input": product_input, "synchronous": True, "locationId": LOCATION}
+            )
+            == []
+        )
 
 
 def test_revise_inputs_are_valid_for_their_mutations(admin_schema):
@@ -86,16 +89,26 @@ def test_revise_inputs_are_valid_for_their_mutations(admin_schema):
     )
     assert (quantity, photos) == (True, True)
     assert variables_errors(admin_schema, "ProductUpdate", {"product": product, "locationId": LOCATION}) == []
-    assert variables_errors(
-        admin_schema, "VariantsBulkUpdate", {"productId": "gid://shopify/Product/1", "variants": [variant]}
-    ) == []
-    assert variables_errors(
-        admin_schema, "ProductUpdate", {"product": {"id": "gid://shopify/Product/1", "status": "DRAFT"}, "locationId": LOCATION}
-    ) == []
+    assert (
+        variables_errors(
+            admin_schema, "VariantsBulkUpdate", {"productId": "gid://shopify/Product/1", "variants": [variant]}
+        )
+        == []
+    )
+    assert (
+        variables_errors(
+            admin_schema,
+            "ProductUpdate",
+            {"product": {"id": "gid://shopify/Product/1", "status": "DRAFT"}, "locationId": LOCATION},
+        )
+        == []
+    )
 
 
 def test_stock_changes_are_valid_and_2026_only_inputs_would_be_refused(admin_schema):
-    compared = mappers.inventory_input("gid://shopify/InventoryItem/3", LOCATION, 0, 1, "gid://gear-back-office/Listing/X")
+    compared = mappers.inventory_input(
+        "gid://shopify/InventoryItem/3", LOCATION, 0, 1, "gid://gear-back-office/Listing/X"
+    )
     assert variables_errors(admin_schema, "InventorySet", {"input": compared}) == []
     # 2026-04 requires changeFromQuantity; 2025-01 does not know it, so sending it would be refused
     later = {**compared, "quantities": [{**compared["quantities"][0], "changeFromQuantity": 1}]}
@@ -105,24 +118,35 @@ def test_stock_changes_are_valid_and_2026_only_inputs_would_be_refused(admin_sch
 
 def test_queries_and_webhook_registrations_take_the_variables_we_send(admin_schema):
     since = mappers.updated_since_query(mappers.parse_time("2025-03-01T10:00:00Z"))
-    assert variables_errors(
-        admin_schema,
-        "Changes",
-        {"first": 10, "ordersQuery": since, "productsQuery": None, "locationId": LOCATION},
-    ) == []
+    assert (
+        variables_errors(
+            admin_schema,
+            "Changes",
+            {"first": 10, "ordersQuery": since, "productsQuery": None, "locationId": LOCATION},
+        )
+        == []
+    )
     assert variables_errors(admin_schema, "VariantsBySku", {"query": mappers.sku_query("A-1")}) == []
     topics = admin_schema.type_map["WebhookSubscriptionTopic"].values
     for topic in WEBHOOK_TOPICS:
         assert topic in topics
-        assert variables_errors(
-            admin_schema,
-            "WebhookSubscriptionCreate",
-            {"topic": topic, "webhookSubscription": {"callbackUrl": "https://bo.example.com/hooks/x/", "format": "JSON"}},
-        ) == []
+        assert (
+            variables_errors(
+                admin_schema,
+                "WebhookSubscriptionCreate",
+                {
+                    "topic": topic,
+                    "webhookSubscription": {"callbackUrl": "https://bo.example.com/hooks/x/", "format": "JSON"},
+                },
+            )
+            == []
+        )
 
 
 def test_the_codes_we_act_on_are_shopifys_codes(admin_schema):
     inventory_codes = admin_schema.type_map["InventorySetQuantitiesUserErrorCode"].values
-    assert {"COMPARE_QUANTITY_STALE", "COMPARE_QUANTITY_REQUIRED", "ITEM_NOT_STOCKED_AT_LOCATION"} <= set(inventory_codes)
+    assert {"COMPARE_QUANTITY_STALE", "COMPARE_QUANTITY_REQUIRED", "ITEM_NOT_STOCKED_AT_LOCATION"} <= set(
+        inventory_codes
+    )
     assert set(mappers.FINANCIAL_STATUSES) == set(admin_schema.type_map["OrderDisplayFinancialStatus"].values)
     assert {"ACTIVE", "DRAFT", "ARCHIVED"} == set(admin_schema.type_map["ProductStatus"].values)

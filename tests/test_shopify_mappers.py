@@ -78,7 +78,11 @@ def test_a_create_carries_everything_and_the_quantity_at_the_location():
     # photos by URL with alt text; a path on this site is left out and said so
     assert body["files"] == [
         {"originalSource": "https://cdn.example.com/jm-1.jpg", "alt": "1962 Fender Jazzmaster", "contentType": "IMAGE"},
-        {"originalSource": "https://cdn.example.com/jm-2.jpg", "alt": "1962 Fender Jazzmaster (2)", "contentType": "IMAGE"},
+        {
+            "originalSource": "https://cdn.example.com/jm-2.jpg",
+            "alt": "1962 Fender Jazzmaster (2)",
+            "contentType": "IMAGE",
+        },
     ]
     assert built.notes == ["Photos without a public http(s) address were left out (set SITE_URL)."]
 
@@ -111,13 +115,22 @@ def test_revise_splits_the_changed_fields_by_mutation_and_sends_nothing_else():
         PAYLOAD, {"title"}, product_id="P", variant_id="V"
     )
     # the SEO title follows the title when it has none of its own
-    assert product_update == {"id": "P", "title": "1962 Fender Jazzmaster", "seo": {"title": "1962 Fender Jazzmaster", "description": ""}}
+    assert product_update == {
+        "id": "P",
+        "title": "1962 Fender Jazzmaster",
+        "seo": {"title": "1962 Fender Jazzmaster", "description": ""},
+    }
     assert (variant, quantity, photos) == (None, False, False)
     product_update, variant, quantity, photos, _ = mappers.revise_parts(
         PAYLOAD, {"price", "quantity"}, product_id="P", variant_id="V"
     )
     assert (product_update, variant, quantity, photos) == (None, {"id": "V", "price": "4200.00"}, True, False)
-    assert mappers.revise_parts(PAYLOAD, {"model", "year"}, product_id="P", variant_id="V")[:4] == (None, None, False, False)
+    assert mappers.revise_parts(PAYLOAD, {"model", "year"}, product_id="P", variant_id="V")[:4] == (
+        None,
+        None,
+        False,
+        False,
+    )
     with pytest.raises(ValueError):
         mappers.revise_parts(PAYLOAD, {"colour"}, product_id="P", variant_id="V")
 
@@ -130,18 +143,34 @@ def test_a_stock_change_carries_the_compare_quantity():
         "referenceDocumentUri": "gid://gear-back-office/Listing/A",
         "ignoreCompareQuantity": False,
         "quantities": [
-            {"inventoryItemId": "gid://shopify/InventoryItem/1", "locationId": LOCATION, "quantity": 0, "compareQuantity": 2}
+            {
+                "inventoryItemId": "gid://shopify/InventoryItem/1",
+                "locationId": LOCATION,
+                "quantity": 0,
+                "compareQuantity": 2,
+            }
         ],
     }
 
 
 @pytest.mark.parametrize(
     ("status", "quantity", "state"),
-    [("ACTIVE", 1, "live"), ("ACTIVE", 0, "sold"), ("DRAFT", 0, "ended"), ("DRAFT", 2, "draft"), ("ARCHIVED", 1, "ended")],
+    [
+        ("ACTIVE", 1, "live"),
+        ("ACTIVE", 0, "sold"),
+        ("DRAFT", 0, "ended"),
+        ("DRAFT", 2, "draft"),
+        ("ARCHIVED", 1, "ended"),
+    ],
 )
 def test_product_states(status, quantity, state):
     seen = mappers.listing_seen(product(status, quantity))
-    assert (seen.state, seen.quantity, seen.sku, seen.external_id) == (state, quantity, "FEN-JM-62", "gid://shopify/Product/7")
+    assert (seen.state, seen.quantity, seen.sku, seen.external_id) == (
+        state,
+        quantity,
+        "FEN-JM-62",
+        "gid://shopify/Product/7",
+    )
 
 
 def test_a_product_as_listing_seen():
@@ -172,15 +201,29 @@ def order(**changes):
         "currencyCode": "USD",
         "email": "jamie@example.com",
         "customer": {"displayName": "Jamie Buyer"},
-        "shippingAddress": {"name": "Jamie Buyer", "address1": "1 Main", "city": "Nashville", "provinceCode": "TN",
-                            "zip": "37203", "countryCodeV2": "US"},
+        "shippingAddress": {
+            "name": "Jamie Buyer",
+            "address1": "1 Main",
+            "city": "Nashville",
+            "provinceCode": "TN",
+            "zip": "37203",
+            "countryCodeV2": "US",
+        },
         "subtotalPriceSet": {"shopMoney": {"amount": "4200.0", "currencyCode": "USD"}},
         "totalShippingPriceSet": {"shopMoney": {"amount": "50.0", "currencyCode": "USD"}},
         "totalTaxSet": {"shopMoney": {"amount": "0.0", "currencyCode": "USD"}},
         "totalPriceSet": {"shopMoney": {"amount": "4250.0", "currencyCode": "USD"}},
-        "lineItems": {"nodes": [{"sku": "FEN-JM-62", "title": "JM", "quantity": 1,
-                                 "originalUnitPriceSet": {"shopMoney": {"amount": "4200.0", "currencyCode": "USD"}},
-                                 "product": {"id": "gid://shopify/Product/7"}}]},
+        "lineItems": {
+            "nodes": [
+                {
+                    "sku": "FEN-JM-62",
+                    "title": "JM",
+                    "quantity": 1,
+                    "originalUnitPriceSet": {"shopMoney": {"amount": "4200.0", "currencyCode": "USD"}},
+                    "product": {"id": "gid://shopify/Product/7"},
+                }
+            ]
+        },
     }
     return {**base, **changes}
 
@@ -188,10 +231,20 @@ def order(**changes):
 def test_an_order_as_order_seen():
     seen = mappers.order_seen(order())
     assert (seen.external_id, seen.status, seen.total, seen.shipping, seen.buyer_name, seen.ship_country) == (
-        "5001", "paid", Decimal("4250.0"), Decimal("50.0"), "Jamie Buyer", "US")
+        "5001",
+        "paid",
+        Decimal("4250.0"),
+        Decimal("50.0"),
+        "Jamie Buyer",
+        "US",
+    )
     [line] = seen.lines
     assert (line.sku, line.external_listing_id, line.quantity, line.unit_price) == (
-        "FEN-JM-62", "gid://shopify/Product/7", 1, Decimal("4200.0"))
+        "FEN-JM-62",
+        "gid://shopify/Product/7",
+        1,
+        Decimal("4200.0"),
+    )
 
 
 @pytest.mark.parametrize(

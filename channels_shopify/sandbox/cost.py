@@ -144,7 +144,9 @@ def document_cost(
 class LeakyBucket:
     """Shopify's per-store bucket: `maximum` points, refilled at `restore_rate` a second."""
 
-    def __init__(self, maximum: float = 2000.0, restore_rate: float = 100.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, maximum: float = 2000.0, restore_rate: float = 100.0, clock: Callable[[], float] = time.monotonic
+    ):
         self._lock = threading.Lock()
         self._clock = clock
         self.maximum = float(maximum)

@@ -34,7 +34,7 @@ import requests
 from ..schema import admin_schema
 from ..webhooks import sign
 from .cost import MAX_QUERY_COST, LeakyBucket, document_cost
-from .store import SHOP_DOMAIN, ShopifyStore, SandboxError, _iso, _num
+from .store import SHOP_DOMAIN, SandboxError, ShopifyStore, _iso, _num
 
 logger = logging.getLogger(__name__)
 
@@ -198,8 +198,14 @@ class ShopifySandbox:
         self._fault_lock = threading.Lock()
         self._scripted: list[_ScriptedFault] = []
         self._rng = random.Random(seed)
-        self.set_faults(seed=seed, error_rate=error_rate, throttle_rate=throttle_rate, timeout_rate=timeout_rate,
-                        latency_ms=latency_ms, timeout_delay=timeout_delay)
+        self.set_faults(
+            seed=seed,
+            error_rate=error_rate,
+            throttle_rate=throttle_rate,
+            timeout_rate=timeout_rate,
+            latency_ms=latency_ms,
+            timeout_delay=timeout_delay,
+        )
         self._log: list[RecordedRequest] = []
         self._deliveries: list[Delivery] = []
         self._log_lock = threading.Lock()
@@ -213,7 +219,10 @@ class ShopifySandbox:
         self._server = _Server((self.host, self.port), _Handler)
         self._server.sandbox = self
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="shopify-sandbox", daemon=True)
+        server = self._server
+        self._thread = threading.Thread(
+            target=lambda: server.serve_forever(poll_interval=0.05), name="shopify-sandbox", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -321,9 +330,11 @@ class ShopifySandbox:
         try:
             document = graphql.parse(query)
         except graphql.GraphQLError as error:
-            return self._errors(400 if False else 200, query, variables, operation_name or "", [error.message])
+            return self._errors(200, query, variables, operation_name or "", [error.message])
         operations = [d for d in document.definitions if isinstance(d, graphql.OperationDefinitionNode)]
-        operation = next((o for o in operations if o.name and o.name.value == operation_name), operations[0] if operations else None)
+        operation = next(
+            (o for o in operations if o.name and o.name.value == operation_name), operations[0] if operations else None
+        )
         name = operation.name.value if operation and operation.name else (operation_name or "")
         is_mutation = bool(operation and operation.operation.value == "mutation")
         problems = graphql.validate(self.schema, document)
@@ -332,56 +343,121 @@ class ShopifySandbox:
         fault = self._draw_fault(name)
         if fault.isdigit():
             status = int(fault)
-            text = {401: "[API] Invalid API key or access token", 402: "Unavailable Shop", 403: "Forbidden",
-                    404: "Not Found", 423: "Locked", 503: "Service Unavailable"}.get(status, "Error")
-            return status, {"errors": text}, RecordedRequest(name, query, variables, status, True, is_mutation,
-                                                              fault=fault), 0.0
+            text = {
+                401: "[API] Invalid API key or access token",
+                402: "Unavailable Shop",
+                403: "Forbidden",
+                404: "Not Found",
+                423: "Locked",
+                503: "Service Unavailable",
+            }.get(status, "Error")
+            return (
+                status,
+                {"errors": text},
+                RecordedRequest(name, query, variables, status, True, is_mutation, fault=fault),
+                0.0,
+            )
         if fault == "error":
-            return 500, {"errors": "Internal Server Error"}, RecordedRequest(
-                name, query, variables, 500, True, is_mutation, fault="error"), 0.0
+            return (
+                500,
+                {"errors": "Internal Server Error"},
+                RecordedRequest(name, query, variables, 500, True, is_mutation, fault="error"),
+                0.0,
+            )
         try:
             requested = document_cost(self.schema, document, name, variables)
         except graphql.GraphQLError as error:
             return self._errors(200, query, variables, name, [error.message], is_mutation=is_mutation)
         if requested > MAX_QUERY_COST:
-            message = (f"Query cost is {requested:.0f}, which exceeds the single query max cost limit "
-                       f"({MAX_QUERY_COST}).")
-            answer = {"errors": [{"message": message, "extensions": {"code": "MAX_COST_EXCEEDED",
-                                                                     "cost": requested, "maxCost": MAX_QUERY_COST}}]}
-            return 200, answer, RecordedRequest(name, query, variables, 200, True, is_mutation, requested,
-                                                errors=(message,)), 0.0
-        taken, available = (False, self.bucket.status()["currentlyAvailable"]) if fault == "throttle" else (
-            self.bucket.take(requested))
+            message = (
+                f"Query cost is {requested:.0f}, which exceeds the single query max cost limit ({MAX_QUERY_COST})."
+            )
+            answer = {
+                "errors": [
+                    {
+                        "message": message,
+                        "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested, "maxCost": MAX_QUERY_COST},
+                    }
+                ]
+            }
+            return (
+                200,
+                answer,
+                RecordedRequest(name, query, variables, 200, True, is_mutation, requested, errors=(message,)),
+                0.0,
+            )
+        taken, available = (
+            (False, self.bucket.status()["currentlyAvailable"])
+            if fault == "throttle"
+            else (self.bucket.take(requested))
+        )
         if not taken:
             if fault == "throttle":
                 self.bucket.throttled += 1
             cost = self._cost(requested, None)
-            answer = {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED",
-                      "documentation": "https://shopify.dev/api/usage/rate-limits"}}], "extensions": {"cost": cost}}
-            return 200, answer, RecordedRequest(name, query, variables, 200, True, is_mutation, requested, 0.0,
-                                                available, True, fault=fault), 0.0
+            answer = {
+                "errors": [
+                    {
+                        "message": "Throttled",
+                        "extensions": {
+                            "code": "THROTTLED",
+                            "documentation": "https://shopify.dev/api/usage/rate-limits",
+                        },
+                    }
+                ],
+                "extensions": {"cost": cost},
+            }
+            return (
+                200,
+                answer,
+                RecordedRequest(
+                    name, query, variables, 200, True, is_mutation, requested, 0.0, available, True, fault=fault
+                ),
+                0.0,
+            )
         with self.store.lock:
-            result = graphql.execute(self.schema, document, root_value=self.store.root(), variable_values=variables,
-                                     operation_name=name or None)
+            result = graphql.execute(
+                self.schema,
+                document,
+                root_value=self.store.root(),
+                variable_values=variables,
+                operation_name=name or None,
+            )
         errors = [e.formatted for e in result.errors or ()]
         if result.data is None:
             self.bucket.refund(requested)  # variables Shopify refused: nothing ran
-            return self._errors(200, query, variables, name, [e["message"] for e in errors], is_mutation=is_mutation,
-                                formatted=errors)
+            return self._errors(
+                200, query, variables, name, [e["message"] for e in errors], is_mutation=is_mutation, formatted=errors
+            )
         actual = document_cost(self.schema, document, name, variables, data=result.data)
         after = self.bucket.refund(requested - actual)
         self.bucket.spent += actual
         answer: dict[str, Any] = {"data": result.data, "extensions": {"cost": self._cost(requested, actual)}}
         if errors:
             answer["errors"] = errors
-        record = RecordedRequest(name, query, variables, 200, True, is_mutation, requested, actual, after,
-                                 errors=tuple(e["message"] for e in errors), fault=fault)
+        record = RecordedRequest(
+            name,
+            query,
+            variables,
+            200,
+            True,
+            is_mutation,
+            requested,
+            actual,
+            after,
+            errors=tuple(e["message"] for e in errors),
+            fault=fault,
+        )
         return 200, answer, record, (self.faults.timeout_delay if fault == "timeout" else 0.0)
 
     def _errors(self, status, query, variables, name, messages, *, is_mutation=False, formatted=None):
         answer = {"errors": formatted or [{"message": m} for m in messages]}
-        return status, answer, RecordedRequest(name, query, variables, status, True, is_mutation,
-                                               errors=tuple(messages)), 0.0
+        return (
+            status,
+            answer,
+            RecordedRequest(name, query, variables, status, True, is_mutation, errors=tuple(messages)),
+            0.0,
+        )
 
     def _cost(self, requested: float, actual: float | None) -> dict:
         return {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": self.bucket.status()}
@@ -457,8 +533,11 @@ class ShopifySandbox:
                 event_id = str(uuid.uuid4())
                 for _ in range(2 if duplicate else 1):
                     self.deliver(topic, payload, event_id=event_id)
-        return {"id": f"gid://shopify/Order/{order['number']}", "legacyResourceId": str(order["number"]),
-                "name": order["name"]}
+        return {
+            "id": f"gid://shopify/Order/{order['number']}",
+            "legacyResourceId": str(order["number"]),
+            "name": order["name"],
+        }
 
     def cancel_order(self, order_id: str, *, deliver_webhook: bool = True) -> None:
         number = _num(order_id, "Order") or int(order_id)
@@ -483,14 +562,22 @@ class ShopifySandbox:
             "customer": {"email": order["email"], "first_name": order["buyer"].split(" ")[0]},
             "shipping_address": dict(order["address"] or {}),
             "line_items": [
-                {"id": line["number"], "sku": line["sku"], "quantity": line["quantity"], "price": f"{line['price']:.2f}",
-                 "title": line["title"], "product_id": line["product"], "variant_id": line["variant"]}
+                {
+                    "id": line["number"],
+                    "sku": line["sku"],
+                    "quantity": line["quantity"],
+                    "price": f"{line['price']:.2f}",
+                    "title": line["title"],
+                    "product_id": line["product"],
+                    "variant_id": line["variant"],
+                }
                 for line in order["lines"]
             ],
         }
 
-    def deliver(self, topic: str, payload: dict, *, event_id: str | None = None, secret: str | None = None,
-                tamper: bool = False) -> list[Delivery]:
+    def deliver(
+        self, topic: str, payload: dict, *, event_id: str | None = None, secret: str | None = None, tamper: bool = False
+    ) -> list[Delivery]:
         """POST a signed delivery to every URL subscribed to the topic (and the configured webhook URLs)."""
         body = json.dumps(payload).encode()
         headers = self.webhook_headers(topic, body, event_id=event_id, secret=secret)
@@ -506,15 +593,17 @@ class ShopifySandbox:
                 response = self._webhook_session.post(url, data=body, headers=headers, timeout=self.webhook_timeout)
                 delivery = Delivery(url, topic, headers["X-Shopify-Event-Id"], body, headers, response.status_code)
             except requests.RequestException as error:
-                delivery = Delivery(url, topic, headers["X-Shopify-Event-Id"], body, headers, None,
-                                    error.__class__.__name__)
+                delivery = Delivery(
+                    url, topic, headers["X-Shopify-Event-Id"], body, headers, None, error.__class__.__name__
+                )
             made.append(delivery)
             with self._log_lock:
                 self._deliveries.append(delivery)
         return made
 
-    def webhook_headers(self, topic: str, body: bytes, *, event_id: str | None = None,
-                        secret: str | None = None) -> dict[str, str]:
+    def webhook_headers(
+        self, topic: str, body: bytes, *, event_id: str | None = None, secret: str | None = None
+    ) -> dict[str, str]:
         return {
             "Content-Type": "application/json",
             "X-Shopify-Topic": topic,

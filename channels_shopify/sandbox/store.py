@@ -20,7 +20,7 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -127,8 +127,17 @@ def _uncursor(cursor: str) -> tuple:
         raise SandboxError(f"Invalid cursor for current pagination sort: {cursor!r}", "BAD_REQUEST") from None
 
 
-def page(items: list[Any], key: Callable[[Any], tuple], view: Callable[[Any], dict], *, first=None, after=None,
-         last=None, before=None, reverse=False) -> dict:
+def page(
+    items: list[Any],
+    key: Callable[[Any], tuple],
+    view: Callable[[Any], dict],
+    *,
+    first=None,
+    after=None,
+    last=None,
+    before=None,
+    reverse=False,
+) -> dict:
     """A connection of `items` (sorted by `key`), cursor-paged by key so changes between pages shift nothing."""
     if first is None and last is None:
         raise SandboxError("you must provide one of first or last", "BAD_REQUEST")
@@ -164,8 +173,9 @@ def page(items: list[Any], key: Callable[[Any], tuple], view: Callable[[Any], di
 class ShopifyStore:
     """Products (one or more variants), inventory levels per location, orders, webhook subscriptions."""
 
-    def __init__(self, *, shop_domain: str = SHOP_DOMAIN, currency: str = "USD",
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, *, shop_domain: str = SHOP_DOMAIN, currency: str = "USD", clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.lock = threading.RLock()
         self.shop_domain = shop_domain
         self.currency = currency
@@ -183,10 +193,11 @@ class ShopifyStore:
     # --- time and ids -------------------------------------------------------------------
 
     def now(self) -> datetime:
-        """Strictly increasing, whole seconds apart at most once per call (Shopify's times have seconds)."""
+        """Shopify's times have whole seconds; never earlier than the last one given (several changes may
+        share a second, as on Shopify, and the cursors order those by id)."""
         now = self._clock().replace(microsecond=0)
-        if self._last_time is not None and now <= self._last_time:
-            now = self._last_time + timedelta(seconds=1)
+        if self._last_time is not None and now < self._last_time:
+            now = self._last_time
         self._last_time = now
         return now
 
@@ -211,19 +222,23 @@ class ShopifyStore:
             "tags": list(product["tags"]),
             "createdAt": _iso(product["createdAt"]),
             "updatedAt": _iso(product["updatedAt"]),
-            "onlineStoreUrl": f"https://{self.shop_domain}/products/{product['handle']}" if status == "ACTIVE" else None,
+            "onlineStoreUrl": f"https://{self.shop_domain}/products/{product['handle']}"
+            if status == "ACTIVE"
+            else None,
             "seo": dict(product["seo"]),
             "media": lambda info, **args: page(
                 list(enumerate(product["files"])), lambda f: (f[0],), self._media_view, **_paging(args)
             ),
             "variants": lambda info, **args: page(
-                [self.variants[v] for v in product["variants"]], lambda v: (v["number"],), self.variant_view,
+                [self.variants[v] for v in product["variants"]],
+                lambda v: (v["number"],),
+                self.variant_view,
                 **_paging(args),
             ),
         }
 
     def _media_view(self, indexed: tuple[int, dict]) -> dict:
-        index, file = indexed
+        _index, file = indexed
         return {
             "__typename": "MediaImage",
             "id": _gid("MediaImage", file["number"]),
@@ -258,15 +273,25 @@ class ShopifyStore:
             return {
                 "id": f"gid://shopify/InventoryLevel/{number}?inventory_item_id={number}",
                 "quantities": lambda info, names: [
-                    {"id": f"gid://shopify/InventoryQuantity/{number}-{n}", "name": n,
-                     "quantity": item["levels"][location], "updatedAt": None}
-                    for n in names if n in INVENTORY_NAMES
+                    {
+                        "id": f"gid://shopify/InventoryQuantity/{number}-{n}",
+                        "name": n,
+                        "quantity": item["levels"][location],
+                        "updatedAt": None,
+                    }
+                    for n in names
+                    if n in INVENTORY_NAMES
                 ],
                 "location": dict(self.locations.get(location) or {"id": location, "name": "?", "isActive": False}),
             }
 
-        return {"__typename": "InventoryItem", "id": _gid("InventoryItem", number), "sku": item["sku"],
-                "tracked": item["tracked"], "inventoryLevel": level}
+        return {
+            "__typename": "InventoryItem",
+            "id": _gid("InventoryItem", number),
+            "sku": item["sku"],
+            "tracked": item["tracked"],
+            "inventoryLevel": level,
+        }
 
     def order_view(self, order: dict) -> dict:
         currency = order["currency"]
@@ -325,9 +350,9 @@ class ShopifyStore:
             "product": lambda info, id: self._product_or_none(id),
             "products": self._products,
             "productVariants": self._product_variants,
-            "order": lambda info, id: self.order_view(self.orders[_num(id, "Order")])
-            if _num(id, "Order") in self.orders
-            else None,
+            "order": lambda info, id: (
+                self.order_view(self.orders[_num(id, "Order")]) if _num(id, "Order") in self.orders else None
+            ),
             "orders": self._orders,
             "webhookSubscriptions": lambda info, **args: page(
                 list(self.subscriptions.values()), lambda s: (s["number"],), self._subscription_view, **_paging(args)
@@ -406,8 +431,11 @@ class ShopifyStore:
         if product_id:
             product = self.products.get(_num(product_id, "Product"))
             if product is None:
-                return {"product": None, "productSetOperation": None,
-                        "userErrors": [_error(["input", "id"], "Product does not exist", "PRODUCT_DOES_NOT_EXIST")]}
+                return {
+                    "product": None,
+                    "productSetOperation": None,
+                    "userErrors": [_error(["input", "id"], "Product does not exist", "PRODUCT_DOES_NOT_EXIST")],
+                }
         title = input.get("title", product["title"] if product else None)
         if not (title or "").strip():
             errors.append(_error(["input", "title"], "Title can't be blank", "INVALID_INPUT"))
@@ -417,42 +445,86 @@ class ShopifyStore:
         options = input.get("productOptions")
         if variants_in is not None:
             if not options:
-                errors.append(_error(["input", "productOptions"], "Product options input is required when updating variants",
-                                     "PRODUCT_OPTIONS_INPUT_MISSING"))
+                errors.append(
+                    _error(
+                        ["input", "productOptions"],
+                        "Product options input is required when updating variants",
+                        "PRODUCT_OPTIONS_INPUT_MISSING",
+                    )
+                )
             else:
                 allowed = {(o.get("name"), v.get("name")) for o in options for v in o.get("values") or []}
                 for n, variant in enumerate(variants_in):
                     for value in variant.get("optionValues") or []:
                         if (value.get("optionName"), value.get("name")) not in allowed:
-                            errors.append(_error(["input", "variants", str(n), "optionValues"],
-                                                 "Option value does not exist", "OPTION_VALUE_DOES_NOT_EXIST"))
+                            errors.append(
+                                _error(
+                                    ["input", "variants", str(n), "optionValues"],
+                                    "Option value does not exist",
+                                    "OPTION_VALUE_DOES_NOT_EXIST",
+                                )
+                            )
                     if variant.get("id") and (
                         _num(variant["id"], "ProductVariant") not in (product or {}).get("variants", [])
                     ):
-                        errors.append(_error(["input", "variants", str(n), "id"], "Product variant does not exist",
-                                             "PRODUCT_VARIANT_DOES_NOT_EXIST"))
+                        errors.append(
+                            _error(
+                                ["input", "variants", str(n), "id"],
+                                "Product variant does not exist",
+                                "PRODUCT_VARIANT_DOES_NOT_EXIST",
+                            )
+                        )
                     price = variant.get("price")
                     if price is not None and _decimal(price) is None:
-                        errors.append(_error(["input", "variants", str(n), "price"], "Price is invalid", "INVALID_VARIANT"))
+                        errors.append(
+                            _error(["input", "variants", str(n), "price"], "Price is invalid", "INVALID_VARIANT")
+                        )
                     elif price is not None and _decimal(price) < 0:
-                        errors.append(_error(["input", "variants", str(n), "price"], "Price must be greater than or equal to 0",
-                                             "INVALID_VARIANT"))
+                        errors.append(
+                            _error(
+                                ["input", "variants", str(n), "price"],
+                                "Price must be greater than or equal to 0",
+                                "INVALID_VARIANT",
+                            )
+                        )
                     for quantity in variant.get("inventoryQuantities") or []:
                         if quantity.get("locationId") not in self.locations:
-                            errors.append(_error(["input", "variants", str(n), "inventoryQuantities"],
-                                                 "Location does not exist", "INVALID_INPUT"))
+                            errors.append(
+                                _error(
+                                    ["input", "variants", str(n), "inventoryQuantities"],
+                                    "Location does not exist",
+                                    "INVALID_INPUT",
+                                )
+                            )
         elif product is None:
-            errors.append(_error(["input", "variants"], "Variants input is required when creating a product",
-                                 "VARIANTS_INPUT_MISSING"))
+            errors.append(
+                _error(
+                    ["input", "variants"],
+                    "Variants input is required when creating a product",
+                    "VARIANTS_INPUT_MISSING",
+                )
+            )
         if errors:
             return {"product": None, "productSetOperation": None, "userErrors": errors}
 
         now = self.now()
         if product is None:
             number = self.next_id()
-            product = {"number": number, "title": title, "handle": self._handle(title, number), "status": "ACTIVE",
-                       "descriptionHtml": "", "vendor": "", "productType": "", "tags": [], "seo": {"title": None,
-                       "description": None}, "files": [], "variants": [], "createdAt": now, "updatedAt": now}
+            product = {
+                "number": number,
+                "title": title,
+                "handle": self._handle(title, number),
+                "status": "ACTIVE",
+                "descriptionHtml": "",
+                "vendor": "",
+                "productType": "",
+                "tags": [],
+                "seo": {"title": None, "description": None},
+                "files": [],
+                "variants": [],
+                "createdAt": now,
+                "updatedAt": now,
+            }
             self.products[number] = product
         self._apply_scalars(product, input)
         if "files" in input and input["files"] is not None:
@@ -468,8 +540,14 @@ class ShopifyStore:
                     number = self.next_id()
                     item_number = self.next_id()
                     self.items[item_number] = {"sku": "", "tracked": False, "levels": {}, "variant": number}
-                    self.variants[number] = {"number": number, "product": product["number"], "item": item_number,
-                                             "title": "Default Title", "price": Decimal("0"), "compareAtPrice": None}
+                    self.variants[number] = {
+                        "number": number,
+                        "product": product["number"],
+                        "item": item_number,
+                        "title": "Default Title",
+                        "price": Decimal("0"),
+                        "compareAtPrice": None,
+                    }
                 self._apply_variant(self.variants[number], variant_in)
                 kept.append(number)
             for gone in set(product["variants"]) - set(kept):  # left out of the list: deleted
@@ -525,17 +603,24 @@ class ShopifyStore:
     def _variants_bulk_update(self, info, productId, variants, media=None, allowPartialUpdates=False) -> dict:
         product = self.products.get(_num(productId, "Product"))
         if product is None:
-            return {"product": None, "productVariants": None,
-                    "userErrors": [_error(["productId"], "Product does not exist", "PRODUCT_DOES_NOT_EXIST")]}
+            return {
+                "product": None,
+                "productVariants": None,
+                "userErrors": [_error(["productId"], "Product does not exist", "PRODUCT_DOES_NOT_EXIST")],
+            }
         errors = []
         for n, variant_in in enumerate(variants):
             number = _num(variant_in.get("id"), "ProductVariant")
             if number not in product["variants"]:
-                errors.append(_error(["variants", str(n), "id"], "Product variant does not exist",
-                                     "PRODUCT_VARIANT_DOES_NOT_EXIST"))
+                errors.append(
+                    _error(
+                        ["variants", str(n), "id"], "Product variant does not exist", "PRODUCT_VARIANT_DOES_NOT_EXIST"
+                    )
+                )
             elif variant_in.get("price") is not None and (_decimal(variant_in["price"]) or Decimal("-1")) < 0:
-                errors.append(_error(["variants", str(n), "price"], "Price must be greater than or equal to 0",
-                                     "INVALID_INPUT"))
+                errors.append(
+                    _error(["variants", str(n), "price"], "Price must be greater than or equal to 0", "INVALID_INPUT")
+                )
         if errors:
             return {"product": None, "productVariants": None, "userErrors": errors}
         for variant_in in variants:
@@ -552,7 +637,9 @@ class ShopifyStore:
             return {"inventoryAdjustmentGroup": None, "userErrors": [_error(field, message, code)]}
 
         if input["name"] not in INVENTORY_NAMES:
-            return refused(["input", "name"], "The quantity name must be either 'available' or 'on_hand'.", "INVALID_NAME")
+            return refused(
+                ["input", "name"], "The quantity name must be either 'available' or 'on_hand'.", "INVALID_NAME"
+            )
         if input["reason"] not in INVENTORY_REASONS:
             return refused(["input", "reason"], "The specified reason is invalid.", "INVALID_REASON")
         ignore = bool(input.get("ignoreCompareQuantity"))
@@ -561,23 +648,36 @@ class ShopifyStore:
             item = self.items.get(_num(quantity["inventoryItemId"], "InventoryItem"))
             path = ["input", "quantities", str(n)]
             if item is None:
-                return refused([*path, "inventoryItemId"], "The specified inventory item could not be found.",
-                               "INVALID_INVENTORY_ITEM")
+                return refused(
+                    [*path, "inventoryItemId"],
+                    "The specified inventory item could not be found.",
+                    "INVALID_INVENTORY_ITEM",
+                )
             if quantity["locationId"] not in self.locations:
                 return refused([*path, "locationId"], "The specified location could not be found.", "INVALID_LOCATION")
             if quantity["locationId"] not in item["levels"]:
-                return refused([*path, "locationId"], "The inventory item is not stocked at the location.",
-                               "ITEM_NOT_STOCKED_AT_LOCATION")
+                return refused(
+                    [*path, "locationId"],
+                    "The inventory item is not stocked at the location.",
+                    "ITEM_NOT_STOCKED_AT_LOCATION",
+                )
             if quantity["quantity"] < 0:
                 return refused([*path, "quantity"], "The quantity can't be negative.", "INVALID_QUANTITY_NEGATIVE")
             current = item["levels"][quantity["locationId"]]
             if not ignore:
                 if quantity.get("compareQuantity") is None:
-                    return refused([*path, "compareQuantity"], "The compareQuantity argument must be given to each "
-                                   "quantity or ignored using ignoreCompareQuantity.", "COMPARE_QUANTITY_REQUIRED")
+                    return refused(
+                        [*path, "compareQuantity"],
+                        "The compareQuantity argument must be given to each "
+                        "quantity or ignored using ignoreCompareQuantity.",
+                        "COMPARE_QUANTITY_REQUIRED",
+                    )
                 if quantity["compareQuantity"] != current:
-                    return refused([*path, "compareQuantity"], "The compareQuantity value does not match the stored "
-                                   "value.", "COMPARE_QUANTITY_STALE")
+                    return refused(
+                        [*path, "compareQuantity"],
+                        "The compareQuantity value does not match the stored value.",
+                        "COMPARE_QUANTITY_STALE",
+                    )
             changes.append((item, quantity["locationId"], current, quantity["quantity"]))
         for item, location, _current, target in changes:  # all or nothing
             item["levels"][location] = target
@@ -587,8 +687,10 @@ class ShopifyStore:
                 "reason": input["reason"],
                 "createdAt": _iso(self.now()),
                 "referenceDocumentUri": input.get("referenceDocumentUri"),
-                "changes": [{"name": input["name"], "delta": target - current, "quantityAfterChange": target}
-                            for _item, _loc, current, target in changes],
+                "changes": [
+                    {"name": input["name"], "delta": target - current, "quantityAfterChange": target}
+                    for _item, _loc, current, target in changes
+                ],
             },
             "userErrors": [],
         }
@@ -596,14 +698,25 @@ class ShopifyStore:
     def _subscription_create(self, info, topic, webhookSubscription) -> dict:
         url = webhookSubscription.get("callbackUrl") or ""
         if not re.match(r"^https?://", url):
-            return {"webhookSubscription": None, "userErrors": [_error(["webhookSubscription", "callbackUrl"],
-                                                                        "Address is invalid")]}
+            return {
+                "webhookSubscription": None,
+                "userErrors": [_error(["webhookSubscription", "callbackUrl"], "Address is invalid")],
+            }
         for sub in self.subscriptions.values():
             if sub["topic"] == topic and sub["callbackUrl"] == url:
-                return {"webhookSubscription": None, "userErrors": [_error(["webhookSubscription", "callbackUrl"],
-                        "Address for this topic has already been taken")]}
+                return {
+                    "webhookSubscription": None,
+                    "userErrors": [
+                        _error(["webhookSubscription", "callbackUrl"], "Address for this topic has already been taken")
+                    ],
+                }
         number = self.next_id()
-        sub = {"number": number, "topic": topic, "callbackUrl": url, "format": webhookSubscription.get("format") or "JSON"}
+        sub = {
+            "number": number,
+            "topic": topic,
+            "callbackUrl": url,
+            "format": webhookSubscription.get("format") or "JSON",
+        }
         self.subscriptions[number] = sub
         return {"webhookSubscription": self._subscription_view(sub), "userErrors": []}
 
@@ -625,8 +738,16 @@ class ShopifyStore:
                 return variant
         return None
 
-    def sell(self, sku: str, *, quantity: int = 1, financial_status: str = "PAID", location: str = LOCATION_ID,
-             buyer: str = "Jamie Buyer", email: str = "jamie@example.com") -> dict:
+    def sell(
+        self,
+        sku: str,
+        *,
+        quantity: int = 1,
+        financial_status: str = "PAID",
+        location: str = LOCATION_ID,
+        buyer: str = "Jamie Buyer",
+        email: str = "jamie@example.com",
+    ) -> dict:
         """A buyer checks out: the order is created and the stock at the location goes down."""
         variant = self.variant_by_sku(sku)
         if variant is None:
@@ -650,12 +771,28 @@ class ShopifyStore:
             "currency": self.currency,
             "email": email,
             "buyer": buyer,
-            "address": {"name": buyer, "address1": "1 Main Street", "address2": "", "city": "Nashville",
-                        "provinceCode": "TN", "zip": "37203", "countryCodeV2": "US"},
+            "address": {
+                "name": buyer,
+                "address1": "1 Main Street",
+                "address2": "",
+                "city": "Nashville",
+                "provinceCode": "TN",
+                "zip": "37203",
+                "countryCodeV2": "US",
+            },
             "subtotal": variant["price"] * quantity,
             "shipping": Decimal("0.00"),
-            "lines": [{"number": self.next_id(), "sku": item["sku"], "title": product["title"], "quantity": quantity,
-                       "price": variant["price"], "product": product["number"], "variant": variant["number"]}],
+            "lines": [
+                {
+                    "number": self.next_id(),
+                    "sku": item["sku"],
+                    "title": product["title"],
+                    "quantity": quantity,
+                    "price": variant["price"],
+                    "product": product["number"],
+                    "variant": variant["number"],
+                }
+            ],
         }
         self.orders[number] = order
         return order
@@ -689,23 +826,52 @@ class ShopifyStore:
             raise SandboxError(f"No product with SKU {sku!r}.", "NOT_FOUND")
         self.items[variant["item"]]["levels"][location] = quantity
 
-    def add_product(self, sku: str, *, title: str, price: str, quantity: int = 1, status: str = "ACTIVE",
-                    vendor: str = "", extra_variants: int = 0) -> dict:
+    def add_product(
+        self,
+        sku: str,
+        *,
+        title: str,
+        price: str,
+        quantity: int = 1,
+        status: str = "ACTIVE",
+        vendor: str = "",
+        extra_variants: int = 0,
+    ) -> dict:
         """The seller makes a product in Shopify's admin, not through the back office."""
         now = self.now()
         number = self.next_id()
-        product = {"number": number, "title": title, "handle": self._handle(title, number), "status": status,
-                   "descriptionHtml": "", "vendor": vendor, "productType": "", "tags": [],
-                   "seo": {"title": None, "description": None}, "files": [], "variants": [], "createdAt": now,
-                   "updatedAt": now}
+        product = {
+            "number": number,
+            "title": title,
+            "handle": self._handle(title, number),
+            "status": status,
+            "descriptionHtml": "",
+            "vendor": vendor,
+            "productType": "",
+            "tags": [],
+            "seo": {"title": None, "description": None},
+            "files": [],
+            "variants": [],
+            "createdAt": now,
+            "updatedAt": now,
+        }
         self.products[number] = product
         for n in range(1 + extra_variants):
             variant_number, item_number = self.next_id(), self.next_id()
-            self.items[item_number] = {"sku": sku if n == 0 else f"{sku}-V{n}", "tracked": True,
-                                       "levels": {LOCATION_ID: quantity}, "variant": variant_number}
-            self.variants[variant_number] = {"number": variant_number, "product": number, "item": item_number,
-                                             "title": "Default Title" if n == 0 else f"Option {n}",
-                                             "price": Decimal(price), "compareAtPrice": None}
+            self.items[item_number] = {
+                "sku": sku if n == 0 else f"{sku}-V{n}",
+                "tracked": True,
+                "levels": {LOCATION_ID: quantity},
+                "variant": variant_number,
+            }
+            self.variants[variant_number] = {
+                "number": variant_number,
+                "product": number,
+                "item": item_number,
+                "title": "Default Title" if n == 0 else f"Option {n}",
+                "price": Decimal(price),
+                "compareAtPrice": None,
+            }
             product["variants"].append(variant_number)
         return self.product_view(product)
 
