@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from accounts.admin import AccountScopedAdmin
 from inventory.admin_connections import ConnectionAdmin, ConnectionAdminForm
@@ -98,7 +99,7 @@ class ShopifyProductDetailAdmin(AccountScopedAdmin):
         lines.extend(obj.notes or [])
         if not lines:
             return "-"
-        return format_html_join(format_html("<br>"), "{}", ((line,) for line in lines))
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
 
     @admin.display(description="In Shopify")
     def shopify_link(self, obj: ShopifyProductDetail) -> str:

@@ -87,7 +87,8 @@ class CostBucket:
 
     `reserve(cost)` says how long to wait before a call of that cost so the bucket does not
     run dry, and books the cost at once, so threads calling together queue up instead of all
-    spending the same points. `observe` replaces the estimate with Shopify's own figures.
+    spending the same points. `observe` replaces the estimate with Shopify's own figures, less
+    what other calls have booked and Shopify has not answered yet.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -96,6 +97,7 @@ class CostBucket:
         self.maximum: float | None = None
         self.available: float = 0.0
         self.restore_rate: float = 0.0
+        self.pending: float = 0.0  # booked by calls not answered yet
         self._at = 0.0
 
     def _projected(self, now: float) -> float:
@@ -103,6 +105,7 @@ class CostBucket:
 
     def reserve(self, cost: float) -> float:
         with self._lock:
+            self.pending += cost
             if self.maximum is None or self.restore_rate <= 0:
                 return 0.0  # nothing known yet: the first answer tells
             now = self._clock()
@@ -112,16 +115,22 @@ class CostBucket:
             self.available, self._at = available - cost, now
             return wait
 
-    def observe(self, cost: QueryCost) -> None:
+    def observe(self, cost: QueryCost, booked: float) -> None:
         with self._lock:
+            self.pending = max(0.0, self.pending - booked)
             self.maximum, self.restore_rate = cost.maximum, cost.restore_rate
-            self.available, self._at = cost.available, self._clock()
+            self.available, self._at = cost.available - self.pending, self._clock()
 
-    def refund(self, points: float) -> None:
-        """Give back what was booked for a call that did not spend it (a failure before Shopify answered)."""
+    def release(self, booked: float, *, spent: bool = False) -> None:
+        """A call ended without Shopify's figures: its booking is dropped (and given back unless it may have run)."""
         with self._lock:
-            if self.maximum is not None:
-                self.available = min(self.maximum, self.available + points)
+            self.pending = max(0.0, self.pending - booked)
+            if not spent and self.maximum is not None:
+                self.available = min(self.maximum, self.available + booked)
+
+
+class ShopifyTimeout(TransientChannelError):
+    """No answer in time: the call may have run (and spent its points, or applied its write)."""
 
 
 _buckets: dict[str, CostBucket] = {}
@@ -212,11 +221,20 @@ class ShopifyClient:
             pause = self.bucket.reserve(estimate)
             if pause > 0:
                 self._pause(pause)
-            answer = self._post(operation, document, variables, is_write, booked=estimate)
+            try:
+                answer = self._post(operation, document, variables, is_write)
+            except ShopifyTimeout:
+                self.bucket.release(estimate, spent=True)  # it may have run
+                raise
+            except Exception:
+                self.bucket.release(estimate)
+                raise
             cost = QueryCost.from_extensions(answer.get("extensions"))
             if cost is not None:
-                self.bucket.observe(cost)
+                self.bucket.observe(cost, estimate)
                 self._costs[operation] = cost.requested
+            else:
+                self.bucket.release(estimate, spent=True)
             errors = answer.get("errors")
             if _throttled(answer):
                 self.throttled += 1
@@ -245,7 +263,7 @@ class ShopifyClient:
         self.waited_seconds += seconds
         self._sleep(seconds)
 
-    def _post(self, operation: str, document: str, variables, is_write: bool, *, booked: float) -> dict:
+    def _post(self, operation: str, document: str, variables, is_write: bool) -> dict:
         self.counts[operation] += 1
         started = time.monotonic()
         body = json.dumps({"query": document, "variables": dict(variables or {}), "operationName": operation})
@@ -257,7 +275,6 @@ class ShopifyClient:
                 f"Shopify did not answer {operation} within {self.timeout:g} s.{applied}"
             ) from error
         except requests.RequestException as error:
-            self.bucket.refund(booked)
             raise TransientChannelError(
                 f"Could not reach Shopify for {operation}: {error.__class__.__name__}."
             ) from error

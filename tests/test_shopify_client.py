@@ -116,9 +116,12 @@ def test_a_throttle_longer_than_the_client_waits_becomes_rate_limited_for_the_en
 
 def test_pacing_waits_before_the_bucket_runs_dry():
     bucket = CostBucket(clock=lambda: 100.0)
-    bucket.observe(QueryCost(requested=10, actual=5, maximum=50, available=12, restore_rate=10))
+    bucket.observe(QueryCost(requested=10, actual=5, maximum=50, available=12, restore_rate=10), booked=0)
     assert bucket.reserve(10) == 0.0  # 12 available
     assert bucket.reserve(10) == pytest.approx(0.8)  # 2 left, 8 more needed at 10/s
+    # Shopify's figure counts only what it answered: calls booked and not answered yet are still owed
+    bucket.observe(QueryCost(requested=10, actual=5, maximum=50, available=30, restore_rate=10), booked=10)
+    assert bucket.available == 20  # 30 less the second call, still in flight
     other = CostBucket()
     assert other.reserve(10) == 0.0  # another shop knows nothing of this one's bucket
 
