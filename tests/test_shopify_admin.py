@@ -139,3 +139,18 @@ def test_the_webhooks_command_registers_the_subscriptions(account, capsys):
         assert {s["callbackUrl"] for s in shop.store.subscriptions.values()} == {
             "https://bo.example.com" + connection.webhook_path
         }
+
+
+def test_the_demo_command_connects_the_loopback_store_and_lists_once(account, capsys):
+    from inventory.models import ChannelListing
+    from tests.factories import make_item
+
+    item = make_item(account, n=1, sku="DEMO-001")
+    call_command("shopify_demo", "--account", account.slug)
+    connection = ShopifyConnection.objects.get(account=account)
+    assert (connection.endpoint, connection.priority) == ("http://127.0.0.1:8767/admin/api/2025-01/graphql.json", 10)
+    assert list(ChannelListing.objects.filter(connection=connection).values_list("item_id", flat=True)) == [item.pk]
+
+    call_command("shopify_demo", "--account", account.slug)
+    assert "kept:" in capsys.readouterr().out
+    assert ShopifyConnection.objects.count() == 1 and ChannelListing.objects.count() == 1

@@ -173,6 +173,48 @@ def test_a_double_sale_across_shopify_and_reverb_opens_one_conflict(account, mar
     assert stock_problems() == []
 
 
+def test_duplicate_and_out_of_order_deliveries_sell_the_item_once(account, markets):
+    website, reverb = markets
+    item = make_item(account, n=5, sku="ECHO-1", title="Fender Twin Reverb")
+    listings = listed_on_both(account, markets, item)
+
+    # Shopify delivers orders/paid before orders/create, and each of them twice (one event id each)
+    website.sandbox.simulate_sale("ECHO-1", duplicate=True, out_of_order=True)
+
+    on_reverb = listings["Reverb shop"]
+    assert wait_until(lambda: ChannelListing.objects.get(pk=on_reverb.pk).actual_state == ListingState.ENDED), lagging()
+    assert wait_until(all_converged), lagging()
+    deliveries = website.sandbox.deliveries()
+    assert [d.topic for d in deliveries] == ["orders/paid", "orders/paid", "orders/create", "orders/create"]
+    assert all(d.status == 200 for d in deliveries)
+    events = WebhookEvent.objects.order_by("received_at")
+    assert [(e.topic, e.deliveries) for e in events] == [("orders/paid", 2), ("orders/create", 2)]
+    assert Order.objects.count() == 1
+    item.refresh_from_db()
+    assert (item.state, item.sold_on_id, item.quantity_on_hand) == (ItemState.SOLD, website.connection.pk, 0)
+    assert [w.kind for w in reverb.writes(on_reverb.external_id)] == ["end"]
+    assert not Conflict.objects.exists()
+
+
+def test_a_forged_delivery_through_the_web_is_refused_with_401_and_changes_nothing(account, markets):
+    website, _reverb = markets
+    item = make_item(account, n=6, sku="FORGED-1")
+    listed_on_both(account, markets, item)
+    order_id = website.sell("FORGED-1", webhook=False)
+    url, body, headers = website.order_delivery(order_id)
+
+    forged = requests.post(url, data=body, headers={**headers, "X-Shopify-Hmac-Sha256": "AAAA"}, timeout=10)
+    unsigned = requests.post(
+        url, data=body, headers={k: v for k, v in headers.items() if k != "X-Shopify-Hmac-Sha256"}, timeout=10
+    )
+
+    assert (forged.status_code, unsigned.status_code) == (401, 401)
+    assert not WebhookEvent.objects.exists()
+    assert not Order.objects.exists()
+    item.refresh_from_db()
+    assert item.state == ItemState.ACTIVE
+
+
 # --- one call in five fails, on both marketplaces ------------------------------------------------
 
 
