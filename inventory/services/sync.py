@@ -97,6 +97,43 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
     return run
 
 
+PULL_FAILURES_BEFORE_ALERT = 3
+
+
+def connection_pull_failed(*, connection_id: int, error: Exception) -> bool:
+    """A pull failed (its SyncRun says why). Alert staff when the connection needs them: at once
+    for a refusal (a revoked token, a missing scope), after a few failures in a row otherwise.
+    Returns whether an alert is open."""
+    connection = ChannelConnection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        return False
+    refused = isinstance(error, ChannelError) and not error.transient
+    recent = list(
+        SyncRun.objects.filter(connection_id=connection_id, kind=SyncKind.PULL)
+        .exclude(status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING])
+        .order_by("-started_at", "-id")
+        .values_list("status", flat=True)[:PULL_FAILURES_BEFORE_ALERT]
+    )
+    failing = len(recent) == PULL_FAILURES_BEFORE_ALERT and all(status == SyncStatus.FAILED for status in recent)
+    if not (refused or failing):
+        return False
+    alert_raise(
+        account_id=connection.account_id,
+        kind=AlertKind.CONNECTION,
+        dedupe_key=f"pull-failing:{connection.pk}",
+        title=f"{connection.name} cannot be read: sales there may not reach us",
+        message=(
+            f"{type(error).__name__}: {error}. "
+            + (
+                "The channel refused the request: test the connection and fix what it says."
+                if refused
+                else f"The last {PULL_FAILURES_BEFORE_ALERT} pulls failed; they are retried on schedule."
+            )
+        ),
+    )
+    return True
+
+
 def _believed_on_sale(connection: ChannelConnection):
     """Our listings the channel should have: live (or being ended), with an id."""
     return ChannelListing.objects.filter(
@@ -400,7 +437,7 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
         .select_related("item")
     }
     report = AuditReport()
-    drifted: list[int] = []
+    drifted: dict[int, dict] = {}
     with sync_run(connection, SyncKind.AUDIT, run_id=run_id) as run:
         seen_ids: set[str] = set()
         by_sku: dict[str, list[ListingSeen]] = {}
@@ -432,9 +469,10 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
                     if apply:
                         _known_listing_seen(listing, seen)
                 continue
-            if _drifted(connection, listing, seen, alert=apply):
+            drift = _drifted(connection, listing, seen, alert=apply)
+            if drift:
                 report.drifted.append(listing.item.sku)
-                drifted.append(listing.pk)
+                drifted[listing.pk] = drift
             else:
                 report.unchanged += 1
 
@@ -466,11 +504,7 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
                 external_listing_import(connection, seen, actor=actor)
 
         if apply and drifted:
-            with transaction.atomic():
-                ChannelListing.objects.filter(pk__in=drifted).update(
-                    needs_push=True, pushed_fingerprint="", desired_changed_at=timezone.now()
-                )
-                _enqueue(drifted)
+            _push_back(drifted)
         run.updated = len(report.drifted)
         run.ended = len(report.ended_on_channel) + len(report.missing)
         run.created = len(report.unknown)
@@ -485,14 +519,17 @@ def listings_reconcile(*, connection_id: int) -> SyncRun:
     return listings_audit(connection_id=connection_id, apply=True)
 
 
-def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: ListingSeen, *, alert: bool) -> bool:
+def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: ListingSeen, *, alert: bool) -> dict:
+    """What the channel shows that differs from what we pushed: {field: the channel's value}."""
     pushed = listing.pushed_content
-    price_drift = seen.price is not None and pushed.get("price") and f"{seen.price:.2f}" != pushed.get("price")
-    quantity_drift = (
-        seen.quantity is not None and pushed.get("quantity") is not None and seen.quantity != pushed["quantity"]
-    )
-    title_drift = bool(seen.title) and pushed.get("title") and seen.title != pushed["title"]
-    if price_drift and alert:
+    drift = {}
+    if seen.price is not None and pushed.get("price") and f"{seen.price:.2f}" != pushed.get("price"):
+        drift["price"] = f"{seen.price:.2f}"
+    if seen.quantity is not None and pushed.get("quantity") is not None and seen.quantity != pushed["quantity"]:
+        drift["quantity"] = seen.quantity
+    if seen.title and pushed.get("title") and seen.title != pushed["title"]:
+        drift["title"] = seen.title
+    if "price" in drift and alert:
         alert_raise(
             account_id=connection.account_id,
             kind=AlertKind.PRICE_DRIFT,
@@ -502,7 +539,19 @@ def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: Listi
             item=listing.item,
             listing=listing,
         )
-    return bool(price_drift or quantity_drift or title_drift)
+    return drift
+
+
+def _push_back(drifted: dict[int, dict]) -> None:
+    """Ours goes out again: what the channel shows is recorded as pushed, so exactly those fields are revised."""
+    with transaction.atomic():
+        for listing in ChannelListing.objects.select_for_update().filter(pk__in=list(drifted)):
+            listing.pushed_content = {**listing.pushed_content, **drifted[listing.pk]}
+            listing.pushed_fingerprint = ""
+            listing.needs_push = True
+            listing.desired_changed_at = timezone.now()
+            listing.save(update_fields=["pushed_content", "pushed_fingerprint", "needs_push", "desired_changed_at"])
+        _enqueue(list(drifted))
 
 
 def _end_duplicate(conn, connection: ChannelConnection, seen: ListingSeen) -> None:
@@ -556,6 +605,9 @@ def _enqueue_webhook(event_id: int) -> None:
     transaction.on_commit(lambda: _send_webhook(event_id))
 
 
+WEBHOOK_ATTEMPTS_BEFORE_ALERT = 3
+
+
 def webhook_process(*, event_id: int) -> str:
     """Act on a stored delivery: record the orders it carries, else pull the connection.
 
@@ -580,7 +632,18 @@ def webhook_process(*, event_id: int) -> str:
         WebhookEvent.objects.filter(pk=event.pk).update(
             status=WebhookStatus.FAILED, last_error=f"{type(error).__name__}: {error}"[:2000]
         )
-        log.exception("webhook %s failed", event_id)
+        if event.attempts + 1 >= WEBHOOK_ATTEMPTS_BEFORE_ALERT:
+            alert_raise(
+                account_id=event.account_id,
+                kind=AlertKind.SYNC_ERROR,
+                dedupe_key=f"webhook-failed:{event.pk}",
+                title=f"A {event.topic} delivery from {connection.name} could not be processed",
+                message=f"{type(error).__name__}: {error}. Fix the cause, then replay it from the webhook inbox.",
+            )
+        if isinstance(error, ChannelError) and error.transient:
+            log.warning("webhook %s: %s (retried)", event_id, error)
+        else:
+            log.exception("webhook %s failed", event_id)
         raise
     WebhookEvent.objects.filter(pk=event.pk).update(
         status=WebhookStatus.PROCESSED, processed_at=timezone.now(), last_error=""
