@@ -7,17 +7,11 @@ from django.db import models
 
 from accounts.models import AccountOwned
 from inventory.models import ChannelConnection
+from inventory.models.channels import secret_hint
 
 DEFAULT_API_VERSION = "2025-01"
 SHOP_DOMAIN_PATTERN = r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$"
 GRAPHQL_PATH = "/admin/api/{version}/graphql.json"
-
-
-def secret_hint(value: str) -> str:
-    """Enough of a secret for staff to recognise it, never enough to use it."""
-    if not value:
-        return "not set"
-    return f"set, ends …{value[-4:]}" if len(value) >= 12 else "set"
 
 
 class ShopifyConnection(ChannelConnection):

@@ -161,3 +161,29 @@ def test_the_sandbox_refuses_what_the_schema_refuses_and_applies_nothing(shop):
     assert "changeFromQuantity" in later["errors"][0]["message"]
     assert "data" not in later
     assert shop.store.products == {}
+
+
+def test_a_sandbox_with_a_state_file_keeps_its_store_across_restarts(tmp_path):
+    from decimal import Decimal
+
+    from channels_shopify import mappers
+    from inventory.channels import ListingPayload
+
+    state = str(tmp_path / "shopify.state")
+    payload = ListingPayload(sku="KEPT-1", title="Kept", description="", price=Decimal("5"), currency="USD", quantity=2)
+    with ShopifySandbox(state_file=state) as shop:
+        client_for(shop).execute(
+            "ProductSet",
+            {
+                "input": mappers.product_set_input(payload, location_id=LOCATION_ID).input,
+                "synchronous": True,
+                "locationId": LOCATION_ID,
+            },
+        )
+        shop.simulate_sale("KEPT-1", deliver_webhook=False)
+    with ShopifySandbox(state_file=state) as again:
+        [product] = again.products(sku="KEPT-1")
+        assert product["variants"]["nodes"][0]["inventoryItem"]["inventoryLevel"]["quantities"][0]["quantity"] == 1
+        assert len(again.orders()) == 1
+        again.simulate_sale("KEPT-1", deliver_webhook=False)  # ids go on from where they were
+        assert len({o["number"] for o in again.orders()}) == 2

@@ -187,7 +187,9 @@ class ShopifySandbox:
         webhook_timeout: float = 5.0,
         clock: Callable[[], datetime] | None = None,
         bucket_clock: Callable[[], float] = time.monotonic,
+        state_file: str | None = None,
     ) -> None:
+        self.state_file = state_file
         self.host, self.port = host, port
         self.token, self.secret = token, secret
         self.webhook_urls = list(webhook_urls)
@@ -219,6 +221,8 @@ class ShopifySandbox:
     # --- lifecycle ------------------------------------------------------------------
 
     def start(self) -> ShopifySandbox:
+        if self.state_file:
+            self.store.load(self.state_file)
         self._server = _Server((self.host, self.port), _Handler)
         self._server.sandbox = self
         self.port = self._server.server_address[1]
@@ -325,6 +329,8 @@ class ShopifySandbox:
             )
         status, answer, record, delay = self._answer(query, variables, operation_name)
         self._record(record)
+        if record.is_mutation and "data" in answer:
+            self._keep()
         if delay:
             time.sleep(delay)
         self._send(handler, status, answer)
@@ -487,6 +493,10 @@ class ShopifySandbox:
             handler.end_headers()
             handler.wfile.write(data)
 
+    def _keep(self) -> None:
+        if self.state_file:
+            self.store.save(self.state_file)
+
     def _record(self, record: RecordedRequest) -> None:
         with self._log_lock:
             self._log.append(record)
@@ -541,6 +551,7 @@ class ShopifySandbox:
         with self.store.lock:
             order = self.store.sell(sku, quantity=quantity, financial_status=financial_status)
             payload = self.order_payload(order)
+        self._keep()
         topics = ["orders/create"] + (["orders/paid"] if financial_status == "PAID" else [])
         if out_of_order:
             topics.reverse()
@@ -559,6 +570,7 @@ class ShopifySandbox:
         number = _num(order_id, "Order") or int(order_id)
         with self.store.lock:
             payload = self.order_payload(self.store.cancel(number))
+        self._keep()
         if deliver_webhook:
             self.deliver("orders/cancelled", payload)
 
@@ -633,11 +645,14 @@ class ShopifySandbox:
 
     def add_product(self, sku: str, **fields: Any) -> dict:
         with self.store.lock:
-            return self.store.add_product(sku, **fields)
+            product = self.store.add_product(sku, **fields)
+        self._keep()
+        return product
 
     def set_quantity(self, sku: str, quantity: int) -> None:
         with self.store.lock:
             self.store.set_quantity(sku, quantity)
+        self._keep()
 
     # --- what the store holds and was sent --------------------------------------------
 

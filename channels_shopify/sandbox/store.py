@@ -15,8 +15,9 @@ COMPARE_QUANTITY_REQUIRED); variant search by SKU is a prefix search, as fuzzy a
 from __future__ import annotations
 
 import base64
-import itertools
 import json
+import os
+import pickle
 import re
 import threading
 from collections.abc import Callable
@@ -180,7 +181,7 @@ class ShopifyStore:
         self.shop_domain = shop_domain
         self.currency = currency
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._ids = itertools.count(1001)
+        self._next = 1001
         self._last_time: datetime | None = None
         self.locations: dict[str, dict] = {LOCATION_ID: {"id": LOCATION_ID, "name": "Shop floor", "isActive": True}}
         self.products: dict[int, dict] = {}
@@ -188,7 +189,7 @@ class ShopifyStore:
         self.items: dict[int, dict] = {}  # inventory items, by number: {sku, tracked, levels: {location: qty}}
         self.orders: dict[int, dict] = {}
         self.subscriptions: dict[int, dict] = {}
-        self._order_numbers = itertools.count(1001)
+        self._next_order = 1001
 
     # --- time and ids -------------------------------------------------------------------
 
@@ -202,7 +203,30 @@ class ShopifyStore:
         return now
 
     def next_id(self) -> int:
-        return next(self._ids)
+        with self.lock:
+            self._next += 1
+            return self._next - 1
+
+    _KEPT = ("products", "variants", "items", "orders", "subscriptions", "locations", "_next", "_next_order")
+
+    def save(self, path: str) -> None:
+        """Write the store's state to `path` (atomically: a crash never leaves half a file)."""
+        with self.lock:
+            state = {name: getattr(self, name) for name in self._KEPT}
+            tmp = f"{path}.tmp"
+            with open(tmp, "wb") as out:
+                pickle.dump(state, out, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+
+    def load(self, path: str) -> bool:
+        """Read the state `save` wrote (this sandbox's own file). Returns whether there was one."""
+        if not os.path.exists(path):
+            return False
+        with open(path, "rb") as source, self.lock:
+            state = pickle.load(source)  # the sandbox's own file, written by save()
+            for name in self._KEPT:
+                setattr(self, name, state[name])
+        return True
 
     # --- views (dicts shaped like the schema's types) -------------------------------------
 
@@ -761,9 +785,10 @@ class ShopifyStore:
         product = self.products[variant["product"]]
         now = self.now()
         number = self.next_id()
+        self._next_order += 1
         order = {
             "number": number,
-            "name": f"#{next(self._order_numbers)}",
+            "name": f"#{self._next_order}",
             "createdAt": now,
             "updatedAt": now,
             "cancelledAt": None,

@@ -1,6 +1,7 @@
 """Run the loopback Shopify store in the foreground (the demo's stand-in for a real store)."""
 
 import signal
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -28,6 +29,12 @@ class Command(BaseCommand):
             help="Serve the store a Shopify connection points at (its name or id): port, token, secret, domain "
             "and webhook URL (SITE_URL + the connection's secret path) are taken from it.",
         )
+        parser.add_argument(
+            "--state-file",
+            default=None,
+            help="Keep the store's products and orders in this file across restarts (with --connection: "
+            "var/sandbox/shopify-<port>.state unless set; --state-file '' forgets on stop).",
+        )
         parser.add_argument("--bucket", type=float, default=2000.0, help="Cost bucket size (points).")
         parser.add_argument("--restore", type=float, default=100.0, help="Points restored a second.")
         parser.add_argument("--seed", type=int, default=0)
@@ -39,7 +46,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["connection"]:
             options.update(self._from_connection(options["connection"]))
+            if options["state_file"] is None:
+                folder = Path(settings.BASE_DIR) / "var" / "sandbox"
+                folder.mkdir(parents=True, exist_ok=True)
+                options["state_file"] = str(folder / f"shopify-{options['port']}.state")
         sandbox = ShopifySandbox(
+            state_file=options["state_file"] or None,
             host=options["host"],
             port=options["port"],
             token=options["token"],
