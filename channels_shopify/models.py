@@ -116,6 +116,11 @@ class ShopifyProductDetail(AccountOwned):
     handle = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=20, blank=True, help_text="Shopify's status: ACTIVE, DRAFT or ARCHIVED.")
     quantity = models.IntegerField(null=True, blank=True, help_text="Available at the connection's location.")
+    pushed_quantity = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="The quantity the back office last set (a lower figure in Shopify means units went there).",
+    )
     storefront_url = models.URLField(max_length=500, blank=True)
     user_errors = models.JSONField(default=list, blank=True, help_text="Shopify's userErrors on the last write.")
     notes = models.JSONField(default=list, blank=True, help_text="Texts shortened to Shopify's limits, and why.")

@@ -164,11 +164,19 @@ def publish(connection, payload: ListingPayload, external_id: str | None) -> Pub
             _product_set, connection, client, built.input, location, what=f"the product {payload.sku}"
         )
         if current_quantity is not None:
-            _set_quantity(client, product, payload.sku, location, payload.quantity, current_quantity)
+            _set_quantity(
+                client,
+                product,
+                payload.sku,
+                location,
+                payload.quantity,
+                current_quantity,
+                last_pushed=_pushed_quantity(connection, str(product["id"])),
+            )
             product = _read_product(client, str(product["id"]), location) or product
         adopted = str(existing["id"]) != str(external_id or "")
 
-    _remember(connection, product, payload.sku, user_errors=[], notes=built.notes)
+    _remember(connection, product, payload.sku, user_errors=[], notes=built.notes, pushed_quantity=payload.quantity)
     return PublishResult(external_id=str(product["id"]), url=str(product.get("onlineStoreUrl") or ""), adopted=adopted)
 
 
@@ -217,10 +225,25 @@ def revise(connection, external_id: str, payload: ListingPayload, fields: frozen
                 connection, external_id, data.get("productVariantsBulkUpdate"), f"the price of {payload.sku}"
             )
         if quantity_changed:
-            _set_quantity(client, product, payload.sku, location, payload.quantity, mappers.variant_quantity(variant))
+            _set_quantity(
+                client,
+                product,
+                payload.sku,
+                location,
+                payload.quantity,
+                mappers.variant_quantity(variant),
+                last_pushed=_pushed_quantity(connection, external_id),
+            )
         if variant_update or quantity_changed:
             product = _read_product(client, external_id, location) or product
-    _remember(connection, product, payload.sku, user_errors=[], notes=notes)
+    _remember(
+        connection,
+        product,
+        payload.sku,
+        user_errors=[],
+        notes=notes,
+        pushed_quantity=payload.quantity if quantity_changed else None,
+    )
 
 
 def end(connection, external_id: str, reason: str) -> EndResult:
@@ -251,7 +274,7 @@ def end(connection, external_id: str, reason: str) -> EndResult:
     if seen is None:
         _forget(connection, external_id)
         return EndResult(confirmed=True, state="ended")
-    _remember(connection, seen, "")
+    _remember(connection, seen, "", pushed_quantity=0)
     quantity = mappers.variant_quantity(mappers.our_variant(seen))
     confirmed = str(seen.get("status") or "") != "ACTIVE" and not quantity
     return EndResult(confirmed=confirmed, state="ended" if confirmed else mappers.product_state(seen, quantity))
@@ -546,8 +569,15 @@ def _set_quantity(
     current: int | None,
     *,
     always: bool = False,
+    last_pushed: int | None = None,
 ) -> None:
     """Set the available quantity with a compare check; on a stale compare, read again and decide.
+
+    First, against what we last pushed: Shopify's figure lower than that, while we want more
+    than it shows, means units went in Shopify since (a sale whose order is not recorded here
+    yet, most likely), and putting them back on sale would oversell. Sold out: a permanent
+    refusal (the engine then sees the product sold and reads its orders); some left: a
+    transient one, tried again once the orders are in.
 
     Shopify's figure moved since we read it. If it now equals ours, nothing to do. If it went
     down while we want more (a sale in Shopify we have not recorded yet, most likely), it is
@@ -560,6 +590,17 @@ def _set_quantity(
     if not inventory_item:
         raise PermanentChannelError(f"Shopify product {product.get('id')} has no inventory item for {sku}.")
     reference = REFERENCE.format(sku=re.sub(r"[^A-Za-z0-9_.-]", "-", sku or "item"))
+    if not always and last_pushed is not None and current is not None and current < last_pushed:
+        if target > current and current <= 0:
+            raise PermanentChannelError(
+                f"{sku} sold out on Shopify ({last_pushed} -> 0 since the last push) and its order is not recorded "
+                "here yet: not put back on sale."
+            )
+        if target > current:
+            raise TransientChannelError(
+                f"Shopify's stock of {sku} went from {last_pushed} to {current} since the last push (a sale there?): "
+                f"not overwritten with {target}; tried again once its orders are read."
+            )
     compared = current
     for _attempt in range(3):
         if compared == target:
@@ -618,11 +659,14 @@ def _remember(
     *,
     user_errors: list | None = None,
     notes: list[str] | None = None,
+    pushed_quantity: int | None = None,
 ) -> None:
     """Keep what Shopify said about this product (one upsert statement)."""
     if not product or not product.get("id"):
         return
     fields = _detail_fields(product, sku)
+    if pushed_quantity is not None:
+        fields["pushed_quantity"] = max(0, pushed_quantity)
     if user_errors is not None:
         fields["user_errors"] = list(user_errors)
     if notes is not None:
@@ -655,6 +699,14 @@ def _remember_many(connection: ShopifyConnection, products: Iterable[Mapping[str
             unique_fields=["connection", "product_id"],
             update_fields=[name for name in _detail_fields({}, "")],
         )
+
+
+def _pushed_quantity(connection: ShopifyConnection, product_id: str) -> int | None:
+    return (
+        ShopifyProductDetail.objects.filter(connection=connection, product_id=product_id)
+        .values_list("pushed_quantity", flat=True)
+        .first()
+    )
 
 
 def _forget(connection: ShopifyConnection, product_id: str) -> None:

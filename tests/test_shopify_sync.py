@@ -225,6 +225,32 @@ def test_a_quantity_change_is_compared_and_a_sale_in_shopify_meanwhile_is_never_
     assert quantity_of(shop, product_id) == 2
 
 
+def test_units_gone_in_shopify_since_the_last_push_are_never_put_back_on_sale(connection, shop):
+    # Given a one-of-a-kind guitar that sold on Shopify, its order not recorded here yet
+    product_id = sync.publish(connection, PAYLOAD, None).external_id
+    shop.simulate_sale("JM-62", deliver_webhook=False)
+    shop.reset_log()
+
+    # When a revise would offer a unit again, it is refused as the sale it is (the engine then reads orders)
+    with pytest.raises(PermanentChannelError, match="sold out on Shopify"):
+        sync.revise(connection, product_id, replace(PAYLOAD, quantity=2), frozenset({"quantity"}))
+    assert quantity_of(shop, product_id) == 0
+    assert mutations(shop) == []
+    assert sync.read_listing(connection, product_id).state == "sold"
+
+    # Given five units, one sold on Shopify: more than Shopify shows is not pushed until that order is in
+    five = replace(PAYLOAD, sku="STRINGS-10", quantity=5, condition="brand_new")
+    strings = sync.publish(connection, five, None).external_id
+    shop.simulate_sale("STRINGS-10", deliver_webhook=False)
+    with pytest.raises(TransientChannelError, match="went from 5 to 4 since the last push"):
+        sync.revise(connection, strings, replace(five, quantity=6), frozenset({"quantity"}))
+    assert quantity_of(shop, strings) == 4
+    # And once that sale is recorded here (our figure drops too), less than Shopify shows is set as usual
+    sync.revise(connection, strings, replace(five, quantity=3), frozenset({"quantity"}))
+    assert quantity_of(shop, strings) == 3
+    assert ShopifyProductDetail.objects.get(product_id=strings).pushed_quantity == 3
+
+
 # --- end ----------------------------------------------------------------------------------------
 
 
