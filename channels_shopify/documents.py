@@ -65,17 +65,22 @@ fragment OrderFields on Order {
   totalTaxSet { shopMoney { amount currencyCode } }
   totalPriceSet { shopMoney { amount currencyCode } }
   lineItems(first: 10) {
-    nodes {
-      id
-      sku
-      title
-      quantity
-      currentQuantity
-      originalUnitPriceSet { shopMoney { amount currencyCode } }
-      product { id }
-      variant { id }
-    }
+    pageInfo { hasNextPage endCursor }
+    nodes { ...LineFields }
   }
+}
+"""
+
+LINE_FIELDS = """
+fragment LineFields on LineItem {
+  id
+  sku
+  title
+  quantity
+  currentQuantity
+  originalUnitPriceSet { shopMoney { amount currencyCode } }
+  product { id }
+  variant { id }
 }
 """
 
@@ -129,6 +134,7 @@ query OrdersPage($first: Int!, $after: String, $query: String!) {
 }
 """
     + ORDER_FIELDS
+    + LINE_FIELDS
 )
 
 # The first page of a pull: orders and products changed since the watermark in one request,
@@ -147,6 +153,7 @@ query Changes($first: Int!, $ordersQuery: String!, $productsQuery: String, $loca
 }
 """
     + ORDER_FIELDS
+    + LINE_FIELDS
     + PRODUCT_FIELDS
 )
 
@@ -157,6 +164,22 @@ query Order($id: ID!) {
 }
 """
     + ORDER_FIELDS
+    + LINE_FIELDS
+)
+
+# An order's lines past the first page (a dealer's order rarely has more than 10).
+ORDER_LINES = (
+    """
+query OrderLines($id: ID!, $after: String) {
+  order(id: $id) {
+    lineItems(first: 50, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes { ...LineFields }
+    }
+  }
+}
+"""
+    + LINE_FIELDS
 )
 
 PRODUCT_SET = (
@@ -245,6 +268,7 @@ DOCUMENTS: dict[str, str] = {
     "OrdersPage": ORDERS_PAGE,
     "Changes": CHANGES,
     "Order": ORDER,
+    "OrderLines": ORDER_LINES,
     "ProductSet": PRODUCT_SET,
     "ProductUpdate": PRODUCT_UPDATE,
     "VariantsBulkUpdate": VARIANTS_BULK_UPDATE,

@@ -344,6 +344,7 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
 
     seen_orders: dict[str, OrderSeen] = {}
     for raw in raw_orders:
+        result.pages_read += _complete_lines(client, raw)
         try:
             order = mappers.order_seen(raw)
         except ValueError:
@@ -387,10 +388,12 @@ def webhook_orders(connection, event: WebhookSeen) -> list[OrderSeen]:
     gid = webhooks.order_id(event.payload)
     if not gid:
         return []
-    order = client_for(connection).execute("Order", {"id": gid}).get("order")
+    client = client_for(connection)
+    order = client.execute("Order", {"id": gid}).get("order")
     if order is None:
         logger.warning("Shopify webhook for order %s, which the store does not have: ignored.", gid)
         return []
+    _complete_lines(client, order)
     return [mappers.order_seen(order)]
 
 
@@ -449,6 +452,7 @@ def check(connection) -> ConnectionCheck:
         )
     except ChannelError as error:
         steps.append(CheckStep("Access token", False, error.message))
+        steps.append(_version_step(connection.api_version))
         return ConnectionCheck(tuple(steps))
     shop = data.get("shop") or {}
     steps.append(CheckStep("Access token", True, f"The token works for {shop.get('name') or 'the store'}."))
@@ -491,8 +495,23 @@ def check(connection) -> ConnectionCheck:
                 "Paste the app's client secret, or every webhook is refused (sales then arrive with the next pull).",
             )
         )
-    steps.append(CheckStep("API version", True, f"Pinned to {connection.api_version}."))
+    steps.append(_version_step(connection.api_version))
     return ConnectionCheck(tuple(steps))
+
+
+def _version_step(version: str) -> CheckStep:
+    if version >= "2026-04":
+        return CheckStep(
+            "API version",
+            False,
+            f"{version} makes changeFromQuantity and an idempotency key mandatory on stock changes, which this "
+            "back office does not send yet: pin the connection to 2025-01.",
+        )
+    if version != "2025-01":
+        return CheckStep(
+            "API version", True, f"Pinned to {version} (the requests are checked against 2025-01's schema)."
+        )
+    return CheckStep("API version", True, f"Pinned to {version}.")
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -519,6 +538,21 @@ def _find_by_sku(client: ShopifyClient, sku: str, location: str) -> dict | None:
     order = {"ACTIVE": 0, "DRAFT": 1, "ARCHIVED": 2}
     best = min(candidates, key=lambda p: (order.get(str(p.get("status")), 3), -int(mappers.numeric_id(p["id"]) or 0)))
     return _read_product(client, str(best["id"]), location)
+
+
+def _complete_lines(client: ShopifyClient, order: dict) -> int:
+    """Read an order's lines past the first page into it (no line may be missed: each is a sale). Pages read."""
+    lines = order.get("lineItems") or {}
+    info = lines.get("pageInfo") or {}
+    pages = 0
+    while info.get("hasNextPage") and info.get("endCursor"):
+        page = (client.execute("OrderLines", {"id": order["id"], "after": info["endCursor"]}).get("order") or {}).get(
+            "lineItems"
+        ) or {}
+        pages += 1
+        lines.setdefault("nodes", []).extend(mappers.nodes(page))
+        info = page.get("pageInfo") or {}
+    return pages
 
 
 def _product_pages(

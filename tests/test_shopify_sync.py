@@ -313,6 +313,23 @@ def test_pull_reads_orders_by_update_time_and_pages_with_the_cursor(connection, 
     ]
 
 
+def test_an_order_of_more_lines_than_a_page_is_read_whole(connection, shop):
+    skus = [f"PEDAL-{n:02d}" for n in range(13)]
+    for sku in skus:
+        sync.publish(connection, replace(PAYLOAD, sku=sku, title=f"Pedal {sku}"), None)
+    order = shop.simulate_sale(skus[0], more_skus=tuple(skus[1:]), deliver_webhook=False)
+    shop.reset_log()
+
+    [seen] = sync.pull(connection, timezone.now() - timedelta(hours=1)).orders
+
+    assert sorted(line.sku for line in seen.lines) == skus
+    # (the 13 products changed too: their second page is read as well)
+    assert [r.operation for r in shop.requests()] == ["Changes", "ProductsPage", "OrderLines"]
+    headers, body = delivery(shop, payload={"id": int(order["legacyResourceId"])})
+    [by_webhook] = sync.webhook_orders(connection, sync.parse_webhook(connection, headers, body))
+    assert len(by_webhook.lines) == 13
+
+
 def test_a_pull_that_finds_nothing_reads_one_page(connection, shop):
     sync.publish(connection, PAYLOAD, None)
     first = sync.pull(connection, None)
@@ -477,8 +494,8 @@ def test_the_check_says_in_plain_words_what_works_and_what_to_fix(connection, sh
     broken = shopify_connection(
         connection.account, shop, name="Broken", location_id="", webhook_secret="", access_token="shpat_wrong"
     )
-    [token] = sync.check(broken).steps
-    assert (token.ok, token.label) == (False, "Access token")
+    token, version = sync.check(broken).steps
+    assert (token.ok, token.label, version.ok) == (False, "Access token", True)
     assert "refused the access token" in token.message
 
     no_location = shopify_connection(connection.account, shop, name="No location", location_id="", webhook_secret="")
@@ -486,6 +503,10 @@ def test_the_check_says_in_plain_words_what_works_and_what_to_fix(connection, sh
     assert not result.ok
     assert "Location: Choose the location stock is kept at: Shop floor (gid://shopify/Location/1)" in result.summary
     assert "Webhook secret: Paste the app's client secret" in result.summary
+
+    later = shopify_connection(connection.account, shop, name="Later", api_version="2026-04", api_url=shop.root_url)
+    [step] = [s for s in sync.check(later).steps if s.label == "API version"]
+    assert (step.ok, step.message.split(" makes")[0]) == (False, "2026-04")
 
 
 def test_register_webhooks_subscribes_each_topic_once(connection, shop):

@@ -545,11 +545,12 @@ class ShopifySandbox:
         deliver_webhook: bool = True,
         duplicate: bool = False,
         out_of_order: bool = False,
+        more_skus: tuple[str, ...] = (),
     ) -> dict:
         """A buyer checks out. The signed webhooks (orders/create, and orders/paid when paid) go out before
         this returns: twice each with one event id (`duplicate`), or paid before create (`out_of_order`)."""
         with self.store.lock:
-            order = self.store.sell(sku, quantity=quantity, financial_status=financial_status)
+            order = self.store.sell(sku, quantity=quantity, financial_status=financial_status, more_skus=more_skus)
             payload = self.order_payload(order)
         self._keep()
         topics = ["orders/create"] + (["orders/paid"] if financial_status == "PAID" else [])

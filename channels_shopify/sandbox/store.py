@@ -771,24 +771,44 @@ class ShopifyStore:
         location: str = LOCATION_ID,
         buyer: str = "Jamie Buyer",
         email: str = "jamie@example.com",
+        more_skus: tuple[str, ...] = (),
     ) -> dict:
-        """A buyer checks out: the order is created and the stock at the location goes down."""
-        variant = self.variant_by_sku(sku)
-        if variant is None:
-            raise SandboxError(f"No product for sale with SKU {sku!r}.", "NOT_FOUND")
-        item = self.items[variant["item"]]
-        available = item["levels"].get(location, 0)
-        if item["tracked"] and available < quantity:
-            raise SandboxError(f"Only {available} of {sku!r} left at {location}.", "NOT_ENOUGH_STOCK")
-        if item["tracked"]:
-            item["levels"][location] = available - quantity
-        product = self.products[variant["product"]]
+        """A buyer checks out (this SKU, and one of each of `more_skus` on further lines): the order is
+        created and the stock at the location goes down. Nothing changes when one line cannot be had."""
+        wanted = [(sku, quantity), *((more, 1) for more in more_skus)]
+        picked = []
+        for line_sku, line_quantity in wanted:
+            variant = self.variant_by_sku(line_sku)
+            if variant is None:
+                raise SandboxError(f"No product for sale with SKU {line_sku!r}.", "NOT_FOUND")
+            item = self.items[variant["item"]]
+            available = item["levels"].get(location, 0)
+            if item["tracked"] and available < line_quantity:
+                raise SandboxError(f"Only {available} of {line_sku!r} left at {location}.", "NOT_ENOUGH_STOCK")
+            picked.append((variant, item, line_quantity))
+        lines = []
+        for variant, item, line_quantity in picked:
+            if item["tracked"]:
+                item["levels"][location] -= line_quantity
+            product = self.products[variant["product"]]
+            lines.append(
+                {
+                    "number": self.next_id(),
+                    "sku": item["sku"],
+                    "title": product["title"],
+                    "quantity": line_quantity,
+                    "price": variant["price"],
+                    "product": product["number"],
+                    "variant": variant["number"],
+                }
+            )
         now = self.now()
         number = self.next_id()
+        name = f"#{self._next_order}"
         self._next_order += 1
         order = {
             "number": number,
-            "name": f"#{self._next_order}",
+            "name": name,
             "createdAt": now,
             "updatedAt": now,
             "cancelledAt": None,
@@ -805,19 +825,9 @@ class ShopifyStore:
                 "zip": "37203",
                 "countryCodeV2": "US",
             },
-            "subtotal": variant["price"] * quantity,
+            "subtotal": sum((line["price"] * line["quantity"] for line in lines), Decimal("0")),
             "shipping": Decimal("0.00"),
-            "lines": [
-                {
-                    "number": self.next_id(),
-                    "sku": item["sku"],
-                    "title": product["title"],
-                    "quantity": quantity,
-                    "price": variant["price"],
-                    "product": product["number"],
-                    "variant": variant["number"],
-                }
-            ],
+            "lines": lines,
         }
         self.orders[number] = order
         return order
