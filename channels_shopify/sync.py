@@ -398,7 +398,8 @@ def webhook_orders(connection, event: WebhookSeen) -> list[OrderSeen]:
 
 
 def register_webhooks(connection, base_url: str) -> list[str]:
-    """Subscribe this connection's webhook URL to the topics the back office uses (idempotent)."""
+    """Subscribe this connection's webhook URL to the topics the back office uses (idempotent; a subscription
+    of this connection at an old address of the site is moved, not doubled)."""
     connection = shopify_connection(connection)
     client = client_for(connection)
     url = base_url.rstrip("/") + connection.webhook_path
@@ -411,6 +412,26 @@ def register_webhooks(connection, base_url: str) -> list[str]:
     for topic, wire in WEBHOOK_TOPICS.items():
         if (topic, url) in existing:
             lines.append(f"{wire}: already registered")
+            continue
+        moved = next(
+            (
+                node
+                for (t, callback), node in existing.items()
+                if t == topic and callback.endswith(connection.webhook_path)
+            ),
+            None,
+        )
+        if moved is not None:  # this connection's subscription at an old address of the site: point it here
+            answer = (
+                client.execute(
+                    "WebhookSubscriptionUpdate", {"id": moved["id"], "webhookSubscription": {"callbackUrl": url}}
+                ).get("webhookSubscriptionUpdate")
+                or {}
+            )
+            if answer.get("userErrors"):
+                lines.append(f"{wire}: refused by Shopify: {describe_user_errors(answer['userErrors'])}")
+            else:
+                lines.append(f"{wire}: moved to this address")
             continue
         answer = (
             client.execute(

@@ -6,7 +6,7 @@ And the sandbox itself: it refuses what Shopify's schema refuses, and charges a 
 import pytest
 import requests
 
-from channels_shopify.client import CostBucket, QueryCost, ShopifyClient
+from channels_shopify.client import CostBucket, QueryCost, ShopifyClient, bucket_for
 from channels_shopify.sandbox import DEFAULT_TOKEN, LOCATION_ID, ShopifySandbox
 from inventory.channels import PermanentChannelError, RateLimited, TransientChannelError
 
@@ -124,6 +124,8 @@ def test_pacing_waits_before_the_bucket_runs_dry():
     assert bucket.available == 20  # 30 less the second call, still in flight
     other = CostBucket()
     assert other.reserve(10) == 0.0  # another shop knows nothing of this one's bucket
+    assert bucket_for("a.myshopify.com") is bucket_for("a.myshopify.com")
+    assert bucket_for("a.myshopify.com") is not bucket_for("b.myshopify.com")
 
 
 def post(shop, query, variables=None):

@@ -517,3 +517,10 @@ def test_register_webhooks_subscribes_each_topic_once(connection, shop):
     urls = {s["callbackUrl"] for s in shop.store.subscriptions.values()}
     assert urls == {"https://bo.example.com" + connection.webhook_path}
     assert len(shop.store.subscriptions) == 5
+    # the site moved: the same subscriptions now point at the new address
+    moved = sync.register_webhooks(connection, "https://new.example.com")
+    assert moved[:5] == [f"{t}: moved to this address" for t in sync.WEBHOOK_TOPICS.values()]
+    assert {s["callbackUrl"] for s in shop.store.subscriptions.values()} == {
+        "https://new.example.com" + connection.webhook_path
+    }
+    assert len(shop.store.subscriptions) == 5
