@@ -57,8 +57,11 @@ DEFAULT_PRIORITY = 10  # first in the platform order: Shopify, Reverb, V&R, eBay
 OVERLAP = timedelta(minutes=2)
 FIRST_PULL_LOOKBACK = timedelta(days=1)
 # Shopify refuses a query whose requested cost passes 1,000 points: 10 orders (10 lines each) and
-# 10 products per page keep the first page of a pull at about 750.
+# 10 products keep the first page of a pull (both in one request) at about 750; the pages after it
+# read one kind each, 15 orders (about 800) or 40 products (about 900).
 PAGE_SIZE = 10
+ORDER_PAGE_SIZE = 15
+PRODUCT_PAGE_SIZE = 40
 REFERENCE = "gid://gear-back-office/Listing/{sku}"
 
 # API topic -> the delivery's X-Shopify-Topic. The privacy topics (customers/data_request,
@@ -335,7 +338,9 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
     raw_orders = list(mappers.nodes(data.get("orders")))
     info = (data.get("orders") or {}).get("pageInfo") or {}
     while info.get("hasNextPage") and info.get("endCursor"):
-        page = client.execute("OrdersPage", {"first": PAGE_SIZE, "after": info["endCursor"], "query": orders_query})
+        page = client.execute(
+            "OrdersPage", {"first": ORDER_PAGE_SIZE, "after": info["endCursor"], "query": orders_query}
+        )
         result.pages_read += 1
         raw_orders.extend(mappers.nodes(page.get("orders")))
         info = (page.get("orders") or {}).get("pageInfo") or {}
@@ -584,7 +589,7 @@ def _product_pages(
     pages = 0
     page = first_page
     if page is None:
-        page = client.execute("ProductsPage", {"first": PAGE_SIZE, "query": query, "locationId": location}).get(
+        page = client.execute("ProductsPage", {"first": PRODUCT_PAGE_SIZE, "query": query, "locationId": location}).get(
             "products"
         )
         pages += 1
@@ -597,7 +602,7 @@ def _product_pages(
             break
         seen_cursors.add(cursor)
         page = client.execute(
-            "ProductsPage", {"first": PAGE_SIZE, "after": cursor, "query": query, "locationId": location}
+            "ProductsPage", {"first": PRODUCT_PAGE_SIZE, "after": cursor, "query": query, "locationId": location}
         ).get("products")
         pages += 1
     return products, pages

@@ -150,3 +150,19 @@ def test_the_codes_we_act_on_are_shopifys_codes(admin_schema):
     )
     assert set(mappers.FINANCIAL_STATUSES) == set(admin_schema.type_map["OrderDisplayFinancialStatus"].values)
     assert {"ACTIVE", "DRAFT", "ARCHIVED"} == set(admin_schema.type_map["ProductStatus"].values)
+
+
+def test_every_page_the_pull_reads_stays_under_shopifys_single_query_limit(admin_schema):
+    from channels_shopify.sandbox.cost import MAX_QUERY_COST, document_cost
+    from channels_shopify.sync import ORDER_PAGE_SIZE, PAGE_SIZE, PRODUCT_PAGE_SIZE
+
+    pages = {
+        "Changes": {"first": PAGE_SIZE, "ordersQuery": "", "productsQuery": None, "locationId": LOCATION},
+        "OrdersPage": {"first": ORDER_PAGE_SIZE, "after": None, "query": ""},
+        "ProductsPage": {"first": PRODUCT_PAGE_SIZE, "after": None, "query": None, "locationId": LOCATION},
+        "OrderLines": {"id": "gid://shopify/Order/1", "after": None},
+        "Product": {"id": "gid://shopify/Product/1", "locationId": LOCATION},
+    }
+    for operation, variables in pages.items():
+        cost = document_cost(admin_schema, graphql.parse(DOCUMENTS[operation]), operation, variables)
+        assert 0 < cost <= MAX_QUERY_COST, (operation, cost)
