@@ -1,9 +1,11 @@
 """Shopify as a channel: the dealer's own Shopify store (credentials, settings) and what Shopify says of each product."""
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.utils import timezone
 
 from accounts.models import AccountOwned
 from inventory.models import ChannelConnection
@@ -12,6 +14,7 @@ from inventory.models.channels import secret_hint
 DEFAULT_API_VERSION = "2025-01"
 SHOP_DOMAIN_PATTERN = r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$"
 GRAPHQL_PATH = "/admin/api/{version}/graphql.json"
+SECRET_OVERLAP = timedelta(hours=1)  # Shopify may sign with a rotated secret for up to an hour
 
 
 class ShopifyConnection(ChannelConnection):
@@ -49,6 +52,13 @@ class ShopifyConnection(ChannelConnection):
         blank=True,
         help_text="The app's client secret: Shopify signs every webhook with it (X-Shopify-Hmac-Sha256).",
     )
+    webhook_secret_previous = models.CharField(
+        max_length=255,
+        blank=True,
+        editable=False,
+        help_text="The signing secret before the last change: Shopify may still sign with it for up to an hour.",
+    )
+    webhook_secret_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     location_id = models.CharField(
         max_length=100,
         blank=True,
@@ -74,7 +84,29 @@ class ShopifyConnection(ChannelConnection):
     def save(self, *args, **kwargs):
         self.channel = "shopify"
         self.shop_domain = (self.shop_domain or "").strip().lower()
+        if self.pk:
+            # A rotated signing secret: deliveries already on their way (and Shopify's retries, for up to an
+            # hour) are signed with the old one, so it is kept beside the new one for that long.
+            stored = type(self).objects.filter(pk=self.pk).values_list("webhook_secret", flat=True).first()
+            if stored and stored != self.webhook_secret:
+                self.webhook_secret_previous = stored
+                self.webhook_secret_changed_at = timezone.now()
+                if kwargs.get("update_fields") is not None:
+                    kwargs["update_fields"] = {
+                        *kwargs["update_fields"],
+                        "webhook_secret_previous",
+                        "webhook_secret_changed_at",
+                    }
         super().save(*args, **kwargs)
+
+    def webhook_secrets(self, now=None) -> list[str]:
+        """The secrets a delivery may be signed with now: the current one, and the previous one for an hour."""
+        secrets = [self.webhook_secret] if self.webhook_secret else []
+        now = now or timezone.now()
+        changed = self.webhook_secret_changed_at
+        if self.webhook_secret_previous and changed and now - changed <= SECRET_OVERLAP:
+            secrets.append(self.webhook_secret_previous)
+        return secrets
 
     @property
     def endpoint(self) -> str:

@@ -375,7 +375,7 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
 def parse_webhook(connection, headers: Mapping[str, str], body: bytes) -> WebhookSeen:
     """Check the HMAC of the raw body (constant time) before anything else, then identify the event."""
     connection = shopify_connection(connection)
-    webhooks.verify(connection.webhook_secret, headers, body)
+    webhooks.verify(connection.webhook_secrets(), headers, body)
     return webhooks.identify(headers, body, shop_domain=connection.shop_domain)
 
 

@@ -34,9 +34,12 @@ def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in headers.items()}
 
 
-def verify(secret: str, headers: Mapping[str, str], body: bytes) -> None:
-    """Raise WebhookRejected (401) unless the body carries a valid signature under `secret`."""
-    if not secret:
+def verify(secrets: str | list[str], headers: Mapping[str, str], body: bytes) -> None:
+    """Raise WebhookRejected (401) unless the body carries a valid signature under one of `secrets`
+    (the current secret, and the previous one for an hour after a rotation)."""
+    candidates = [secrets] if isinstance(secrets, str) else list(secrets)
+    candidates = [secret for secret in candidates if secret]
+    if not candidates:
         raise WebhookRejected(
             "This Shopify connection has no webhook signing secret: set the app's client secret on it.",
             http_status=401,
@@ -48,8 +51,11 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes) -> None:
         given_digest = base64.b64decode(given, validate=True)
     except (binascii.Error, ValueError):
         raise WebhookRejected("A Shopify webhook whose signature is not base64: not stored.") from None
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    if not hmac.compare_digest(given_digest, expected):
+    matches = [
+        hmac.compare_digest(given_digest, hmac.new(secret.encode(), body, hashlib.sha256).digest())
+        for secret in candidates  # every candidate is compared, so the time says nothing of which matched
+    ]
+    if not any(matches):
         raise WebhookRejected("A Shopify webhook whose signature does not match the body: not stored.")
 
 

@@ -403,6 +403,29 @@ def test_bad_deliveries_are_rejected_with_401_and_nothing_is_stored(connection, 
     assert not WebhookEvent.objects.exists()
 
 
+def test_after_a_secret_rotation_the_old_secret_is_accepted_for_an_hour_only(connection, shop):
+    from inventory.services.connections import connection_update
+
+    old_headers, body = delivery(shop)
+    connection = connection_update(connection=connection, fields={"webhook_secret": "the-new-client-secret"})
+    connection = ShopifyConnection.objects.get(pk=connection.pk)
+    assert (connection.webhook_secret, connection.webhook_secret_previous) == ("the-new-client-secret", DEFAULT_SECRET)
+
+    # a delivery signed before the rotation (or Shopify retrying one) still counts, and so does the new secret
+    assert sync.parse_webhook(connection, old_headers, body).topic == "orders/create"
+    new_headers, _ = delivery(shop, secret="the-new-client-secret")
+    assert sync.parse_webhook(connection, new_headers, body).topic == "orders/create"
+
+    # an hour later the old secret is refused
+    ShopifyConnection.objects.filter(pk=connection.pk).update(
+        webhook_secret_changed_at=timezone.now() - timedelta(hours=1, seconds=1)
+    )
+    connection.refresh_from_db()
+    with pytest.raises(WebhookRejected):
+        sync.parse_webhook(connection, old_headers, body)
+    assert sync.parse_webhook(connection, new_headers, body).topic == "orders/create"
+
+
 def test_the_signature_is_compared_in_constant_time(monkeypatch, connection, shop):
     import hmac
 
