@@ -404,8 +404,16 @@ def photo_urls(product: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(urls)
 
 
-def listing_seen(product: Mapping[str, Any], sku: str = "") -> ListingSeen:
-    """A Shopify product (our variant of it) as the contract's ListingSeen; external id = the product's gid."""
+def admin_url(admin_root: str, product_id: str) -> str:
+    """The product's page in the store's admin (https://{shop}/admin/products/123)."""
+    return f"{admin_root.rstrip('/')}/products/{numeric_id(product_id)}" if admin_root and product_id else ""
+
+
+def listing_seen(product: Mapping[str, Any], sku: str = "", *, admin_root: str = "") -> ListingSeen:
+    """A Shopify product (our variant of it) as the contract's ListingSeen; external id = the product's gid.
+
+    Its url is the product in the store's admin when `admin_root` is given (what staff open from an
+    item's listing), else the storefront page (which exists only while the product is ACTIVE)."""
     if not product.get("id"):
         raise ValueError("A Shopify product without an id.")
     variant = our_variant(product, sku) or our_variant(product)
@@ -438,7 +446,7 @@ def listing_seen(product: Mapping[str, Any], sku: str = "") -> ListingSeen:
         brand=str(product.get("vendor") or ""),
         condition=condition,
         photos=photo_urls(product),
-        url=str(product.get("onlineStoreUrl") or ""),
+        url=admin_url(admin_root, str(product["id"])) or str(product.get("onlineStoreUrl") or ""),
         updated_at=parse_time(product.get("updatedAt")),
     )
 

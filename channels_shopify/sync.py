@@ -180,7 +180,9 @@ def publish(connection, payload: ListingPayload, external_id: str | None) -> Pub
         adopted = str(existing["id"]) != str(external_id or "")
 
     _remember(connection, product, payload.sku, user_errors=[], notes=built.notes, pushed_quantity=payload.quantity)
-    return PublishResult(external_id=str(product["id"]), url=str(product.get("onlineStoreUrl") or ""), adopted=adopted)
+    # The listing's link is the product in the store's admin: staff open it from the item's page.
+    url = mappers.admin_url(connection.admin_root, str(product["id"]))
+    return PublishResult(external_id=str(product["id"]), url=url, adopted=adopted)
 
 
 def revise(connection, external_id: str, payload: ListingPayload, fields: frozenset[str]) -> None:
@@ -289,7 +291,7 @@ def read_listing(connection, external_id: str) -> ListingSeen | None:
     if product is None:
         return None
     _remember(connection, product, "")
-    return mappers.listing_seen(product)
+    return mappers.listing_seen(product, admin_root=connection.admin_root)
 
 
 def find_listing(connection, sku: str) -> ListingSeen | None:
@@ -299,7 +301,7 @@ def find_listing(connection, sku: str) -> ListingSeen | None:
     if product is None:
         return None
     _remember(connection, product, sku)
-    return mappers.listing_seen(product, sku)
+    return mappers.listing_seen(product, sku, admin_root=connection.admin_root)
 
 
 def read_all_listings(connection) -> Iterator[ListingSeen]:
@@ -308,7 +310,7 @@ def read_all_listings(connection) -> Iterator[ListingSeen]:
     client = client_for(connection)
     for product in _product_pages(client, None, _location(connection), first_page=None)[0]:
         if mappers.our_variant(product) is not None:
-            yield mappers.listing_seen(product)
+            yield mappers.listing_seen(product, admin_root=connection.admin_root)
 
 
 # --- pull -----------------------------------------------------------------------------
@@ -357,7 +359,11 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
             continue
         seen_orders[order.external_id] = order  # a page shift can show one order twice
     result.orders = list(seen_orders.values())
-    result.listings = [mappers.listing_seen(p) for p in products if mappers.our_variant(p) is not None]
+    result.listings = [
+        mappers.listing_seen(p, admin_root=connection.admin_root)
+        for p in products
+        if mappers.our_variant(p) is not None
+    ]
     result.listings_complete = products_query is None  # every product was read: the engine may spot missing ones
     _remember_many(connection, products)
     newest = max(

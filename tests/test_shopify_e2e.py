@@ -77,7 +77,9 @@ def test_an_item_goes_live_on_shopify_and_reverb_once(account, markets):
         )
     assert [w.kind for w in website.writes()] == ["create"]
     shopify_listing = ChannelListing.objects.get(item=item, connection=website.connection)
-    assert shopify_listing.external_url.startswith(f"https://{website.sandbox.store.shop_domain}/products/")
+    # the item's Shopify listing links to the product in the store's admin
+    number = shopify_listing.external_id.rsplit("/", 1)[1]
+    assert shopify_listing.external_url == f"https://{website.sandbox.store.shop_domain}/admin/products/{number}"
 
 
 def test_a_sale_on_shopify_ends_the_reverb_listing_and_shopify_wins(account, markets):

@@ -65,7 +65,8 @@ def quantity_of(shop, product_id) -> int:
 def test_publish_creates_one_active_product_with_its_variant_stock_and_photos(connection, shop):
     result = sync.publish(connection, PAYLOAD, None)
 
-    assert (result.adopted, result.url) == (False, f"https://{shop.store.shop_domain}/products/1962-fender-jazzmaster")
+    number = result.external_id.rsplit("/", 1)[1]
+    assert (result.adopted, result.url) == (False, f"https://{connection.shop_domain}/admin/products/{number}")
     [product] = shop.products(sku="JM-62")
     assert (product["id"], product["status"], product["title"], product["vendor"]) == (
         result.external_id,
@@ -78,7 +79,8 @@ def test_publish_creates_one_active_product_with_its_variant_stock_and_photos(co
     assert [r.operation for r in shop.requests()] == ["VariantsBySku", "ProductSet"]
     detail = ShopifyProductDetail.objects.get(connection=connection)
     assert (detail.product_id, detail.sku, detail.status, detail.quantity) == (result.external_id, "JM-62", "ACTIVE", 1)
-    assert detail.admin_url == f"https://{connection.shop_domain}/admin/products/{result.external_id.rsplit('/', 1)[1]}"
+    assert detail.admin_url == result.url
+    assert detail.storefront_url == f"https://{shop.store.shop_domain}/products/1962-fender-jazzmaster"
 
 
 def test_publish_again_adopts_the_same_product_and_never_creates_a_second(connection, shop):
