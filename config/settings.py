@@ -218,7 +218,10 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_TIME_LIMIT = 180
 
 # Channels: registry name -> the channel app's sync module (see inventory/channels.py).
-CHANNELS = {"reverb": "channels_reverb.sync"}
+CHANNELS = {
+    "shopify": "channels_shopify.sync",
+    "reverb": "channels_reverb.sync",
+}
 # Alerts: a listing still for sale this long after its item sold elsewhere is critical; a
 # connection that sends webhooks and went quiet this long while its pulls find orders is flagged.
 ALERT_NOT_ENDED_MINUTES = env.int("ALERT_NOT_ENDED_MINUTES", default=5)
