@@ -19,7 +19,7 @@ from django.utils import timezone
 from billing.errors import BillingError
 from billing.gates import Feature, require
 
-from ..channels import ListingSeen, WebhookSeen, channel, specific_connection
+from ..channels import ListingSeen, WebhookReply, WebhookSeen, channel, specific_connection
 from ..models import (
     AlertKind,
     ChannelConnection,
@@ -296,12 +296,15 @@ def listings_reconcile(*, connection_id: int) -> SyncRun:
 
 def webhook_receive(
     *, connection: ChannelConnection, headers: Mapping[str, str], body: bytes
-) -> tuple[WebhookEvent, bool]:
+) -> tuple[WebhookEvent | WebhookReply, bool]:
     """Store a delivery once (dedupe by the channel's event identity). Returns (event, created).
 
-    Raises ChannelError (a bad delivery) before anything is stored.
+    Raises ChannelError (a bad delivery; WebhookRejected for a bad signature) before anything is
+    stored. A delivery the channel answers without storing (a ping) returns (its WebhookReply, False).
     """
     seen = channel(connection.channel).parse_webhook(specific_connection(connection), headers, body)
+    if isinstance(seen, WebhookReply):
+        return seen, False
     existing = WebhookEvent.objects.filter(connection=connection, dedupe_key=seen.dedupe_key).first()
     if existing is None:
         try:
