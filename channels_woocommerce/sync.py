@@ -365,11 +365,13 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
     paged by X-WP-TotalPages; one page when nothing changed. Products: the ones modified since
     the last product read, at most once per `listing_scan_interval_seconds` (a product webhook
     or `full_scan` makes the next pull read them at once; the first pull and a full scan read
-    every product). The watermark is the newest order change seen, or `since`.
+    every product). The watermark is the newest order change seen, or `since` (the first pull: its start).
     """
     connection = woo_connection(connection)
     client = client_for(connection)
-    result = PullResult(watermark=since)
+    # A first pull's watermark is its own start (when no order is newer): the next pull then reads
+    # from here, instead of being a "first pull" again for a shop that has had no order yet.
+    result = PullResult(watermark=since or timezone.now())
 
     start = since - ORDER_OVERLAP if since else timezone.now() - FIRST_PULL_LOOKBACK
     seen_orders: dict[str, OrderSeen] = {}

@@ -880,8 +880,7 @@ class WooSandbox:
                 return self._page(hooks, query, "/wc/v3/webhooks")
             status, out = store.create_webhook(body)
             if status == 201:
-                # The ping goes out before the answer, as WooCommerce does on creation.
-                threading.Thread(target=self._ping, args=(out["id"],), daemon=True).start()
+                self._ping(out["id"])  # the ping goes out before the answer, as WooCommerce does on creation
             return status, out, {}
         if key == r"/wc/v3/webhooks/(?P<id>[\d]+)":
             if method == "GET":
