@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -152,11 +152,13 @@ def rawurlencode(value: str) -> str:
 def oauth_signature(method: str, url: str, params: Mapping[str, str], secret: str, algorithm: str = "sha256") -> str:
     """WooCommerce's OAuth 1.0a signature (WC_REST_Authentication::check_oauth_signature).
 
-    Parameters sorted by key, each key and value rawurlencoded once, joined `key%3Dvalue` with
-    `%26`; signed text `METHOD&rawurlencode(url without query)&joined`; key `consumer_secret&`.
+    Parameters (the query's and the oauth_* ones, decoded) sorted by key; each key and value
+    rawurlencoded (normalize_parameters), then each `key=value` rawurlencoded again
+    (join_with_equals_sign) and joined with `%26`; signed text `METHOD&rawurlencode(url without
+    query)&joined`, key `consumer_secret&`, base64 of the HMAC.
     """
-    pairs = sorted((rawurlencode(unquote(k)), rawurlencode(unquote(v))) for k, v in params.items())
-    joined = "%26".join(f"{k}%3D{v}" for k, v in pairs)
+    pairs = sorted((rawurlencode(k), rawurlencode(v)) for k, v in params.items())
+    joined = "%26".join(rawurlencode(f"{k}={v}") for k, v in pairs)
     text = f"{method.upper()}&{rawurlencode(url)}&{joined}"
     digest = hmac.new(f"{secret}&".encode(), text.encode(), getattr(hashlib, algorithm)).digest()
     return base64.b64encode(digest).decode()

@@ -36,7 +36,7 @@ from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import requests
 
@@ -796,13 +796,15 @@ class WooSandbox:
     def _oauth_expected(self, method: str, path: str, query_pairs: list[tuple[str, str]], secret: str) -> str:
         """WC_REST_Authentication::check_oauth_signature, step by step (written from the plugin, not shared
         with the client, so one misreading cannot hide on both sides)."""
-        params = {k: v for k, v in query_pairs if k != "oauth_signature"}
-        normalized = []
-        for key in sorted(params):  # uksort strcmp
-            value = params[key]
-            normalized.append(quote(unquote(key), safe="-_.~") + "%3D" + quote(unquote(value), safe="-_.~"))
-        base_request_uri = quote(self.site_url + path, safe="-_.~")
-        string_to_sign = f"{method.upper()}&{base_request_uri}&{'%26'.join(normalized)}"
+
+        def rfc3986(value: str) -> str:  # wc_rest_urlencode_rfc3986
+            return quote(value, safe="-_.~")
+
+        params = {k: v for k, v in query_pairs if k != "oauth_signature"}  # $_GET, already decoded
+        params = {rfc3986(k): rfc3986(v) for k, v in params.items()}  # normalize_parameters
+        joined = [rfc3986(f"{key}={params[key]}") for key in sorted(params)]  # uksort strcmp, join_with_equals_sign
+        base_request_uri = rfc3986(self.site_url + path)
+        string_to_sign = f"{method.upper()}&{base_request_uri}&{'%26'.join(joined)}"
         algorithm = params["oauth_signature_method"].replace("HMAC-", "").lower()
         digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode(), getattr(hashlib, algorithm)).digest()
         return base64.b64encode(digest).decode()
