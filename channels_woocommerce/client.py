@@ -240,8 +240,9 @@ class WooCommerceClient:
     # --- the store ---------------------------------------------------------------------
 
     def index(self) -> dict:
-        """GET /wp-json/wc/v3: the namespace's routes (a cheap check that the API is there)."""
-        return self._request("GET", "")
+        """GET /wp-json/wc/v3: the namespace's routes. Public: sent without the keys, so it tells whether the
+        shop's API is there apart from whether the keys work."""
+        return self._request("GET", "", public=True)
 
     def setting(self, group: str, setting_id: str) -> dict:
         """GET /settings/{group}/{id}, e.g. general/woocommerce_currency."""
@@ -383,13 +384,14 @@ class WooCommerceClient:
         body: Any = None,
         not_found: type[PermanentChannelError] = PermanentChannelError,
         raw: bool = False,
+        public: bool = False,
     ):
         url = self.api_root + route
         shown = API_PREFIX + route
         params = dict(params or {})
         is_write = method != "GET"
         while True:
-            extra_params, headers = self._auth(method, url, params)
+            extra_params, headers = ({}, {}) if public else self._auth(method, url, params)
             query = query_string({**params, **extra_params})
             self.counts[method] += 1
             started = time.monotonic()

@@ -33,7 +33,7 @@ def test_oauth_with_a_wrong_secret_or_a_replayed_nonce_is_refused_in_plain_words
         monkeypatch.setattr("channels_woocommerce.client.time.time", lambda: 1_800_000_000)
         monkeypatch.setattr("channels_woocommerce.sandbox.server.time.time", lambda: 1_800_000_000)
         client = client_for(shop)
-        client.index()  # the first request with this nonce and timestamp passes
+        client.products_by_sku("X")  # the first request with this nonce and timestamp passes
         with pytest.raises(PermanentChannelError, match="nonce has already been used"):
             client._request("GET", "/products", params={"per_page": 1})
 
@@ -102,7 +102,7 @@ def test_wordpress_error_bodies_become_typed_errors():
         assert failed.value.status == 500 and failed.value.body["code"] == "internal_server_error"
         shop.fail_next("rate_limit")
         with pytest.raises(RateLimited) as limited:
-            client.index()
+            client.products_by_sku("X")
         assert limited.value.retry_after == 1.0
         client.create_product({"name": "A", "sku": "DUP", "regular_price": "1.00"})
         with pytest.raises(PermanentChannelError, match=r"Invalid or duplicated SKU\. \[product_invalid_sku\]") as dup:

@@ -299,3 +299,80 @@ def test_unknown_fields_in_the_shops_answers_are_ignored(connection, shop):
     assert "jetpack_sharing_enabled" in product and "meta_data" in product
     seen = sync.read_listing(connection, str(product["id"]))
     assert (seen.sku, seen.state, seen.quantity) == ("EXTRA", "live", 2)
+
+
+# --- bulk -------------------------------------------------------------------------------------
+
+
+def payloads(n: int, prefix: str = "BULK") -> list[tuple[ListingPayload, None]]:
+    return [(replace(STRAT, sku=f"{prefix}-{i}", title=f"Item {i}", photos=()), None) for i in range(n)]
+
+
+def test_publish_many_goes_through_batches_of_100_and_records_each_objects_own_error(connection, shop):
+    shop.add_external_product("BULK-3", name="Already there", quantity=0, status="draft")
+    shop.refuse_sku("BULK-7", "Product needs a shipping class.")
+
+    results = sync.publish_many(connection, payloads(150))
+
+    assert [type(r).__name__ for r in results].count("PublishResult") == 149
+    refused = results[7]
+    assert isinstance(refused, PermanentChannelError) and "Product needs a shipping class." in refused.message
+    assert results[3].adopted is True and results[4].adopted is False
+    batches = shop.requests("POST", "/products/batch")
+    assert [(len(r.body.get("create", [])), len(r.body.get("update", []))) for r in batches] == [(99, 1), (50, 0)]
+    assert len(shop.products()) == 150 - 1 + 0  # 149 ours (one adopted), the refused one absent
+    assert {p["status"] for p in shop.products()} == {"publish"}
+    detail = WooCommerceListingDetail.objects.get(connection=connection, sku="BULK-7")
+    assert (detail.product_id, "shipping class" in detail.last_error) == ("", True)
+    # Products read back in pages of ids, not one by one
+    assert shop.calls("GET", "/products/") == 0
+
+
+def test_a_batch_whose_answer_was_lost_is_not_sent_again_blindly(connection, shop):
+    shop.fail_next("timeout", method="POST", path_prefix="/products/batch")
+    shop.set_faults(timeout_delay=1.5)
+
+    results = sync.publish_many(connection, payloads(5, "LOST"))
+
+    assert all(isinstance(r, PublishResult) and r.adopted for r in results)
+    assert sorted(p["sku"] for p in shop.products()) == [f"LOST-{i}" for i in range(5)]  # each once
+    [first, second] = shop.requests("POST", "/products/batch")
+    assert (len(first.body["create"]), len(second.body.get("create", [])), len(second.body["update"])) == (5, 0, 5)
+
+
+# --- the connection check ---------------------------------------------------------------------
+
+
+def test_check_says_in_plain_words_what_works(connection, shop):
+    result = sync.check(connection)
+    assert [(s.label, s.ok) for s in result.steps] == [
+        ("Shop", True),
+        ("Keys", True),
+        ("Permissions", True),
+        ("Currency", True),
+        ("Webhooks", False),
+    ]
+    assert "not subscribed: order.created, order.updated, product.updated, product.deleted" in result.summary
+    assert writes(shop) == []  # nothing to re-enable: reads only
+
+
+def test_check_names_a_wrong_secret_and_stops_there(connection, shop):
+    connection.consumer_secret = "cs_wrong"
+    connection.save()
+    result = sync.check(connection)
+    assert [(s.label, s.ok) for s in result.steps] == [("Shop", True), ("Keys", False)]
+    assert "signature does not match" in result.summary and "Check the consumer key and secret" in result.summary
+
+
+def test_check_says_a_read_only_key_must_become_read_write(connection, shop):
+    connection.key_permissions = "read"
+    connection.save()
+    [step] = [s for s in sync.check(connection).steps if s.label == "Permissions"]
+    assert not step.ok and "choose Read/Write" in step.message
+
+
+def test_check_on_a_shop_that_is_down_says_so(connection, shop):
+    shop.stop()
+    result = sync.check(connection)
+    assert [(s.label, s.ok) for s in result.steps] == [("Shop", False)]
+    assert "Could not reach the shop" in result.summary
