@@ -167,3 +167,41 @@ def test_the_shop_posts_the_approved_key_to_the_callback_for_the_pending_connect
         assert replay.status_code == 403
         connection.refresh_from_db()
         assert connection.key_permissions == "read_write"
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_register_command_subscribes_the_webhooks_and_says_so(account, live_server):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    with WooSandbox() as shop:
+        connection = WooCommerceConnection.objects.create(
+            account=account,
+            name="Website",
+            store_url=shop.store_url,
+            consumer_key=DEFAULT_KEY,
+            consumer_secret=DEFAULT_SECRET,
+        )
+        out = StringIO()
+        call_command("woocommerce_register_webhooks", "Website", "--base-url", live_server.url, stdout=out)
+        assert out.getvalue().count("subscribed (webhook") == 4
+        assert [d.status for d in shop.deliveries if d.topic == "ping"] == [200] * 4
+        assert {h["delivery_url"] for h in shop.webhooks()} == {live_server.url + connection.webhook_path}
+
+
+def test_the_simulate_sale_command_sells_on_a_running_shop():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    with WooSandbox() as shop:
+        shop.add_external_product("DEMO-001", quantity=1)
+        out = StringIO()
+        call_command("woocommerce_simulate_sale", "--sku", "DEMO-001", "--sandbox-url", shop.store_url, stdout=out)
+        [order] = shop.orders()
+        assert f"Order {order['id']} (processing)" in out.getvalue()
+        assert shop.product("DEMO-001")["stock_quantity"] == 0
