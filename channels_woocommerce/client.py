@@ -321,6 +321,10 @@ class WooCommerceClient:
             "POST", f"/orders/{_id(order_id)}/notes", body={"note": note, "customer_note": customer_note}
         )
 
+    def order_notes(self, order_id: str | int) -> list[dict]:
+        data = self._request("GET", f"/orders/{_id(order_id)}/notes", not_found=ListingNotFound)
+        return data if isinstance(data, list) else []
+
     def update_order(self, order_id: str | int, body: Mapping[str, Any]) -> dict:
         return self._request("PUT", f"/orders/{_id(order_id)}", body=body, not_found=ListingNotFound)
 

@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 from django.db import transaction
 
 from inventory.channels import ChannelError, ConnectionCheck
+from inventory.models import AlertKind
+from inventory.services.alerts import alert_raise
 
 from . import sync
 from .models import WooCommerceConnection
@@ -30,8 +32,22 @@ class GrantRefused(Exception):
 
 
 def connection_check(connection: WooCommerceConnection) -> ConnectionCheck:
-    """The channel's check (reads, and re-enables a webhook the shop disabled)."""
-    return sync.check(connection)
+    """The channel's check (reads, and re-enables a webhook the shop disabled, with an alert for staff:
+    sales made while it was off reached us only through the scheduled pull)."""
+    result, revived = sync.check_and_repair(connection)
+    if revived:
+        alert_raise(
+            account_id=connection.account_id,
+            kind=AlertKind.SYNC_ERROR,
+            dedupe_key=f"woocommerce-webhooks-disabled:{connection.pk}",
+            title=f"{connection.name} had stopped sending {', '.join(revived)}: re-enabled",
+            message=(
+                "WooCommerce disables a webhook after more than 5 failed deliveries (this site down, a firewall, "
+                "a changed webhook secret). It is active again; orders in between were read by the scheduled pull. "
+                "If it happens again, check that the shop can reach this site's webhook URL."
+            ),
+        )
+    return result
 
 
 def webhooks_register(connection: WooCommerceConnection, base_url: str) -> list[str]:

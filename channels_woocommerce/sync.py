@@ -489,6 +489,35 @@ def register_webhooks(connection, base_url: str) -> list[str]:
     return lines
 
 
+# --- fulfilment ---------------------------------------------------------------------------------
+
+
+def order_shipped(connection, order_id: str, *, carrier: str, tracking_number: str, tracking_url: str = "") -> str:
+    """Tell the shop an order left: a note to the customer with the tracking, then status completed.
+
+    Resumable: a note already carrying this tracking number is not added twice, and an order
+    already completed is left as it is. Not called by the engine yet (it has no "mark shipped"
+    service); ready for it. Returns the order's status as read back.
+    """
+    connection = woo_connection(connection)
+    client = client_for(connection)
+    tracking_number = tracking_number.strip()
+    if not tracking_number:
+        raise PermanentChannelError("A tracking number is needed to tell the shop the order shipped.")
+    notes = retry_transient(client.order_notes, order_id)
+    if not any(tracking_number in str(note.get("note") or "") for note in notes):
+        text = f"Shipped with {carrier or 'the carrier'}: tracking number {tracking_number}."
+        if tracking_url:
+            text += f" Track it at {tracking_url}"
+        client.add_order_note(order_id, text, customer_note=True)
+    order = retry_transient(client.get_order, order_id)
+    if order is None:
+        raise ListingNotFound(f"The shop has no order {order_id}.")
+    if order.get("status") != "completed":
+        order = client.update_order(order_id, {"status": "completed"})
+    return str(order.get("status") or "")
+
+
 # --- connection check -----------------------------------------------------------------
 
 
@@ -499,12 +528,18 @@ def check(connection) -> ConnectionCheck:
     write: a webhook of ours that the shop disabled after failed deliveries is re-enabled (and
     said so), since a disabled webhook silently delays every sale until the next pull.
     """
+    return check_and_repair(connection)[0]
+
+
+def check_and_repair(connection) -> tuple[ConnectionCheck, list[str]]:
+    """The check, and the topics whose webhook it re-enabled (for the caller to alert staff)."""
     connection = woo_connection(connection)
+    revived: list[str] = []
     steps: list[CheckStep] = []
     try:
         client = client_for(connection)
     except ChannelError as error:
-        return ConnectionCheck(steps=(CheckStep("Keys", False, error.message),))
+        return ConnectionCheck(steps=(CheckStep("Keys", False, error.message),)), revived
 
     try:
         index = client.index()
@@ -522,14 +557,14 @@ def check(connection) -> ConnectionCheck:
             )
     except ChannelError as error:
         steps.append(CheckStep("Shop", False, _plain(error)))
-        return ConnectionCheck(steps=tuple(steps))
+        return ConnectionCheck(steps=tuple(steps)), revived
 
     try:
         client._request("GET", "/products", params={"per_page": 1, "status": "any"})
         steps.append(CheckStep("Keys", True, f"The key {connection.key_hint} reads products ({client.auth_method})."))
     except ChannelError as error:
         steps.append(CheckStep("Keys", False, _plain(error)))
-        return ConnectionCheck(steps=tuple(steps))
+        return ConnectionCheck(steps=tuple(steps)), revived
 
     permissions = connection.key_permissions
     if permissions == "read":
@@ -574,11 +609,11 @@ def check(connection) -> ConnectionCheck:
     except ChannelError as error:
         steps.append(CheckStep("Currency", False, _plain(error)))
 
-    steps.append(_webhook_step(connection, client))
-    return ConnectionCheck(steps=tuple(steps))
+    steps.append(_webhook_step(connection, client, revived))
+    return ConnectionCheck(steps=tuple(steps)), revived
 
 
-def _webhook_step(connection: WooCommerceConnection, client: WooCommerceClient) -> CheckStep:
+def _webhook_step(connection: WooCommerceConnection, client: WooCommerceClient, revived_topics: list[str]) -> CheckStep:
     try:
         hooks = [h for h in client.webhooks() if str(h.get("delivery_url", "")).endswith(connection.webhook_path)]
     except ChannelError as error:
@@ -591,6 +626,7 @@ def _webhook_step(connection: WooCommerceConnection, client: WooCommerceClient) 
             try:
                 client.update_webhook(hook["id"], {"status": "active"})
                 revived.append(f"{topic} (was {hook.get('status')})")
+                revived_topics.append(topic)
             except ChannelError as error:
                 failed.append(f"{topic}: {error.message}")
     if revived:

@@ -95,8 +95,7 @@ def test_a_whole_session_sends_only_what_the_route_index_allows(account, index, 
         shop.simulate_sale("WC-1964", deliver_webhook=False)
         watermark = sync.pull(connection, None).watermark
         sync.pull(connection, watermark, full_scan=True)
-        sync.client_for(connection).add_order_note(shop.orders()[0]["id"], "Shipped with UPS 1Z999")
-        sync.client_for(connection).update_order(shop.orders()[0]["id"], {"status": "completed"})
+        sync.order_shipped(connection, str(shop.orders()[0]["id"]), carrier="UPS", tracking_number="1Z999")
         sync.check(connection)
 
         recorded = shop.requests()

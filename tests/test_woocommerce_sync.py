@@ -376,3 +376,18 @@ def test_check_on_a_shop_that_is_down_says_so(connection, shop):
     result = sync.check(connection)
     assert [(s.label, s.ok) for s in result.steps] == [("Shop", False)]
     assert "Could not reach the shop" in result.summary
+
+
+def test_a_shipped_order_gets_one_tracking_note_and_status_completed(connection, shop):
+    sync.publish(connection, STRAT, None)
+    order = shop.simulate_sale("WC-1964")
+
+    status = sync.order_shipped(connection, str(order["id"]), carrier="UPS", tracking_number="1Z999AA10123456784")
+    again = sync.order_shipped(connection, str(order["id"]), carrier="UPS", tracking_number="1Z999AA10123456784")
+
+    assert (status, again) == ("completed", "completed")
+    notes = shop.store.orders[order["id"]]["_notes"]
+    assert [(n["note"], n["customer_note"]) for n in notes] == [
+        ("Shipped with UPS: tracking number 1Z999AA10123456784.", True)
+    ]
+    assert shop.calls("PUT", f"/orders/{order['id']}") == 1

@@ -234,8 +234,13 @@ def test_the_shop_disables_a_webhook_after_more_than_5_failures_and_the_check_re
     assert [d.status for d in shop.deliveries if d.topic == "product.updated"] == [401] * 6
     assert not WebhookEvent.objects.exists()
 
-    check = sync.check(connection)
+    from channels_woocommerce.services import connection_check
+    from inventory.models import Alert
+
+    check = connection_check(connection)
     [step] = [s for s in check.steps if s.label == "Webhooks"]
+    [alert] = Alert.objects.filter(dedupe_key=f"woocommerce-webhooks-disabled:{connection.pk}")
+    assert alert.title == "Website had stopped sending product.updated: re-enabled"
     assert step.ok and "had disabled product.updated (was disabled)" in step.message
     assert {h["topic"]: h["status"] for h in shop.webhooks()}["product.updated"] == "active"
     assert sync.disabled_webhooks(connection) == []

@@ -870,7 +870,13 @@ class WooSandbox:
                 if status == 200:
                     self._deliver_later("order.updated", out)
                 return status, out, {}
-        if key == r"/wc/v3/orders/(?P<order_id>[\d]+)/notes" and method == "POST":
+        if key == r"/wc/v3/orders/(?P<order_id>[\d]+)/notes":
+            if method == "GET":
+                with store.lock:
+                    order = store.orders.get(int(path_args["order_id"]))
+                    if order is None:
+                        return (*error(404, "woocommerce_rest_order_invalid_id", "Invalid order ID."), {})
+                    return 200, [dict(note) for note in reversed(order.get("_notes", []))], {}
             return (*store.add_order_note(int(path_args["order_id"]), body), {})
         if key == "/wc/v3/webhooks":
             if method == "GET":
