@@ -32,7 +32,7 @@ def error(status: int, code: str, message: str, **data: Any) -> tuple[int, dict]
     return status, {"code": code, "message": message, "data": {"status": status, **data}}
 
 
-SITE_OFFSET = timedelta(hours=1)  # the sandbox's site runs on UTC+1, so a time sent without dates_are_gmt is off
+SITE_OFFSET = timedelta(hours=-5)  # the site runs on UTC-5 (New York): a GMT time sent without dates_are_gmt misses 5 h
 
 
 def _gmt(value: datetime) -> str:
@@ -527,7 +527,7 @@ def _modified_filter(found: list[dict], query: Mapping[str, Any]) -> list[dict]:
             limit = _parse_after(str(query[name]))
             if limit is None:
                 continue
-            if not gmt:  # read in the site's timezone (UTC+1 here), as WooCommerce does without dates_are_gmt
+            if not gmt:  # read in the site's timezone (UTC-5 here), as WooCommerce does without dates_are_gmt
                 limit = limit - SITE_OFFSET
             found = [r for r in found if keep(_parse_after(r["date_modified_gmt"]), limit)]
     return found
