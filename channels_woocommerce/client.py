@@ -261,6 +261,11 @@ class WooCommerceClient:
             found.extend(p for p in page.items if str(p.get("sku") or "").strip().casefold() == wanted)
         return found
 
+    def first_product_page(self) -> list[dict]:
+        """One product, any status (GET /products?per_page=1): the cheapest read that needs the keys."""
+        data = self._request("GET", "/products", params={"per_page": 1, "status": "any"})
+        return data if isinstance(data, list) else []
+
     def get_product(self, product_id: str | int) -> dict:
         return self._request("GET", f"/products/{_id(product_id)}", not_found=ListingNotFound)
 

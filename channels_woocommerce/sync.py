@@ -386,6 +386,10 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
     if newest and (result.watermark is None or newest > result.watermark):
         result.watermark = newest
 
+    deleted = _deleted_seen(connection, client)
+    result.pages_read += len(deleted)
+    result.listings.extend(deleted)
+
     scan_from = _product_scan_due(connection, every=full_scan or since is None)
     if scan_from is not False:
         started = timezone.now()
@@ -402,7 +406,7 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
             raise
         cache.set(_scan_from_key(connection), started.isoformat(), timeout=None)
         simple = [p for p in raw_products if p.get("id") not in (None, "") and p.get("type", "simple") == "simple"]
-        result.listings = [mappers.listing_seen(p) for p in simple]
+        result.listings.extend(mappers.listing_seen(p) for p in simple)
         _remember_many(connection, simple)
     return result
 
@@ -429,6 +433,34 @@ def _product_scan_due(connection: WooCommerceConnection, *, every: bool) -> date
     return datetime.fromisoformat(last) if last else None
 
 
+def _deleted_key(connection) -> str:
+    return f"channels_woocommerce:deleted-products:{connection.pk}"
+
+
+def _note_deleted(connection, product_id: str) -> None:
+    """A product.deleted delivery: the next pull reports that product (a deleted product is in no list)."""
+    pending = set(cache.get(_deleted_key(connection)) or ())
+    pending.add(product_id)
+    cache.set(_deleted_key(connection), sorted(pending), timeout=7 * 86_400)
+
+
+def _deleted_seen(connection, client: WooCommerceClient) -> list[ListingSeen]:
+    """The products deleted on the shop since the last pull, read back: gone is ended; one that is
+    back (restored from the trash) is reported as it is."""
+    pending = list(cache.get(_deleted_key(connection)) or ())
+    seen = []
+    for product_id in pending:
+        product = _read(client, product_id)
+        seen.append(
+            ListingSeen(external_id=product_id, sku="", state="ended", quantity=0)
+            if product is None
+            else mappers.listing_seen(product)
+        )
+    if pending:
+        cache.delete(_deleted_key(connection))
+    return seen
+
+
 def request_product_scan(connection) -> None:
     """Make the next pull read the products changed since the last read (a product webhook arrived)."""
     cache.delete(_scan_due_key(connection))
@@ -453,6 +485,8 @@ def webhook_orders(connection, event: WebhookSeen) -> list[OrderSeen]:
             fresh = client_for(connection).get_order(event.payload["id"])  # a trimmed payload
             return [mappers.order_seen(fresh)] if fresh else []
         return [mappers.order_seen(event.payload)] if event.payload.get("id") else []
+    if event.topic == "product.deleted" and str(event.payload.get("id") or "").isdigit():
+        _note_deleted(connection, str(event.payload["id"]))
     if event.topic.startswith("product."):
         request_product_scan(connection)
     return []
@@ -560,7 +594,7 @@ def check_and_repair(connection) -> tuple[ConnectionCheck, list[str]]:
         return ConnectionCheck(steps=tuple(steps)), revived
 
     try:
-        client._request("GET", "/products", params={"per_page": 1, "status": "any"})
+        client.first_product_page()
         steps.append(CheckStep("Keys", True, f"The key {connection.key_hint} reads products ({client.auth_method})."))
     except ChannelError as error:
         steps.append(CheckStep("Keys", False, _plain(error)))

@@ -391,3 +391,28 @@ def test_a_shipped_order_gets_one_tracking_note_and_status_completed(connection,
         ("Shipped with UPS: tracking number 1Z999AA10123456784.", True)
     ]
     assert shop.calls("PUT", f"/orders/{order['id']}") == 1
+
+
+def test_a_product_deleted_on_the_shop_is_recorded_as_ended_by_the_next_pull(connection, shop):
+    from inventory.models import ChannelListing
+    from inventory.services.sync import connection_pull
+    from tests.factories import make_item
+
+    item = make_item(connection.account, n=1, sku="WC-1964")
+    product_id = sync.publish(connection, STRAT, None).external_id
+    listing = ChannelListing.objects.create(
+        account=connection.account, item=item, connection=connection, external_id=product_id, actual_state="live"
+    )
+    connection_pull(connection_id=connection.pk)  # the first pull (reads every product: nothing new)
+
+    # When the seller deletes the product in WordPress: product.deleted arrives as {"id": N}
+    shop.delete_product(int(product_id))
+    from inventory.channels import WebhookSeen
+
+    assert sync.webhook_orders(connection, WebhookSeen("product.deleted", "k", {"id": int(product_id)})) == []
+    connection_pull(connection_id=connection.pk)
+
+    # Then the engine respects it: ended on the channel, not to be listed again by itself
+    listing.refresh_from_db()
+    assert (listing.actual_state, listing.desired_state, listing.end_reason) == ("ended", "ended", "ended_on_channel")
+    assert shop.products() == []
