@@ -205,3 +205,20 @@ def test_the_simulate_sale_command_sells_on_a_running_shop():
         [order] = shop.orders()
         assert f"Order {order['id']} (processing)" in out.getvalue()
         assert shop.product("DEMO-001")["stock_quantity"] == 0
+
+
+def test_the_demo_command_connects_the_demo_shop_and_lists_its_catalogue(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from inventory.models import ChannelListing
+
+    call_command("create_demo", stdout=StringIO())
+    out = StringIO()
+    call_command("woocommerce_demo", stdout=out)
+    call_command("woocommerce_demo", stdout=StringIO())  # safe to run again
+    [connection] = WooCommerceConnection.objects.filter(name="Website (WooCommerce sandbox)")
+    assert (connection.store_url, connection.priority) == ("http://127.0.0.1:8767", 60)
+    assert ChannelListing.objects.filter(connection=connection).count() > 0
+    assert "created:" in out.getvalue()
