@@ -11,6 +11,7 @@ from django.db import models
 
 from accounts.models import AccountOwned
 from inventory.models import ChannelConnection
+from inventory.models.channels import secret_hint
 
 from .client import is_local_host
 
@@ -35,12 +36,6 @@ def validate_store_url(value: str) -> None:
 
 def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
-
-
-def _hint(value: str) -> str:
-    if not value:
-        return "not set"
-    return f"set, ends …{value[-4:]}" if len(value) >= 12 else "set"
 
 
 class AuthMethod(models.TextChoices):
@@ -116,15 +111,15 @@ class WooCommerceConnection(ChannelConnection):
     @property
     def key_hint(self) -> str:
         """Enough of the key for staff to recognise it, never enough to use it."""
-        return _hint(self.consumer_key)
+        return secret_hint(self.consumer_key)
 
     @property
-    def secret_hint(self) -> str:
-        return _hint(self.consumer_secret)
+    def consumer_secret_hint(self) -> str:
+        return secret_hint(self.consumer_secret)
 
     @property
     def webhook_secret_hint(self) -> str:
-        return _hint(self.webhook_secret)
+        return secret_hint(self.webhook_secret)
 
 
 class WooCommerceListingDetail(AccountOwned):

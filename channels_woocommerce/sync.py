@@ -405,6 +405,7 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
             cache.delete(_scan_due_key(connection))  # the next pull tries again
             raise
         cache.set(_scan_from_key(connection), started.isoformat(), timeout=None)
+        result.listings_complete = scan_from is None  # every product was read: the engine may mark missing ones
         simple = [p for p in raw_products if p.get("id") not in (None, "") and p.get("type", "simple") == "simple"]
         result.listings.extend(mappers.listing_seen(p) for p in simple)
         _remember_many(connection, simple)

@@ -108,7 +108,7 @@ def test_the_serializer_takes_secrets_and_shows_only_hints(account):
     )
     shown = WooCommerceConnectionSerializer(connection).data
     assert not {"consumer_key", "consumer_secret", "webhook_secret"} & set(shown)
-    assert shown["consumer_secret_hint"] == "set, ends …4567" and shown["channel"] == "woocommerce"
+    assert shown["secrets"]["consumer_secret"] == "set, ends …4567" and shown["channel"] == "woocommerce"
     serializer = WooCommerceConnectionSerializer(connection, data={"consumer_secret": "", "name": "Site"}, partial=True)
     assert serializer.is_valid(), serializer.errors
     serializer.save()

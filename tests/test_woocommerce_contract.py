@@ -14,7 +14,6 @@ A missing contract file fails these tests; it never skips them.
 import json
 from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
@@ -23,19 +22,10 @@ from channels_woocommerce import mappers, sync
 from channels_woocommerce.models import WooCommerceConnection
 from channels_woocommerce.sandbox import DEFAULT_KEY, DEFAULT_SECRET, RouteIndex, WooSandbox
 from inventory.channels import END_SOLD_ELSEWHERE
+from tests.contracts import contract_path
 from tests.test_woocommerce_sync import STRAT
 
 pytestmark = pytest.mark.django_db
-
-
-def contract_path(*parts: str) -> Path:
-    """The shared contracts (../shared/contracts), else the repository's copy (contracts/)."""
-    repo = Path(__file__).resolve().parents[1]
-    for root in (repo.parent / "shared" / "contracts", repo / "contracts", Path("/work/shared/contracts")):
-        candidate = root.joinpath(*parts)
-        if candidate.exists():
-            return candidate
-    pytest.fail(f"contract file {'/'.join(parts)} is missing (looked in ../shared/contracts and contracts/)")
 
 
 INDEX = contract_path("woocommerce", "wc-v3-route-index.json")
