@@ -222,3 +222,30 @@ def test_the_demo_command_connects_the_demo_shop_and_lists_its_catalogue(db):
     assert (connection.store_url, connection.priority) == ("http://127.0.0.1:8767", 60)
     assert ChannelListing.objects.filter(connection=connection).count() > 0
     assert "created:" in out.getvalue()
+
+
+def test_a_connection_is_made_over_the_api_with_the_default_priority_and_hinted_secrets(api, account):
+    answer = api.post(
+        "/api/v1/connections/",
+        {
+            "channel": "woocommerce",
+            "name": "Website",
+            "store_url": "https://shop.example.com",
+            "consumer_key": KEY,
+            "consumer_secret": SECRET,
+        },
+        format="json",
+    )
+    assert answer.status_code == 201, answer.json()
+    body = answer.json()
+    assert (body["channel"], body["priority"]) == ("woocommerce", 60)
+    assert body["secrets"]["consumer_secret"] == "set, ends …4567" and "consumer_secret" not in body
+    assert body["secrets"]["webhook_secret"].startswith("set, ends")
+    connection = WooCommerceConnection.objects.get()
+    assert (connection.consumer_key, connection.consumer_secret) == (KEY, SECRET)
+    refused = api.post(
+        "/api/v1/connections/",
+        {"channel": "woocommerce", "name": "Plain", "store_url": "http://shop.example.com"},
+        format="json",
+    )
+    assert refused.status_code == 400 and "https" in str(refused.json())
