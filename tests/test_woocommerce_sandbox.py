@@ -155,3 +155,23 @@ def test_a_missing_dates_are_gmt_reads_the_time_in_the_sites_timezone_and_misses
         product = shop.products()[0]
         local = datetime.fromisoformat(product["date_modified"])
         assert changed - local == timedelta(hours=5)
+
+
+def test_the_demo_shop_keeps_its_products_orders_and_webhooks_across_a_restart(tmp_path):
+    state = str(tmp_path / "woo.state")
+    with WooSandbox(state_file=state, tls=True) as shop:
+        requests.post(
+            f"{shop.store_url}/wp-json/wc/v3/products",
+            json={"name": "Kept", "sku": "KEEP-1", "regular_price": "10.00", "manage_stock": True, "stock_quantity": 2},
+            auth=(DEFAULT_KEY, DEFAULT_SECRET),
+            timeout=5,
+        )
+        shop.store.create_webhook({"topic": "order.created", "delivery_url": "http://127.0.0.1:1/x", "secret": "s"})
+        requests.post(f"{shop.store_url}/_sandbox/sales", json={"sku": "KEEP-1", "deliver_webhook": False}, timeout=5)
+    with WooSandbox(state_file=state) as again:
+        [product] = again.products()
+        assert (product["sku"], product["stock_quantity"]) == ("KEEP-1", 1)
+        assert [o["line_items"][0]["sku"] for o in again.orders()] == ["KEEP-1"]
+        assert [h["topic"] for h in again.webhooks()] == ["order.created"]
+        made = again.add_external_product("NEXT")
+        assert made["id"] == product["id"] + 1  # ids go on, never reused

@@ -221,6 +221,7 @@ class WooSandbox:
         deliver_on_api_writes: bool = False,
         index: RouteIndex | None = None,
         clock: Callable[[], datetime] | None = None,
+        state_file: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -236,6 +237,10 @@ class WooSandbox:
             for key, (secret, permissions) in (keys or {DEFAULT_KEY: (DEFAULT_SECRET, "read_write")}).items()
         }
         self.store = WooStore(lambda: self.root_url, clock=clock)
+        # The demo's shop keeps its products, orders and webhooks across restarts.
+        self.state_file = state_file
+        if state_file:
+            self.store.load(state_file)
         self.faults = Faults()
         self._fault_lock = threading.Lock()
         self._scripted: list[_ScriptedFault] = []
@@ -613,6 +618,13 @@ class WooSandbox:
     # --- HTTP ---------------------------------------------------------------------------
 
     def _handle(self, handler: _Handler) -> None:
+        try:
+            self._handle_request(handler)
+        finally:
+            if self.state_file and handler.command != "GET":
+                self.store.save(self.state_file)
+
+    def _handle_request(self, handler: _Handler) -> None:
         method = handler.command
         split = urlsplit(handler.path)
         query_pairs = parse_qsl(split.query, keep_blank_values=True)

@@ -7,6 +7,8 @@ first. Errors are WordPress's `{code, message, data: {status}}` with WooCommerce
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -76,6 +78,38 @@ class WooStore:
         self._next_order = 5001
         self._next_webhook = 1
         self._next_image = 9001
+
+    # --- keeping the shop across restarts (the demo's sandbox) ------------------------
+
+    _STATE = ("products", "orders", "webhooks", "categories", "refused_skus", "currency")
+    _COUNTERS = ("_next_product", "_next_order", "_next_webhook", "_next_image")
+
+    def save(self, path: str) -> None:
+        """Write everything the shop holds to `path` (atomically: a crash never leaves half a file)."""
+        with self.lock:
+            state = {name: getattr(self, name) for name in (*self._STATE, *self._COUNTERS)}
+            text = json.dumps(state)
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        temporary = f"{path}.tmp"
+        with open(temporary, "w") as out:
+            out.write(text)
+        os.replace(temporary, path)
+
+    def load(self, path: str) -> bool:
+        """Read a state written by save(); False when there is none yet."""
+        if not os.path.exists(path):
+            return False
+        with open(path) as source:
+            state = json.load(source)
+        with self.lock:
+            for name in ("products", "orders", "webhooks", "categories"):
+                setattr(self, name, {int(k): v for k, v in state.get(name, {}).items()})
+            self.refused_skus = dict(state.get("refused_skus", {}))
+            self.currency = state.get("currency", self.currency)
+            for name in self._COUNTERS:
+                setattr(self, name, int(state.get(name, getattr(self, name))))
+        return True
 
     def now(self) -> datetime:
         return self.clock().astimezone(UTC).replace(microsecond=0)

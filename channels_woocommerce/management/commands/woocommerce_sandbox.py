@@ -22,6 +22,12 @@ class Command(BaseCommand):
             help="Serve the shop a WooCommerce connection points at (its name or id): the port is taken from its "
             "store URL, and its four webhooks are subscribed to SITE_URL + its secret path with its secret.",
         )
+        parser.add_argument(
+            "--state-file",
+            default=None,
+            help="Keep the shop's products, orders and webhooks in this file across restarts (with --connection: "
+            "var/sandbox/woocommerce-<port>.state unless set; --state-file '' forgets on stop).",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--error-rate", type=float, default=0.0)
         parser.add_argument("--rate-limit-rate", type=float, default=0.0)
@@ -35,7 +41,15 @@ class Command(BaseCommand):
             from urllib.parse import urlsplit
 
             port = urlsplit(connection.store_url).port or port
+        state_file = options["state_file"]
+        if connection is not None and state_file is None:
+            from pathlib import Path
+
+            from django.conf import settings
+
+            state_file = str(Path(settings.BASE_DIR) / "var" / "sandbox" / f"woocommerce-{port}.state")
         sandbox = WooSandbox(
+            state_file=state_file or None,
             host=options["host"],
             port=port,
             seed=options["seed"],
@@ -51,8 +65,12 @@ class Command(BaseCommand):
             from channels_woocommerce.sync import WEBHOOK_TOPICS
 
             url = settings.SITE_URL.rstrip("/") + connection.webhook_path
+            subscribed = {(h["topic"], h["delivery_url"]) for h in sandbox.webhooks()}
             for topic in WEBHOOK_TOPICS:  # as if registered earlier (the web server may not be up to answer a ping)
-                sandbox.store.create_webhook({"topic": topic, "delivery_url": url, "secret": connection.webhook_secret})
+                if (topic, url) not in subscribed:
+                    sandbox.store.create_webhook(
+                        {"topic": topic, "delivery_url": url, "secret": connection.webhook_secret}
+                    )
 
         def stop(signum, frame):
             raise KeyboardInterrupt
