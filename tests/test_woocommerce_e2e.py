@@ -17,7 +17,7 @@ from inventory.services import Actor
 from inventory.services.listings import listings_publish
 from inventory.services.sync import connection_pull
 from inventory.states import ItemState
-from inventory.tasks import converge_listing_task, process_webhook_event_task
+from inventory.tasks import converge_listing_task, enqueue_pull, process_webhook_event_task
 from tests.factories import make_item
 from tests.test_sync_e2e_harness import (
     LoopbackMarket,
@@ -156,6 +156,29 @@ def test_a_double_sale_opens_one_conflict(account, markets):
     pull_until_read(website)
     pull_until_read(reverb)
     assert (Conflict.objects.count(), Order.objects.count()) == (1, 2)
+
+
+def test_a_product_made_on_the_website_is_imported_for_review_on_one_channel(account, markets):
+    reverb, website = markets
+    seen = website.list_directly("MADE-ON-SITE", title="Vox AC15 made in WordPress", price="890.00")
+
+    enqueue_pull(website.connection.pk)
+
+    assert wait_until(lambda: Item.objects.filter(account=account, sku="MADE-ON-SITE").exists())
+    item = Item.objects.get(account=account, sku="MADE-ON-SITE")
+    assert (item.state, item.needs_review, item.title, item.price) == (
+        ItemState.ACTIVE,
+        True,
+        "Vox AC15 made in WordPress",
+        Decimal("890.00"),
+    )
+    [listing] = ChannelListing.objects.filter(item=item)
+    assert (listing.connection_id, listing.external_id, listing.imported) == (
+        website.connection.pk,
+        seen.external_id,
+        True,
+    )
+    assert website.writes() == [] and reverb.writes() == []  # importing is reading
 
 
 # --- 20% faults ------------------------------------------------------------------------------------
