@@ -199,18 +199,15 @@ class WooCommerceClient:
         self.timeout = timeout
         self._key = consumer_key
         self._secret = consumer_secret
-        scheme = urlsplit(self.store_url).scheme
-        if auth_method == "auto":
-            auth_method = "basic" if scheme == "https" else "oauth"
-        if (
-            auth_method in ("basic", "query")
-            and scheme != "https"
-            and not is_local_host(urlsplit(self.store_url).hostname)
-        ):
+        parts = urlsplit(self.store_url)
+        if parts.scheme != "https" and not is_local_host(parts.hostname or ""):
+            # OAuth 1.0a would keep the secret itself off the wire, but every order and address would
+            # still travel readable: a public shop is reached over https only.
             raise PermanentChannelError(
-                "WooCommerce accepts the keys as Basic auth or query parameters over https only; "
-                "this shop is on plain http, so use OAuth 1.0a (Automatic)."
+                f"{self.store_url} is plain http on a public address: set the store URL to its https:// address."
             )
+        if auth_method == "auto":
+            auth_method = "basic" if parts.scheme == "https" else "oauth"
         self.auth_method = auth_method
         self._fallback_tried = auth_method != "basic"
         self._fell_back = False  # on query keys because Basic was refused; undone if those fail too

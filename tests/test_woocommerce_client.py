@@ -74,9 +74,10 @@ def test_wrong_keys_over_https_are_reported_as_such_not_as_a_stripped_header():
         client_for(shop, secret="cs_nope", auth_method="basic").products_by_sku("X")
 
 
-def test_basic_or_query_keys_over_plain_http_to_a_public_host_are_refused_before_any_request():
-    with pytest.raises(PermanentChannelError, match="over https only"):
-        WooCommerceClient("http://shop.example.com", DEFAULT_KEY, DEFAULT_SECRET, auth_method="basic")
+def test_plain_http_to_a_public_host_is_refused_before_any_request_whatever_the_auth():
+    for method in ("auto", "basic", "query", "oauth"):
+        with pytest.raises(PermanentChannelError, match="plain http on a public address"):
+            WooCommerceClient("http://shop.example.com", DEFAULT_KEY, DEFAULT_SECRET, auth_method=method)
     with pytest.raises(PermanentChannelError, match="consumer key and secret"):
         WooCommerceClient("https://shop.example.com", "", "")
 

@@ -416,3 +416,38 @@ def test_a_product_deleted_on_the_shop_is_recorded_as_ended_by_the_next_pull(con
     listing.refresh_from_db()
     assert (listing.actual_state, listing.desired_state, listing.end_reason) == ("ended", "ended", "ended_on_channel")
     assert shop.products() == []
+
+
+def test_order_statuses_reserve_commit_and_release_stock_through_the_engine(connection, shop):
+    from inventory.models import ChannelListing, Item, Order
+    from inventory.services.sync import connection_pull
+    from tests.factories import make_item
+
+    item = make_item(connection.account, n=2, sku="WC-AMP", quantity=3, condition="brand_new")
+    product_id = sync.publish(connection, replace(STRAT, sku="WC-AMP", quantity=3), None).external_id
+    ChannelListing.objects.create(
+        account=connection.account, item=item, connection=connection, external_id=product_id, actual_state="live"
+    )
+
+    def pull():
+        run = connection_pull(connection_id=connection.pk)
+        assert run.status == "ok", run.error_text
+        item.refresh_from_db()
+        return item.quantity_on_hand, item.quantity_locked
+
+    assert pull() == (3, 0)
+    held = shop.simulate_sale("WC-AMP", status="on-hold", deliver_webhook=False)  # awaiting a bank transfer
+    assert pull() == (3, 1)  # reserved, not sold
+    assert Order.objects.get(external_id=str(held["id"])).status == "open"
+
+    shop.update_order(held["id"], "processing", deliver_webhook=False)  # paid
+    assert pull() == (2, 0)  # committed
+    assert Order.objects.get(external_id=str(held["id"])).status == "completed"
+
+    failed = shop.simulate_sale("WC-AMP", status="pending", deliver_webhook=False)
+    assert pull() == (2, 1)
+    shop.update_order(failed["id"], "failed", deliver_webhook=False)  # the payment failed
+    assert pull() == (2, 0)  # released
+    assert Order.objects.get(external_id=str(failed["id"])).status == "cancelled"
+    assert Item.objects.get(pk=item.pk).state == "active"
+    assert Order.objects.count() == 2
