@@ -39,6 +39,11 @@ ORDER_STATUSES: dict[str, str] = {
     "failed": ORDER_CANCELLED,
 }
 ORDER_STATUS_ENUM = tuple(ORDER_STATUSES)
+# Not orders yet: the block checkout saves a cart as a `checkout-draft` order while the buyer types.
+# Reserving stock for it would hold items for carts that are never bought.
+NOT_YET_ORDERS = frozenset({"checkout-draft"})
+# A trashed order was deleted by the shop: whatever it held is released.
+TRASHED = "trash"
 PRODUCT_STATUSES = ("draft", "pending", "private", "publish")
 
 # Attributes shown on the product page, in this order: (our field, the label on the shop).
@@ -315,9 +320,17 @@ def listing_seen(product: Mapping[str, Any]) -> ListingSeen:
 
 
 def order_status(status: Any) -> str:
-    """pending / paid / cancelled. An unknown status (a plugin's own, checkout-draft) is pending: it neither
-    commits a sale nor releases one."""
-    return ORDER_STATUSES.get(str(status or "").lower(), ORDER_PENDING)
+    """pending / paid / cancelled. An unknown status (a plugin's own) is pending: it neither commits a sale nor
+    releases one. A trashed order is cancelled."""
+    status = str(status or "").lower()
+    if status == TRASHED:
+        return ORDER_CANCELLED
+    return ORDER_STATUSES.get(status, ORDER_PENDING)
+
+
+def is_order(order: Mapping[str, Any]) -> bool:
+    """False for a cart the checkout is still filling (checkout-draft): not a sale, not to be recorded."""
+    return str(order.get("status") or "").lower() not in NOT_YET_ORDERS
 
 
 def _name(address: Mapping[str, Any]) -> str:

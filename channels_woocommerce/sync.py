@@ -484,8 +484,10 @@ def webhook_orders(connection, event: WebhookSeen) -> list[OrderSeen]:
     if event.topic in webhooks.ORDER_TOPICS:
         if not event.payload.get("line_items") and event.payload.get("id"):
             fresh = client_for(connection).get_order(event.payload["id"])  # a trimmed payload
-            return [mappers.order_seen(fresh)] if fresh else []
-        return [mappers.order_seen(event.payload)] if event.payload.get("id") else []
+            return [mappers.order_seen(fresh)] if fresh and mappers.is_order(fresh) else []
+        if not event.payload.get("id") or not mappers.is_order(event.payload):
+            return []
+        return [mappers.order_seen(event.payload)]
     if event.topic == "product.deleted" and str(event.payload.get("id") or "").isdigit():
         _note_deleted(connection, str(event.payload["id"]))
     if event.topic.startswith("product."):
@@ -731,6 +733,8 @@ def _read(client: WooCommerceClient, product_id: str | int) -> dict | None:
 
 
 def _order_or_none(raw: Mapping) -> OrderSeen | None:
+    if not mappers.is_order(raw):
+        return None
     try:
         return mappers.order_seen(raw)
     except (ValueError, TypeError):

@@ -123,11 +123,17 @@ def test_a_product_as_listing_seen_ignores_unknown_fields():
         ("cancelled", "cancelled"),
         ("refunded", "cancelled"),
         ("failed", "cancelled"),
-        ("checkout-draft", "pending"),
+        ("a-plugins-own", "pending"),
+        ("trash", "cancelled"),
     ],
 )
 def test_order_statuses(status, ours):
     assert mappers.order_status(status) == ours
+
+
+def test_a_cart_the_block_checkout_is_still_filling_is_not_an_order():
+    assert mappers.is_order({"status": "checkout-draft"}) is False
+    assert mappers.is_order({"status": "pending"}) is True
 
 
 def test_an_order_as_order_seen():

@@ -124,6 +124,8 @@ def test_the_order_a_delivery_carries_is_read_from_its_signed_body(connection):
         "WC-1964",
         "101",
     )
+    draft = WebhookSeen("order.created", "k", {**ORDER, "status": "checkout-draft"})
+    assert sync.webhook_orders(connection, draft) == []  # a cart, not a sale
     product_event = WebhookSeen("product.updated", "k", {"id": 101})
     assert sync.webhook_orders(connection, product_event) == []
 
