@@ -325,9 +325,9 @@ def _send_batch(connection, client, listings, chunk, by_sku, product_ids, adopte
                 by_sku[sku.strip().casefold()] = found
         return chunk
     again: list[int] = []
-    sent = [(index, "create") for index, _ in creates] + [(index, "update") for index, _ in updates]
-    answered = [*answer.created, *answer.updated]
-    for (index, operation), obj in zip(sent, answered, strict=False):
+    pairs = [((index, "create"), obj) for (index, _), obj in zip(creates, answer.created, strict=False)]
+    pairs += [((index, "update"), obj) for (index, _), obj in zip(updates, answer.updated, strict=False)]
+    for (index, operation), obj in pairs:
         payload = listings[index][0]
         problem = object_error(obj)
         if not problem and obj.get("id"):
@@ -343,7 +343,9 @@ def _send_batch(connection, client, listings, chunk, by_sku, product_ids, adopte
                 continue
         results[index] = PermanentChannelError(f"The shop refused {payload.sku}: {problem or 'no id returned'}")
         _remember_error(connection, payload.sku, problem or "no id returned")
-    again.extend(index for index, _operation in sent[len(answered) :])  # a short answer: send the rest again
+    # A short answer (objects the shop did not answer for): look again, then send them again.
+    again.extend(index for index, _ in creates[len(answer.created) :])
+    again.extend(index for index, _ in updates[len(answer.updated) :])
     return again
 
 
