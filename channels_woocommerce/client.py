@@ -410,15 +410,17 @@ class WooCommerceClient:
                     timeout=self.timeout,
                     allow_redirects=False,
                 )
-            except requests.Timeout as error:
+            # `from None`: requests' own message carries the full URL, and with query-string auth that
+            # URL holds the consumer secret; it must not reach a log or a traceback.
+            except requests.Timeout:
                 applied = " The change may have been applied; look it up before repeating it." if is_write else ""
                 raise TransientChannelError(
                     f"The shop did not answer {method} {shown} within {self.timeout:g} s.{applied}"
-                ) from error
+                ) from None
             except requests.RequestException as error:  # refused, reset, DNS, TLS...
                 raise TransientChannelError(
                     f"Could not reach the shop for {method} {shown}: {error.__class__.__name__}."
-                ) from error
+                ) from None
             logger.debug(
                 "woocommerce %s %s -> %s in %.0f ms",
                 method,

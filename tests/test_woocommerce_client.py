@@ -155,3 +155,14 @@ def test_an_answer_that_is_not_json_is_transient(monkeypatch):
         monkeypatch.setattr(client.session, "request", lambda *a, **k: Html())
         with pytest.raises(TransientChannelError, match="not JSON"):
             client.index()
+
+
+def test_a_failure_with_the_keys_in_the_query_string_never_carries_the_secret():
+    with WooSandbox(tls=True, strip_authorization=True) as shop:
+        client = client_for(shop, auth_method="query")
+        client.products_by_sku("X")
+    # the shop is gone: the connection error must not chain requests' message (it holds the URL)
+    with pytest.raises(TransientChannelError) as failed:
+        client.products_by_sku("X")
+    assert failed.value.__cause__ is None and failed.value.__suppress_context__
+    assert DEFAULT_SECRET not in str(failed.value) and DEFAULT_SECRET not in repr(failed.value)
