@@ -595,7 +595,13 @@ def check_and_repair(connection) -> tuple[ConnectionCheck, list[str]]:
                 )
             )
     except ChannelError as error:
-        steps.append(CheckStep("Shop", False, _plain(error)))
+        message = _plain(error)
+        if error.status == 404 and "permalinks" not in message:
+            message += (
+                " No WooCommerce REST API answers at this address: check the store URL (the site's home address), "
+                "that WooCommerce is active, and that WordPress permalinks are not Plain (Settings > Permalinks)."
+            )
+        steps.append(CheckStep("Shop", False, message))
         return ConnectionCheck(steps=tuple(steps)), revived
 
     try:

@@ -451,3 +451,11 @@ def test_order_statuses_reserve_commit_and_release_stock_through_the_engine(conn
     assert Order.objects.get(external_id=str(failed["id"])).status == "cancelled"
     assert Item.objects.get(pk=item.pk).state == "active"
     assert Order.objects.count() == 2
+
+
+def test_check_on_a_wrong_store_url_says_where_to_look(connection, shop):
+    connection.store_url = shop.store_url + "/blog"
+    connection.save()
+    result = sync.check(connection)
+    assert [(s.label, s.ok) for s in result.steps] == [("Shop", False)]
+    assert "permalinks" in result.summary and "store URL" in result.summary
