@@ -6,23 +6,22 @@ they keep WooCommerceListingDetail (this app's record of what the shop said) up 
 
 A listing is a simple product: published with managed stock while it is for sale, stock 0
 and draft once ended (kept, so a relist publishes the same product again).
+
+The app's other modules hold the parts the engine reaches through this one: access.py (the
+connection's client), products.py (adoption by SKU, detail rows), checks.py (the connection
+check, webhook registration), bulk.py (/products/batch).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.utils import timezone
 
 from inventory.channels import (
-    ChannelError,
-    CheckStep,
-    ConnectionCheck,
     EndResult,
     ListingNotFound,
     ListingPayload,
@@ -31,15 +30,31 @@ from inventory.channels import (
     PermanentChannelError,
     PublishResult,
     PullResult,
-    TransientChannelError,
     WebhookReply,
     WebhookSeen,
     retry_transient,
 )
 
 from . import mappers, webhooks
-from .client import BATCH_LIMIT, WooCommerceClient, error_code, object_error
-from .models import WooCommerceConnection, WooCommerceListingDetail
+from .access import category_ids, check_payload, client_for, woo_connection
+from .bulk import publish_many
+from .checks import check, check_and_repair, disabled_webhooks, register_webhooks
+from .client import WooCommerceClient, error_code
+from .models import WooCommerceConnection
+from .products import (
+    SKU_TAKEN,
+    adoptable,
+    best_product_to_adopt,
+    forget,
+    read_product,
+    remember,
+    remember_error,
+    remember_many,
+)
+
+# The rest of the contract lives in its own modules (connection check and webhook registration,
+# bulk publishing); the engine finds every function here.
+__all__ = ["check", "check_and_repair", "client_for", "disabled_webhooks", "publish_many", "register_webhooks"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,70 +69,6 @@ WEBHOOK_TOPICS = webhooks.TOPICS
 # an order saved in the same second as the last one seen must not slip through. The engine dedupes.
 ORDER_OVERLAP = timedelta(minutes=2)
 FIRST_PULL_LOOKBACK = timedelta(days=1)
-# Preference when several products carry our SKU (WooCommerce keeps SKUs unique, but a product in
-# the trash or one made before the rule was on may share it): for sale first, then newest.
-_ADOPT_ORDER = ("publish", "private", "pending", "draft", "future")
-# WooCommerce's codes for "this SKU is taken" (a create that an earlier, lost answer already made).
-SKU_TAKEN = frozenset({"product_invalid_sku", "woocommerce_rest_product_not_created"})
-
-_clients = threading.local()
-
-
-# --- connection and client ------------------------------------------------------------
-
-
-def woo_connection(connection) -> WooCommerceConnection:
-    if isinstance(connection, WooCommerceConnection):
-        return connection
-    return WooCommerceConnection.objects.select_related("account").get(pk=connection.pk)
-
-
-def client_for(connection) -> WooCommerceClient:
-    """A client for this connection, kept per thread so keep-alive saves a TLS handshake per call."""
-    connection = woo_connection(connection)
-    keys = hashlib.sha256(f"{connection.consumer_key}:{connection.consumer_secret}".encode()).hexdigest()[:16]
-    key = (connection.pk, connection.store_url, keys, connection.auth_method, connection.timeout_seconds)
-    cached: dict = getattr(_clients, "by_connection", None) or {}
-    _clients.by_connection = cached
-    client = cached.get(key)
-    if client is None:
-        for stale in [k for k in cached if k[0] == connection.pk]:
-            cached.pop(stale).session.close()
-        client = WooCommerceClient(
-            connection.store_url,
-            connection.consumer_key,
-            connection.consumer_secret,
-            auth_method=connection.auth_method,
-            timeout=connection.timeout_seconds,
-        )
-        cached[key] = client
-    return client
-
-
-def store_currency(connection: WooCommerceConnection, client: WooCommerceClient) -> str:
-    """The shop's currency, read once and kept on the connection (prices are sent in it, not converted)."""
-    if not connection.store_currency:
-        currency = retry_transient(client.currency)
-        if currency:
-            WooCommerceConnection.objects.filter(pk=connection.pk).update(store_currency=currency)
-            connection.store_currency = currency
-    return connection.store_currency
-
-
-def _category_ids(connection: WooCommerceConnection, category: str) -> list[int]:
-    if not category:
-        return []
-    value = (connection.category_ids or {}).get(category)
-    if value in (None, "", []):
-        return []
-    values = value if isinstance(value, list) else [value]
-    return [int(v) for v in values if str(v).strip().isdigit()]
-
-
-def _check_payload(connection: WooCommerceConnection, client: WooCommerceClient, payload: ListingPayload) -> None:
-    problems = mappers.listing_problems(payload, store_currency(connection, client))
-    if problems:
-        raise PermanentChannelError("The shop cannot list this item: " + "; ".join(problems) + ".")
 
 
 # --- publish / revise / end / read ----------------------------------------------------
@@ -134,13 +85,13 @@ def publish(connection, payload: ListingPayload, external_id: str | None) -> Pub
     """
     connection = woo_connection(connection)
     client = client_for(connection)
-    _check_payload(connection, client, payload)
-    body = mappers.product_body(payload, category_ids=_category_ids(connection, payload.category))
+    check_payload(connection, client, payload)
+    body = mappers.product_body(payload, category_ids=category_ids(connection, payload.category))
 
     existing = None
     if external_id:
-        current = retry_transient(_read, client, external_id)
-        if current is not None and _adoptable(current, payload.sku):
+        current = retry_transient(read_product, client, external_id)
+        if current is not None and adoptable(current, payload.sku):
             existing = current
     if existing is None:
         existing = best_product_to_adopt(retry_transient(client.products_by_sku, payload.sku), payload.sku)
@@ -153,12 +104,12 @@ def publish(connection, payload: ListingPayload, external_id: str | None) -> Pub
             written = client.create_product(body)
         except PermanentChannelError as error:
             if error_code(error.body) not in SKU_TAKEN:
-                _remember_error(connection, payload.sku, error.message)
+                remember_error(connection, payload.sku, error.message)
                 raise
             # Taken: an earlier attempt made it (its answer was lost). Adopt that one.
             existing = best_product_to_adopt(retry_transient(client.products_by_sku, payload.sku), payload.sku)
             if existing is None:
-                _remember_error(connection, payload.sku, error.message)
+                remember_error(connection, payload.sku, error.message)
                 raise
             written = client.update_product(existing["id"], body)
         adopted = existing is not None
@@ -166,8 +117,8 @@ def publish(connection, payload: ListingPayload, external_id: str | None) -> Pub
     if not product_id:
         raise PermanentChannelError(f"The shop accepted {payload.sku} but returned no product id.", body=written)
 
-    product = retry_transient(_read, client, product_id) or written
-    _remember(connection, product)
+    product = retry_transient(read_product, client, product_id) or written
+    remember(connection, product)
     state = mappers.product_state(product)
     if state != "live":
         raise PermanentChannelError(
@@ -184,11 +135,11 @@ def revise(connection, external_id: str, payload: ListingPayload, fields: frozen
     connection = woo_connection(connection)
     client = client_for(connection)
     if fields & {"price", "currency"}:
-        _check_payload(connection, client, payload)
-    body = mappers.revise_body(payload, fields, category_ids=_category_ids(connection, payload.category))
+        check_payload(connection, client, payload)
+    body = mappers.revise_body(payload, fields, category_ids=category_ids(connection, payload.category))
     if not body:
         return
-    _remember(connection, client.update_product(external_id, body))
+    remember(connection, client.update_product(external_id, body))
 
 
 def end(connection, external_id: str, reason: str) -> EndResult:
@@ -203,23 +154,23 @@ def end(connection, external_id: str, reason: str) -> EndResult:
     try:
         client.update_product(external_id, mappers.end_body())
     except ListingNotFound:
-        _forget(connection, external_id)
+        forget(connection, external_id)
         return EndResult(confirmed=True, state="ended")
-    product = retry_transient(_read, client, external_id)
+    product = retry_transient(read_product, client, external_id)
     if product is None:
-        _forget(connection, external_id)
+        forget(connection, external_id)
         return EndResult(confirmed=True, state="ended")
-    _remember(connection, product)
+    remember(connection, product)
     state = mappers.product_state(product)
     return EndResult(confirmed=state in ("ended", "sold") and product.get("status") != "publish", state=state)
 
 
 def read_listing(connection, external_id: str) -> ListingSeen | None:
     connection = woo_connection(connection)
-    product = _read(client_for(connection), external_id)
+    product = read_product(client_for(connection), external_id)
     if product is None:
         return None
-    _remember(connection, product)
+    remember(connection, product)
     return mappers.listing_seen(product)
 
 
@@ -229,7 +180,7 @@ def find_listing(connection, sku: str) -> ListingSeen | None:
     product = best_product_to_adopt(client_for(connection).products_by_sku(sku), sku)
     if product is None:
         return None
-    _remember(connection, product)
+    remember(connection, product)
     return mappers.listing_seen(product)
 
 
@@ -240,121 +191,6 @@ def read_all_listings(connection) -> Iterator[ListingSeen]:
         for raw in page.items:
             if raw.get("id") not in (None, "") and raw.get("type", "simple") == "simple":
                 yield mappers.listing_seen(raw)
-
-
-# --- bulk -----------------------------------------------------------------------------
-
-
-def publish_many(
-    connection, listings: Sequence[tuple[ListingPayload, str | None]]
-) -> list[PublishResult | ChannelError]:
-    """Publish many products through /products/batch: one result per input, in order.
-
-    The shop's products are read once (100 a page) to find the SKUs it already has; those are
-    updated, the others created, BATCH_LIMIT objects a request. Each object's own refusal comes
-    back as that item's error (kept on its WooCommerceListingDetail) while the rest go through.
-    A batch whose answer is lost is not sent again blindly: its SKUs are looked up and only what
-    is still missing is sent. Every product is read back (GET /products?include=) at the end.
-    """
-    connection = woo_connection(connection)
-    client = client_for(connection)
-    results: list[PublishResult | ChannelError | None] = [None] * len(listings)
-    currency = store_currency(connection, client)
-    by_sku: dict[str, dict] = {}
-    for product in _all_products(client):
-        sku = str(product.get("sku") or "").strip().casefold()
-        if sku and _adoptable(product, sku) and (sku not in by_sku or _rank(product) < _rank(by_sku[sku])):
-            by_sku[sku] = product
-
-    pending: list[int] = []
-    for index, (payload, _external_id) in enumerate(listings):
-        problems = mappers.listing_problems(payload, currency)
-        if problems:
-            results[index] = PermanentChannelError("The shop cannot list this item: " + "; ".join(problems) + ".")
-        else:
-            pending.append(index)
-
-    product_ids: dict[int, str] = {}
-    adopted: set[int] = set()
-    for start in range(0, len(pending), BATCH_LIMIT):
-        chunk = pending[start : start + BATCH_LIMIT]
-        for _attempt in range(5):
-            if not chunk:
-                break
-            chunk = _send_batch(connection, client, listings, chunk, by_sku, product_ids, adopted, results)
-
-    read_back = {str(p.get("id")): p for p in _retrying(client.products_by_id, list(product_ids.values()))}
-    _remember_many(connection, list(read_back.values()))
-    for index, product_id in product_ids.items():
-        product = read_back.get(product_id)
-        if product is None or mappers.product_state(product) != "live":
-            results[index] = PermanentChannelError(
-                f"Product {product_id} was saved but the shop does not show it for sale.",
-                body={"product_id": product_id},
-            )
-        else:
-            results[index] = PublishResult(
-                external_id=product_id, url=str(product.get("permalink") or ""), adopted=index in adopted
-            )
-    for index, result in enumerate(results):
-        if result is None:
-            results[index] = TransientChannelError("The shop did not take this product in five tries.")
-    return results  # type: ignore[return-value]
-
-
-def _send_batch(connection, client, listings, chunk, by_sku, product_ids, adopted, results) -> list[int]:
-    """One /products/batch for these inputs; returns the ones to send again."""
-    creates: list[tuple[int, dict]] = []
-    updates: list[tuple[int, dict]] = []
-    for index in chunk:
-        payload = listings[index][0]
-        body = mappers.product_body(payload, category_ids=_category_ids(connection, payload.category))
-        existing = by_sku.get(payload.sku.strip().casefold())
-        if existing is not None:
-            updates.append((index, {"id": existing["id"], **body}))
-        else:
-            creates.append((index, body))
-    try:
-        answer = client.batch_products(create=[b for _, b in creates], update=[b for _, b in updates])
-    except TransientChannelError:
-        # It may have been applied: find what exists now, and send the rest again.
-        for index in chunk:
-            sku = listings[index][0].sku
-            found = best_product_to_adopt(_retrying(client.products_by_sku, sku), sku)
-            if found is not None:
-                by_sku[sku.strip().casefold()] = found
-        return chunk
-    again: list[int] = []
-    pairs = [((index, "create"), obj) for (index, _), obj in zip(creates, answer.created, strict=False)]
-    pairs += [((index, "update"), obj) for (index, _), obj in zip(updates, answer.updated, strict=False)]
-    for (index, operation), obj in pairs:
-        payload = listings[index][0]
-        problem = object_error(obj)
-        if not problem and obj.get("id"):
-            product_ids[index] = str(obj["id"])
-            if operation == "update":
-                adopted.add(index)
-            continue
-        if operation == "create" and error_code(obj.get("error")) in SKU_TAKEN:
-            found = best_product_to_adopt(_retrying(client.products_by_sku, payload.sku), payload.sku)
-            if found is not None:  # made by an earlier batch whose answer was lost: update it next round
-                by_sku[payload.sku.strip().casefold()] = found
-                again.append(index)
-                continue
-        results[index] = PermanentChannelError(f"The shop refused {payload.sku}: {problem or 'no id returned'}")
-        _remember_error(connection, payload.sku, problem or "no id returned")
-    # A short answer (objects the shop did not answer for): look again, then send them again.
-    again.extend(index for index, _ in creates[len(answer.created) :])
-    again.extend(index for index, _ in updates[len(answer.updated) :])
-    return again
-
-
-def _retrying(step, *args):
-    return retry_transient(step, *args, attempts=5)
-
-
-def _all_products(client: WooCommerceClient) -> list[dict]:
-    return _retrying(lambda: [product for page in client.products() for product in page.items])
 
 
 # --- pull -----------------------------------------------------------------------------
@@ -410,7 +246,7 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
         result.listings_complete = scan_from is None  # every product was read: the engine may mark missing ones
         simple = [p for p in raw_products if p.get("id") not in (None, "") and p.get("type", "simple") == "simple"]
         result.listings.extend(mappers.listing_seen(p) for p in simple)
-        _remember_many(connection, simple)
+        remember_many(connection, simple)
     return result
 
 
@@ -453,7 +289,7 @@ def _deleted_seen(connection, client: WooCommerceClient) -> list[ListingSeen]:
     pending = list(cache.get(_deleted_key(connection)) or ())
     seen = []
     for product_id in pending:
-        product = _read(client, product_id)
+        product = read_product(client, product_id)
         seen.append(
             ListingSeen(external_id=product_id, sku="", state="ended", quantity=0)
             if product is None
@@ -497,37 +333,6 @@ def webhook_orders(connection, event: WebhookSeen) -> list[OrderSeen]:
     return []
 
 
-def register_webhooks(connection, base_url: str) -> list[str]:
-    """Create (or repair) the four subscriptions to base_url + webhook_path with the connection's secret.
-
-    Idempotent: a subscription already there for the topic and URL is updated (secret, active)
-    instead of made again. WooCommerce pings the URL when one is created; it must answer 200.
-    """
-    connection = woo_connection(connection)
-    client = client_for(connection)
-    delivery_url = base_url.rstrip("/") + connection.webhook_path
-    existing = {
-        (str(hook.get("topic")), str(hook.get("delivery_url"))): hook for hook in retry_transient(client.webhooks)
-    }
-    lines = []
-    for topic in WEBHOOK_TOPICS:
-        hook = existing.get((topic, delivery_url))
-        name = f"Back office: {topic} ({connection.name})"[:190]
-        if hook is None:
-            made = client.create_webhook(
-                name=name, topic=topic, delivery_url=delivery_url, secret=connection.webhook_secret
-            )
-            lines.append(f"{topic}: subscribed (webhook {made.get('id')}) -> {delivery_url}")
-        else:
-            client.update_webhook(hook["id"], {"status": "active", "secret": connection.webhook_secret, "name": name})
-            was = hook.get("status")
-            lines.append(
-                f"{topic}: already subscribed (webhook {hook['id']}), "
-                + ("secret refreshed" if was == "active" else f"re-enabled (it was {was})")
-            )
-    return lines
-
-
 # --- fulfilment ---------------------------------------------------------------------------------
 
 
@@ -557,187 +362,7 @@ def order_shipped(connection, order_id: str, *, carrier: str, tracking_number: s
     return str(order.get("status") or "")
 
 
-# --- connection check -----------------------------------------------------------------
-
-
-def check(connection) -> ConnectionCheck:
-    """Does the connection work, step by step in plain words, and what to fix where it does not.
-
-    Reads the namespace index, a product page (the keys), the currency and the webhooks. The one
-    write: a webhook of ours that the shop disabled after failed deliveries is re-enabled (and
-    said so), since a disabled webhook silently delays every sale until the next pull.
-    """
-    return check_and_repair(connection)[0]
-
-
-def check_and_repair(connection) -> tuple[ConnectionCheck, list[str]]:
-    """The check, and the topics whose webhook it re-enabled (for the caller to alert staff)."""
-    connection = woo_connection(connection)
-    revived: list[str] = []
-    steps: list[CheckStep] = []
-    try:
-        client = client_for(connection)
-    except ChannelError as error:
-        return ConnectionCheck(steps=(CheckStep("Keys", False, error.message),)), revived
-
-    try:
-        index = client.index()
-        routes = index.get("routes") or {}
-        if "/wc/v3/products" in routes and "/wc/v3/orders" in routes:
-            steps.append(CheckStep("Shop", True, f"{connection.store_url} answers the WooCommerce REST API (wc/v3)."))
-        else:
-            steps.append(
-                CheckStep(
-                    "Shop",
-                    False,
-                    f"{connection.store_url}/wp-json/wc/v3 answers but lists no products or orders routes: "
-                    "is WooCommerce 3.5 or newer active?",
-                )
-            )
-    except ChannelError as error:
-        message = _plain(error)
-        if error.status == 404 and "permalinks" not in message:
-            message += (
-                " No WooCommerce REST API answers at this address: check the store URL (the site's home address), "
-                "that WooCommerce is active, and that WordPress permalinks are not Plain (Settings > Permalinks)."
-            )
-        steps.append(CheckStep("Shop", False, message))
-        return ConnectionCheck(steps=tuple(steps)), revived
-
-    try:
-        client.first_product_page()
-        steps.append(CheckStep("Keys", True, f"The key {connection.key_hint} reads products ({client.auth_method})."))
-    except ChannelError as error:
-        steps.append(CheckStep("Keys", False, _plain(error)))
-        return ConnectionCheck(steps=tuple(steps)), revived
-
-    permissions = connection.key_permissions
-    if permissions == "read":
-        steps.append(
-            CheckStep(
-                "Permissions",
-                False,
-                "The key is read-only: products cannot be listed or ended. Edit the key in WooCommerce > Settings > "
-                "Advanced > REST API and choose Read/Write.",
-            )
-        )
-    elif permissions in ("write", "read_write"):
-        steps.append(CheckStep("Permissions", True, f"The key may {permissions.replace('_', ' and ')}."))
-    else:
-        steps.append(
-            CheckStep(
-                "Permissions",
-                True,
-                "Pasted keys do not say whether they may write; make sure the key is Read/Write "
-                "(a read-only key fails the first publish with a plain message).",
-            )
-        )
-
-    try:
-        currency = client.currency()
-        if currency and currency != connection.store_currency:
-            WooCommerceConnection.objects.filter(pk=connection.pk).update(store_currency=currency)
-            connection.store_currency = currency
-        default = getattr(connection.account, "default_currency", "") or ""
-        if currency and default and currency != default.upper():
-            steps.append(
-                CheckStep(
-                    "Currency",
-                    False,
-                    f"The shop sells in {currency}, the catalogue prices in {default}: prices are not converted, "
-                    "so items priced in another currency are refused. Set the shop's currency in WooCommerce > "
-                    "Settings > General, or price these items in " + currency + ".",
-                )
-            )
-        else:
-            steps.append(CheckStep("Currency", True, f"The shop sells in {currency or 'an unknown currency'}."))
-    except ChannelError as error:
-        steps.append(CheckStep("Currency", False, _plain(error)))
-
-    steps.append(_webhook_step(connection, client, revived))
-    return ConnectionCheck(steps=tuple(steps)), revived
-
-
-def _webhook_step(connection: WooCommerceConnection, client: WooCommerceClient, revived_topics: list[str]) -> CheckStep:
-    try:
-        hooks = [h for h in client.webhooks() if str(h.get("delivery_url", "")).endswith(connection.webhook_path)]
-    except ChannelError as error:
-        return CheckStep("Webhooks", False, _plain(error) + " (the key's user must be allowed to manage WooCommerce)")
-    by_topic = {str(h.get("topic")): h for h in hooks}
-    missing = [topic for topic in WEBHOOK_TOPICS if topic not in by_topic]
-    revived, failed = [], []
-    for topic, hook in by_topic.items():
-        if topic in WEBHOOK_TOPICS and hook.get("status") != "active":
-            try:
-                client.update_webhook(hook["id"], {"status": "active"})
-                revived.append(f"{topic} (was {hook.get('status')})")
-                revived_topics.append(topic)
-            except ChannelError as error:
-                failed.append(f"{topic}: {error.message}")
-    if revived:
-        logger.warning("WooCommerce connection %s: re-enabled webhooks %s", connection.pk, ", ".join(revived))
-    if failed or missing:
-        text = []
-        if missing:
-            text.append(f"not subscribed: {', '.join(missing)} (use the admin action Register webhooks)")
-        if failed:
-            text.append("could not re-enable " + "; ".join(failed))
-        if revived:
-            text.append("re-enabled " + ", ".join(revived))
-        return CheckStep("Webhooks", False, "; ".join(text) + ".")
-    if revived:
-        return CheckStep(
-            "Webhooks",
-            True,
-            "The shop had disabled " + ", ".join(revived) + " after failed deliveries; re-enabled now. "
-            "Sales in between are read by the scheduled pull.",
-        )
-    return CheckStep("Webhooks", True, f"All {len(WEBHOOK_TOPICS)} subscriptions are active.")
-
-
-def disabled_webhooks(connection) -> list[str]:
-    """Topics of ours the shop has disabled or paused (reads only)."""
-    connection = woo_connection(connection)
-    return [
-        str(h.get("topic"))
-        for h in client_for(connection).webhooks()
-        if str(h.get("delivery_url", "")).endswith(connection.webhook_path) and h.get("status") != "active"
-    ]
-
-
-def _plain(error: ChannelError) -> str:
-    return error.message
-
-
 # --- helpers --------------------------------------------------------------------------
-
-
-def _rank(product: Mapping) -> tuple[int, int]:
-    status = str(product.get("status") or "")
-    order = _ADOPT_ORDER.index(status) if status in _ADOPT_ORDER else len(_ADOPT_ORDER)
-    try:
-        newest = -int(product["id"])
-    except (TypeError, ValueError, KeyError):
-        newest = 0
-    return order, newest
-
-
-def best_product_to_adopt(products: Iterable[Mapping], sku: str) -> Mapping | None:
-    candidates = [p for p in products if _adoptable(p, sku)]
-    return min(candidates, key=_rank) if candidates else None
-
-
-def _adoptable(product: Mapping, sku: str) -> bool:
-    if str(product.get("sku") or "").strip().casefold() != sku.strip().casefold():
-        return False
-    return product.get("status") != "trash" and product.get("type", "simple") == "simple"
-
-
-def _read(client: WooCommerceClient, product_id: str | int) -> dict | None:
-    try:
-        return client.get_product(product_id)
-    except ListingNotFound:
-        return None
 
 
 def _order_or_none(raw: Mapping) -> OrderSeen | None:
@@ -748,63 +373,3 @@ def _order_or_none(raw: Mapping) -> OrderSeen | None:
     except (ValueError, TypeError):
         logger.warning("Skipped a WooCommerce order that could not be read: %s", raw.get("id"))
         return None
-
-
-def _detail_fields(product: Mapping) -> dict:
-    quantity = product.get("stock_quantity")
-    return {
-        "product_id": str(product.get("id") or "")[:40],
-        "status": str(product.get("status") or "")[:20],
-        "stock_quantity": int(quantity) if isinstance(quantity, int | float) else None,
-        "permalink": str(product.get("permalink") or "")[:500],
-        "last_error": "",
-        "last_seen": dict(product),
-        "last_seen_at": timezone.now(),
-    }
-
-
-def _remember(connection: WooCommerceConnection, product: Mapping) -> None:
-    _remember_many(connection, [product])
-
-
-def _remember_many(connection: WooCommerceConnection, products: Iterable[Mapping]) -> None:
-    """Keep what the shop said of each product with a SKU (one upsert for all)."""
-    rows = {}
-    for product in products:
-        sku = str(product.get("sku") or "")[:100]
-        if sku and product.get("id"):
-            rows[sku] = WooCommerceListingDetail(
-                account_id=connection.account_id, connection=connection, sku=sku, **_detail_fields(product)
-            )
-    if rows:
-        WooCommerceListingDetail.objects.bulk_create(
-            list(rows.values()),
-            batch_size=500,
-            update_conflicts=True,
-            unique_fields=["connection", "sku"],
-            update_fields=[
-                "product_id",
-                "status",
-                "stock_quantity",
-                "permalink",
-                "last_error",
-                "last_seen",
-                "last_seen_at",
-            ],
-        )
-
-
-def _remember_error(connection: WooCommerceConnection, sku: str, message: str) -> None:
-    if not sku:
-        return
-    WooCommerceListingDetail.objects.update_or_create(
-        connection=connection,
-        sku=sku[:100],
-        defaults={"account_id": connection.account_id, "last_error": message[:4000], "last_seen_at": timezone.now()},
-    )
-
-
-def _forget(connection: WooCommerceConnection, external_id: str) -> None:
-    WooCommerceListingDetail.objects.filter(connection=connection, product_id=str(external_id)).update(
-        status="deleted", last_seen_at=timezone.now()
-    )

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from channels_woocommerce import sync
+from channels_woocommerce import access, sync
 from channels_woocommerce.models import WooCommerceConnection
 from channels_woocommerce.sandbox import DEFAULT_KEY, DEFAULT_SECRET, WooSandbox
 from channels_woocommerce.serializers import WooCommerceConnectionSerializer
@@ -42,7 +42,7 @@ def form_data(**changes) -> dict:
 
 @pytest.fixture(autouse=True)
 def _fresh_clients():
-    sync._clients.__dict__.clear()
+    access._clients.__dict__.clear()
 
 
 def test_staff_add_a_connection_and_the_secrets_are_never_shown_back(admin_client_for, staff, account):
