@@ -1,7 +1,8 @@
 """A loopback WooCommerce shop speaking wc/v3's wire format, for tests, benchmarks and the demo."""
 
+from .records import Delivery, Faults, RecordedRequest, php_json, sign
 from .routes import RouteIndex, index_path, route_index
-from .server import DEFAULT_KEY, DEFAULT_SECRET, Delivery, Faults, RecordedRequest, WooSandbox, php_json, sign
+from .server import DEFAULT_KEY, DEFAULT_SECRET, WooSandbox
 from .store import SandboxError, WooStore
 
 __all__ = [

@@ -18,28 +18,26 @@ delivered; after more than 5 consecutive failures the webhook is disabled.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import random
-import secrets
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-import requests
-
+from .api import API, ShopApi
+from .auth import Authentication
+from .deliveries import Deliveries
+from .records import ApiKey, Delivery, Faults, RecordedRequest, ScriptedFault, php_json
 from .routes import Problem, RouteIndex, coerce_query, route_index
 from .store import SandboxError, WooStore, error
 
@@ -48,96 +46,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_KEY = "ck_sandbox0000000000000000000000000000000"
 DEFAULT_SECRET = "cs_sandbox0000000000000000000000000000000"
 FAULT_KINDS = ("error", "rate_limit", "timeout")
-MAX_FAILURES = 5  # woocommerce_max_webhook_delivery_failures
-NONCE_WINDOW = 15 * 60
-API = "/wp-json"
-
-
-def php_json(payload: Any) -> bytes:
-    """JSON as WordPress's wp_json_encode writes it: compact, non-ASCII escaped, slashes escaped."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/").encode()
-
-
-def sign(secret: str, body: bytes) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One API request as the sandbox received it (secrets never kept)."""
-
-    method: str
-    path: str  # under /wp-json/wc/v3, e.g. "/products/101"
-    query: dict[str, str]
-    body: Any
-    status: int
-    auth: str  # basic, query, oauth, none
-    fault: str = ""
-    problem: str = ""  # why the route index refused it
-
-    @property
-    def is_write(self) -> bool:
-        return self.method != "GET"
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One POST the shop made to a delivery URL: a ping or a signed delivery."""
-
-    webhook_id: int
-    url: str
-    topic: str
-    delivery_id: str
-    body: bytes
-    headers: dict[str, str]
-    status: int | None
-    error: str = ""
-
-    @property
-    def delivered(self) -> bool:
-        return self.status is not None and 200 <= self.status <= 302
-
-
-@dataclass
-class Faults:
-    """Random faults from a seeded generator, so a run repeats exactly.
-
-    error: 500 with a WordPress error body, nothing applied. rate_limit: 429, nothing applied.
-    timeout: applied, the answer held back `timeout_delay` s. latency_ms: on every API request.
-    webhook_retries: a failed delivery is sent again (new delivery id) up to this many times.
-    duplicate_rate: share of deliveries sent twice, byte for byte (same delivery id).
-    """
-
-    error_rate: float = 0.0
-    rate_limit_rate: float = 0.0
-    timeout_rate: float = 0.0
-    latency_ms: float = 0.0
-    timeout_delay: float = 2.0
-    retry_after: int = 1
-    webhook_retries: int = 0
-    duplicate_rate: float = 0.0
-    seed: int = 0
-
-
-@dataclass
-class _ScriptedFault:
-    kind: str
-    method: str | None
-    path_prefix: str | None
-    remaining: int
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path_prefix is None or path.startswith(self.path_prefix)
-        )
-
-
-@dataclass
-class ApiKey:
-    secret: str
-    permissions: str = "read_write"  # read, write, read_write
-    user_id: int = 1
-    nonces: set[str] = field(default_factory=set)
 
 
 class _Server(ThreadingHTTPServer):
@@ -189,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class WooSandbox:
+class WooSandbox(Deliveries, Authentication, ShopApi):
     """A loopback WooCommerce shop on 127.0.0.1 for tests, benchmarks and the demo.
 
     Usage::
@@ -243,7 +151,7 @@ class WooSandbox:
             self.store.load(state_file)
         self.faults = Faults()
         self._fault_lock = threading.Lock()
-        self._scripted: list[_ScriptedFault] = []
+        self._scripted: list[ScriptedFault] = []
         self._rng = random.Random(seed)
         self.set_faults(
             seed=seed,
@@ -413,137 +321,6 @@ class WooSandbox:
         with self.store.lock:
             self.store.webhooks[webhook_id]["status"] = status
 
-    # --- webhooks -----------------------------------------------------------------------
-
-    def subscribe(self, url: str, topic: str, secret: str) -> dict:
-        """Create a webhook as the shop's admin would (the ping goes out first)."""
-        code, hook = self.store.create_webhook({"topic": topic, "delivery_url": url, "secret": secret})
-        if code != 201:
-            raise SandboxError(f"Webhook refused: {hook}")
-        self._ping(hook["id"])
-        return hook
-
-    def _ping(self, webhook_id: int) -> Delivery:
-        with self.store.lock:
-            hook = self.store.webhooks[webhook_id]
-        body = f"webhook_id={webhook_id}".encode()
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": self._user_agent()}
-        return self._post(hook, "ping", "", body, headers, count=False)
-
-    def deliver(self, topic: str, payload: Mapping[str, Any]) -> list[Delivery]:
-        """POST the resource to every active webhook of this topic, signed, as WooCommerce does."""
-        done = []
-        for hook in self.store.webhooks_for(topic):
-            body = php_json(payload)
-            for attempt in range(1 + self.faults.webhook_retries):
-                delivery_id = secrets.token_hex(16)
-                headers = {
-                    "Content-Type": "application/json",
-                    "User-Agent": self._user_agent(),
-                    "X-WC-Webhook-Source": self.site_url + "/",
-                    "X-WC-Webhook-Topic": topic,
-                    "X-WC-Webhook-Resource": topic.split(".")[0],
-                    "X-WC-Webhook-Event": topic.split(".")[1],
-                    "X-WC-Webhook-Signature": sign(hook["_secret"], body),
-                    "X-WC-Webhook-ID": str(hook["id"]),
-                    "X-WC-Webhook-Delivery-ID": delivery_id,
-                }
-                delivery = self._post(hook, topic, delivery_id, body, headers)
-                done.append(delivery)
-                with self._fault_lock:
-                    twice = self.faults.duplicate_rate and self._rng.random() < self.faults.duplicate_rate
-                if twice:
-                    done.append(self._post(hook, topic, delivery_id, body, headers))
-                if delivery.delivered or hook["status"] != "active" or attempt == self.faults.webhook_retries:
-                    break
-        return done
-
-    def redeliver(self, index: int = -1) -> Delivery:
-        """Send an earlier delivery again, byte for byte, same delivery id (a replay)."""
-        earlier = self.deliveries[index]
-        with self.store.lock:
-            hook = self.store.webhooks[earlier.webhook_id]
-        return self._post(hook, earlier.topic, earlier.delivery_id, earlier.body, earlier.headers)
-
-    def wait_for_deliveries(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        for thread in list(self._async):
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._async = [t for t in self._async if t.is_alive()]
-
-    def _deliver_later(self, topic: str, payload: Mapping[str, Any]) -> None:
-        if not self.deliver_on_api_writes or not self.store.webhooks_for(topic):
-            return
-        thread = threading.Thread(target=self.deliver, args=(topic, dict(payload)), daemon=True)
-        self._async.append(thread)
-        thread.start()
-
-    def _post(
-        self, hook: dict, topic: str, delivery_id: str, body: bytes, headers: dict[str, str], *, count: bool = True
-    ) -> Delivery:
-        try:
-            response = requests.post(
-                hook["delivery_url"], data=body, headers=headers, timeout=self.webhook_timeout, allow_redirects=False
-            )
-            status, failure = response.status_code, ""
-        except requests.RequestException as problem:
-            status, failure = None, problem.__class__.__name__
-        delivery = Delivery(hook["id"], hook["delivery_url"], topic, delivery_id, body, dict(headers), status, failure)
-        with self.store.lock:
-            if delivery.delivered:
-                hook["_failures"] = 0
-            elif count or topic == "ping":
-                hook["_failures"] += 1
-                if hook["_failures"] > MAX_FAILURES:
-                    hook["status"] = "disabled"
-        with self._delivery_lock:
-            self.deliveries.append(delivery)
-        return delivery
-
-    @staticmethod
-    def _user_agent() -> str:
-        return "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)"
-
-    # --- the grant flow (/wc-auth/v1/authorize) -----------------------------------------
-
-    def authorize(self, query: Mapping[str, str], *, approve: bool = True) -> tuple[int, dict[str, str], bytes]:
-        """The merchant opens the grant page and approves: a key is made, POSTed as JSON to callback_url,
-        and the browser is sent to return_url. Returns (status, headers, body) of the page."""
-        required = ("app_name", "scope", "user_id", "return_url", "callback_url")
-        missing = [name for name in required if not query.get(name)]
-        if missing:
-            return 400, {}, f"Missing parameter(s): {', '.join(missing)}".encode()
-        if query["scope"] not in ("read", "write", "read_write"):
-            return 400, {}, b"Invalid scope."
-        if not query["callback_url"].startswith("https://") and not query["callback_url"].startswith(
-            ("http://127.0.0.1", "http://localhost")
-        ):
-            return 400, {}, b"The callback_url needs to be over SSL."
-        return_url = query["return_url"]
-        if not approve:
-            return 302, {"Location": _with_query(return_url, success="0", user_id=query["user_id"])}, b""
-        key, secret = "ck_" + secrets.token_hex(20), "cs_" + secrets.token_hex(20)
-        key_id = len(self.keys) + 1
-        grant = {
-            "key_id": key_id,
-            "user_id": query["user_id"],
-            "consumer_key": key,
-            "consumer_secret": secret,
-            "key_permissions": query["scope"],
-        }
-        try:
-            answer = requests.post(
-                query["callback_url"], data=json.dumps(grant), headers={"Content-Type": "application/json"}, timeout=10
-            )
-            accepted = 200 <= answer.status_code < 300
-        except requests.RequestException:
-            accepted = False
-        self.grants.append({**grant, "consumer_secret": "***", "accepted": accepted})
-        if not accepted:  # WooCommerce revokes the key and tells the merchant
-            return 401, {}, b"An error occurred in the request and at the time were unable to send the consumer data."
-        self.keys[key] = ApiKey(secret, query["scope"])
-        return 302, {"Location": _with_query(return_url, success="1", user_id=query["user_id"])}, b""
-
     # --- faults -------------------------------------------------------------------------
 
     def set_faults(self, **changes: Any) -> Faults:
@@ -564,7 +341,7 @@ class WooSandbox:
         if kind not in FAULT_KINDS:
             raise ValueError(f"Fault kinds are {FAULT_KINDS}")
         with self._fault_lock:
-            self._scripted.append(_ScriptedFault(kind, method, path_prefix, count))
+            self._scripted.append(ScriptedFault(kind, method, path_prefix, count))
 
     def _pick_fault(self, method: str, path: str) -> str:
         with self._fault_lock:
@@ -744,234 +521,6 @@ class WooSandbox:
             return
         self._answer(handler, method, short, query, body, auth, (status, out), headers=headers)
 
-    def _authenticate(
-        self, handler: _Handler, method: str, path: str, query_pairs: list[tuple[str, str]]
-    ) -> tuple[str, tuple[int, dict] | None]:
-        """("basic" | "query" | "oauth" | "none", a refusal or None), as WC_REST_Authentication decides."""
-        query = dict(query_pairs)
-        header = "" if self.strip_authorization else (handler.headers.get("Authorization") or "")
-        if self.tls:
-            key = secret = ""
-            how = "none"
-            if header.startswith("Basic "):
-                try:
-                    key, _, secret = base64.b64decode(header[6:]).decode().partition(":")
-                    how = "basic"
-                except (ValueError, UnicodeDecodeError):
-                    return "basic", error(401, "woocommerce_rest_authentication_error", "Invalid Basic header.")
-            elif query.get("consumer_key"):
-                key, secret, how = query["consumer_key"], query.get("consumer_secret", ""), "query"
-            if how == "none":
-                return "none", None
-            api_key = self.keys.get(key)
-            if api_key is None:
-                return how, error(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
-            if not hmac.compare_digest(api_key.secret, secret):
-                return how, error(401, "woocommerce_rest_authentication_error", "Consumer secret is invalid.")
-            return how, self._permission(api_key, method)
-        if not query.get("oauth_consumer_key"):
-            return "none", None
-        for name in ("oauth_timestamp", "oauth_nonce", "oauth_signature", "oauth_signature_method"):
-            if not query.get(name):
-                return "oauth", error(
-                    401, "woocommerce_rest_authentication_missing_parameter", f"Missing OAuth parameter {name}"
-                )
-        api_key = self.keys.get(query["oauth_consumer_key"])
-        if api_key is None:
-            return "oauth", error(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
-        if query["oauth_signature_method"] not in ("HMAC-SHA1", "HMAC-SHA256"):
-            return "oauth", error(
-                401, "woocommerce_rest_authentication_error", "Invalid signature - signature method is invalid."
-            )
-        if "oauth_version" in query:
-            return "oauth", error(401, "woocommerce_rest_authentication_error", "oauth_version must be omitted.")
-        try:
-            stamp = int(query["oauth_timestamp"])
-        except ValueError:
-            stamp = 0
-        if abs(time.time() - stamp) > NONCE_WINDOW:
-            return "oauth", error(401, "woocommerce_rest_authentication_error", "Invalid timestamp.")
-        expected = self._oauth_expected(method, path, query_pairs, api_key.secret)
-        given = query["oauth_signature"].replace(" ", "+")
-        if not hmac.compare_digest(expected, given):
-            return "oauth", error(
-                401, "woocommerce_rest_authentication_error", "Invalid signature - provided signature does not match."
-            )
-        nonce_key = f"{stamp}:{query['oauth_nonce']}"
-        if nonce_key in api_key.nonces:
-            return "oauth", error(
-                401, "woocommerce_rest_authentication_error", "Invalid nonce - nonce has already been used."
-            )
-        api_key.nonces.add(nonce_key)
-        return "oauth", self._permission(api_key, method)
-
-    def _oauth_expected(self, method: str, path: str, query_pairs: list[tuple[str, str]], secret: str) -> str:
-        """WC_REST_Authentication::check_oauth_signature, step by step (written from the plugin, not shared
-        with the client, so one misreading cannot hide on both sides)."""
-
-        def rfc3986(value: str) -> str:  # wc_rest_urlencode_rfc3986
-            return quote(value, safe="-_.~")
-
-        params = {k: v for k, v in query_pairs if k != "oauth_signature"}  # $_GET, already decoded
-        params = {rfc3986(k): rfc3986(v) for k, v in params.items()}  # normalize_parameters
-        joined = [rfc3986(f"{key}={params[key]}") for key in sorted(params)]  # uksort strcmp, join_with_equals_sign
-        base_request_uri = rfc3986(self.site_url + path)
-        string_to_sign = f"{method.upper()}&{base_request_uri}&{'%26'.join(joined)}"
-        algorithm = params["oauth_signature_method"].replace("HMAC-", "").lower()
-        digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode(), getattr(hashlib, algorithm)).digest()
-        return base64.b64encode(digest).decode()
-
-    @staticmethod
-    def _permission(api_key: ApiKey, method: str) -> tuple[int, dict] | None:
-        if api_key.permissions == "read" and method not in ("GET", "HEAD"):
-            return error(
-                401, "woocommerce_rest_authentication_error", "The API key provided does not have write permissions."
-            )
-        if api_key.permissions == "write" and method in ("GET", "HEAD"):
-            return error(
-                401, "woocommerce_rest_authentication_error", "The API key provided does not have read permissions."
-            )
-        return None
-
-    def _route(
-        self, method: str, key: str, path_args: dict[str, str], query: dict[str, Any], body: Any
-    ) -> tuple[int, Any, dict[str, str]]:
-        store = self.store
-        body = body if isinstance(body, dict) else {}
-        item_id = int(path_args["id"]) if path_args.get("id", "").isdigit() else None
-        if key == "/wc/v3":
-            return 200, self.index.document, {}
-        if key == "/wc/v3/products":
-            if method == "GET":
-                return self._page(store.list_products(query), query, "/wc/v3/products")
-            status, out = store.create_product(body)
-            if status == 201:
-                self._deliver_later("product.created", out)
-            return status, out, {}
-        if key == r"/wc/v3/products/(?P<id>[\d]+)":
-            if method == "GET":
-                return (*store.get_product(item_id), {})
-            if method == "DELETE":
-                status, out = store.delete_product(item_id, force=query.get("force") is True)
-                if status == 200:
-                    self._deliver_later("product.deleted", {"id": item_id})
-                return status, out, {}
-            status, out = store.update_product(item_id, body)
-            if status == 200:
-                self._deliver_later("product.updated", out)
-            return status, out, {}
-        if key == "/wc/v3/products/batch":
-            status, out = store.batch(body)
-            for product in out.get("update", []) if status == 200 else []:
-                if "error" not in product:
-                    self._deliver_later("product.updated", product)
-            return status, out, {}
-        if key == "/wc/v3/products/categories" and method == "GET":
-            cats = [
-                {"id": i, "name": n, "slug": n.lower().replace(" ", "-"), "parent": 0, "count": 0}
-                for i, n in sorted(store.categories.items())
-            ]
-            return self._page(cats, query, "/wc/v3/products/categories")
-        if key == "/wc/v3/orders" and method == "GET":
-            return self._page(store.list_orders(query), query, "/wc/v3/orders")
-        if key == r"/wc/v3/orders/(?P<id>[\d]+)":
-            if method == "GET":
-                return (*store.get_order(item_id), {})
-            if method in ("PUT", "POST", "PATCH"):
-                status, out = store.update_order(item_id, body)
-                if status == 200:
-                    self._deliver_later("order.updated", out)
-                return status, out, {}
-        if key == r"/wc/v3/orders/(?P<order_id>[\d]+)/notes":
-            if method == "GET":
-                with store.lock:
-                    order = store.orders.get(int(path_args["order_id"]))
-                    if order is None:
-                        return (*error(404, "woocommerce_rest_order_invalid_id", "Invalid order ID."), {})
-                    return 200, [dict(note) for note in reversed(order.get("_notes", []))], {}
-            return (*store.add_order_note(int(path_args["order_id"]), body), {})
-        if key == "/wc/v3/webhooks":
-            if method == "GET":
-                with store.lock:
-                    hooks = [store.render_webhook(h) for h in store.webhooks.values()]
-                status_filter = query.get("status", "all")
-                if status_filter != "all":
-                    hooks = [h for h in hooks if h["status"] == status_filter]
-                return self._page(hooks, query, "/wc/v3/webhooks")
-            status, out = store.create_webhook(body)
-            if status == 201:
-                self._ping(out["id"])  # the ping goes out before the answer, as WooCommerce does on creation
-            return status, out, {}
-        if key == r"/wc/v3/webhooks/(?P<id>[\d]+)":
-            if method == "GET":
-                with store.lock:
-                    hook = store.webhooks.get(item_id)
-                    if hook is None:
-                        return (*error(404, "woocommerce_rest_webhook_invalid_id", "Invalid ID."), {})
-                    return 200, store.render_webhook(hook), {}
-            if method in ("PUT", "POST", "PATCH"):
-                return (*store.update_webhook(item_id, body), {})
-        if key == r"/wc/v3/settings/(?P<group_id>[\w-]+)/(?P<id>[\w-]+)" and method == "GET":
-            if path_args.get("group_id") == "general" and path_args.get("id") == "woocommerce_currency":
-                return (
-                    200,
-                    {
-                        "id": "woocommerce_currency",
-                        "label": "Currency",
-                        "type": "select",
-                        "default": "USD",
-                        "value": store.currency,
-                        "group_id": "general",
-                    },
-                    {},
-                )
-            return (*error(404, "rest_setting_setting_invalid", "Invalid setting."), {})
-        return (
-            *error(
-                501,
-                "sandbox_not_implemented",
-                f"The loopback shop does not implement {method} {key} (the route index allows it).",
-            ),
-            {},
-        )
-
-    def _page(self, items: list, query: Mapping[str, Any], route: str) -> tuple[int, Any, dict[str, str]]:
-        per_page = query.get("per_page", 10)
-        page = query.get("page", 1)
-        if not isinstance(per_page, int) or not 1 <= per_page <= 100:
-            return (
-                *error(
-                    400,
-                    "rest_invalid_param",
-                    "Invalid parameter(s): per_page",
-                    params={"per_page": "per_page must be between 1 (inclusive) and 100 (inclusive)"},
-                ),
-                {},
-            )
-        if not isinstance(page, int) or page < 1:
-            return (
-                *error(
-                    400,
-                    "rest_invalid_param",
-                    "Invalid parameter(s): page",
-                    params={"page": "page must be greater than or equal to 1"},
-                ),
-                {},
-            )
-        total = len(items)
-        pages = max(1, -(-total // per_page)) if total else 0
-        chunk = items[(page - 1) * per_page : page * per_page]
-        headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(pages)}
-        links = []
-        base = f"{self.site_url}{API}{route}"
-        if page < pages:
-            links.append(f'<{base}?{urlencode({"page": page + 1, "per_page": per_page})}>; rel="next"')
-        if page > 1:
-            links.append(f'<{base}?{urlencode({"page": page - 1, "per_page": per_page})}>; rel="prev"')
-        if links:
-            headers["Link"] = ", ".join(links)
-        return 200, chunk, headers
-
     def _answer(self, handler, method, short, query, body, auth, answer, *, fault="", problem="", headers=None) -> None:
         status, out = answer
         self._record(method, short, query, body, status, auth, fault, problem)
@@ -1062,7 +611,3 @@ class WooSandbox:
         except (TypeError, ValueError, KeyError) as problem:
             return 400, {"message": f"Bad request: {problem}"}
         return 404, {"message": f"No control endpoint {method} /_sandbox{path}."}
-
-
-def _with_query(url: str, **params: str) -> str:
-    return url + ("&" if "?" in url else "?") + urlencode(params)
