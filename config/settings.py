@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "channels_ebay",
     "channels_shopify",
     "channels_vr",
+    "channels_woocommerce",
     "billing",
     "documents",
 ]
@@ -221,6 +222,7 @@ CELERY_TASK_TIME_LIMIT = 180
 CHANNELS = {
     "shopify": "channels_shopify.sync",
     "reverb": "channels_reverb.sync",
+    "woocommerce": "channels_woocommerce.sync",
 }
 # Alerts: a listing still for sale this long after its item sold elsewhere is critical; a
 # connection that sends webhooks and went quiet this long while its pulls find orders is flagged.
