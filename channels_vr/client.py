@@ -1,0 +1,833 @@
+"""A real browser on the V&R dealer site: log in, fill the item form, read the export, call its AJAX.
+
+V&R has no API, so the product drives Debian's Chromium with Playwright, with the dealer's
+own login. This module knows the browser and the dealer pages and nothing of the ORM: it
+takes and returns plain data and raises the typed errors of inventory.channels.
+
+One `VRBrowser` per dealer login and process. All its Playwright calls run on its own
+thread (Playwright's sync API belongs to the thread that started it), so calls from any
+worker thread queue up there and never drive the browser at the same time. It logs in
+once and keeps the session until V&R sends it back to the login page, then logs in again
+and repeats the step once. Every step waits on the page's state (an element, a
+navigation, a response), never on a fixed sleep, with one timeout per step. When a step
+fails, a screenshot and the page's HTML are saved and their paths put on the error
+(`error.artifacts`) and in its message, so staff can see what V&R showed. The browser is
+closed after a crash, when idle, on `close()` and at process exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlparse
+
+import requests
+
+from inventory.channels import (
+    ChannelError,
+    ListingNotFound,
+    PermanentChannelError,
+    TransientChannelError,
+)
+
+from . import mappers
+
+log = logging.getLogger(__name__)
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+LOGIN_PATH = "/do_login"
+ADD_EDIT_PATH = "/instruments/add_edit_item"
+EXPORT_PATH = "/instruments/export_inventory/export_inventory"
+BRAND_CHECK_PATH = "/ajax/check_brand_exists"
+MARK_SOLD_PATH = "/ajax/mark_as_sold/{random}"
+DELETE_PATH = "/ajax/delete_item"
+MAX_PHOTO_BYTES = 15 * 1024 * 1024
+
+# What a bot shield's interstitial looks like (Cloudflare, PerimeterX, reCAPTCHA, hCaptcha).
+_CHALLENGE_TITLE = re.compile(r"just a moment|attention required|are you a (robot|human)|verify you are human", re.I)
+_CHALLENGE_SELECTOR = (
+    "#challenge-form, #cf-challenge-running, #challenge-stage, #px-captcha, .g-recaptcha, .h-captcha, "
+    'iframe[src*="challenges.cloudflare.com"], iframe[src*="captcha"]'
+)
+_CHALLENGE_BODY = re.compile(r"challenge-platform|cf-chl|px-captcha|g-recaptcha|h-captcha|just a moment", re.I)
+_LOGIN_FORM = 'form[action*="do_login"], form:has(input[name="pass"])'
+_ITEM_FORM = 'form:has(input[name="unique_id"])'
+_FORM_ERRORS = ".alert-danger, .alert-error, .form-errors, .error-message"
+
+
+@dataclass(frozen=True)
+class StepArtifacts:
+    """What a failed step left for staff: paths under the artifact root, and where the page was."""
+
+    step: str
+    page_url: str = ""
+    screenshot: str = ""
+    page_html: str = ""
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo to upload into one of the form's image_N inputs."""
+
+    name: str
+    mime_type: str
+    data: bytes
+
+
+class _LoginNeeded(Exception):
+    """V&R sent the browser to its login page (the session expired)."""
+
+
+def _failed(error_class: type[ChannelError], message: str, artifacts: StepArtifacts | None, **kwargs) -> ChannelError:
+    error = error_class(message, **kwargs)
+    error.artifacts = artifacts
+    return error
+
+
+class VRBrowser:
+    """One dealer's session on the V&R site in a headless Chromium. Thread-safe; see the module docstring."""
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        step_timeout: float = 30.0,
+        artifact_root: Path | None = None,
+        artifact_dir: str = "vr-failures",
+        artifact_url: str = "",
+        idle_seconds: float = 300.0,
+        executable_path: str = CHROMIUM,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self._password = password
+        self.step_timeout = step_timeout
+        self.artifact_root = artifact_root
+        self.artifact_dir = artifact_dir.strip("/")
+        self.artifact_url = artifact_url
+        self.idle_seconds = idle_seconds
+        self.executable_path = executable_path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vr-browser")
+        self._playwright = None
+        self._browser = None
+        self._context = None
+        self._page = None
+        self._logged_in = False
+        self._last_used = 0.0
+        self._idle_timer: threading.Timer | None = None
+        self._closed = False
+        self.logins = 0  # how many times this session logged in (tests and the bench read it)
+        self.launches = 0
+        self.browser_pid: int | None = None
+
+    def __repr__(self) -> str:  # never the password
+        return f"VRBrowser({self.base_url!r}, {self.username!r})"
+
+    # --- public operations (each runs on the browser thread) ---------------------------
+
+    def login(self) -> None:
+        """Log in now (the connection check), even when a session is open."""
+        self._run("log in", self._login_fresh)
+
+    def export(self) -> list[dict[str, str]]:
+        """The inventory CSV export, parsed (one download)."""
+        return self._run("read the inventory export", self._export)
+
+    def check_brand(self, brand: str) -> str:
+        """V&R's id for this brand, or "0" when V&R does not know it."""
+        return self._run("check the brand", self._check_brand, brand)
+
+    def add_item(self, fields: Mapping[str, str], photos: Sequence[Photo] = ()) -> None:
+        """Fill the add-item form and submit it. V&R's answer does not carry the new id."""
+        self._run("submit the add-item form", self._add_item, dict(fields), list(photos))
+
+    def edit_item(self, product_id: str, changes: Mapping[str, str], photos: Sequence[Photo] | None = None) -> None:
+        """Open the item's edit form, replace only `changes` (and the photos when given), submit it whole."""
+        self._run("submit the edit form", self._edit_item, str(product_id), dict(changes), photos)
+
+    def mark_sold(self, product_id: str) -> bool:
+        return self._run("mark the item sold", self._mark_sold, str(product_id))
+
+    def delete_item(self, product_id: str) -> str:
+        return self._run("delete the item", self._delete_item, str(product_id))
+
+    def memory_bytes(self) -> int:
+        """Resident memory of the browser's processes now (Linux /proc), for the benchmark."""
+        return self._executor.submit(self._memory_bytes).result()
+
+    def close(self) -> None:
+        """Close the browser and stop its thread. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        try:
+            self._executor.submit(self._shutdown).result(timeout=30)
+        except Exception:  # closing is best effort: the process may be exiting
+            log.warning("closing the V&R browser failed", exc_info=True)
+        self._executor.shutdown(wait=False)
+
+    def __enter__(self) -> VRBrowser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the machinery -------------------------------------------------------------------
+
+    def _run(self, step: str, operation: Callable, *args: Any) -> Any:
+        if self._closed:
+            raise TransientChannelError("the V&R browser session was closed; try again")
+        return self._executor.submit(self._guarded, step, operation, *args).result()
+
+    def _guarded(self, step: str, operation: Callable, *args: Any) -> Any:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self._ensure_browser()
+            if operation is not self._login_fresh and not self._logged_in:
+                self._login()
+            try:
+                return operation(*args)
+            except _LoginNeeded:
+                log.info("V&R session of %s expired during %s: logging in again", self.username, step)
+                self._logged_in = False
+                self._login()
+                try:
+                    return operation(*args)
+                except _LoginNeeded:
+                    raise _failed(
+                        PermanentChannelError,
+                        f"V&R sent the browser back to its login page right after logging in ({step}).",
+                        self._snapshot(step),
+                    ) from None
+        except _LoginNeeded:
+            raise _failed(
+                PermanentChannelError, f"V&R kept showing its login page ({step}).", self._snapshot(step)
+            ) from None
+        except ChannelError:
+            raise
+        except PlaywrightTimeout as error:
+            artifacts = self._snapshot(step)
+            raise _failed(
+                TransientChannelError,
+                self._with_links(f"V&R did not answer in time ({step}, over {self.step_timeout:g} s)", artifacts),
+                artifacts,
+            ) from error
+        except PlaywrightError as error:
+            artifacts = self._snapshot(step)
+            self._reset()  # a crashed page or browser is not reused
+            raise _failed(
+                TransientChannelError,
+                self._with_links(f"the browser failed to {step}: {_first_line(error)}", artifacts),
+                artifacts,
+            ) from error
+        finally:
+            self._last_used = time.monotonic()
+            self._schedule_idle_close()
+
+    def _ensure_browser(self) -> None:
+        if self._page is not None and self._browser is not None and self._browser.is_connected():
+            return
+        self._reset()
+        from playwright.sync_api import sync_playwright
+
+        if self._playwright is None:
+            self._playwright = sync_playwright().start()
+        self._browser = self._playwright.chromium.launch(
+            executable_path=self.executable_path, headless=True, args=list(LAUNCH_ARGS)
+        )
+        self.launches += 1
+        self._context = self._browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+        self._context.set_default_timeout(self.step_timeout * 1000)
+        self._context.set_default_navigation_timeout(self.step_timeout * 1000)
+        self._page = self._context.new_page()
+        self._logged_in = False
+        self.browser_pid = _browser_pid(self.executable_path, self.launches)
+
+    def _reset(self) -> None:
+        """Close the browser (kept: the Playwright driver); the next step launches a fresh one."""
+        for closable in (self._context, self._browser):
+            if closable is not None:
+                with contextlib.suppress(Exception):  # already gone
+                    closable.close()
+        self._page = self._context = self._browser = None
+        self._logged_in = False
+
+    def _shutdown(self) -> None:
+        self._reset()
+        if self._playwright is not None:
+            with contextlib.suppress(Exception):
+                self._playwright.stop()
+            self._playwright = None
+
+    def _schedule_idle_close(self) -> None:
+        if self.idle_seconds <= 0 or self._closed:
+            return
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = threading.Timer(self.idle_seconds, self._idle_check)
+        self._idle_timer.daemon = True
+        self._idle_timer.start()
+
+    def _idle_check(self) -> None:
+        if self._closed:
+            return
+        with contextlib.suppress(RuntimeError):  # the executor is already shut down
+            self._executor.submit(self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if self._browser is not None and time.monotonic() - self._last_used >= self.idle_seconds:
+            log.info("closing the idle V&R browser of %s", self.username)
+            self._reset()
+
+    def _url(self, path: str) -> str:
+        return urljoin(self.base_url + "/", path.lstrip("/"))
+
+    @property
+    def _timeout_ms(self) -> float:
+        return self.step_timeout * 1000
+
+    # --- page state ------------------------------------------------------------------
+
+    def _check_page(self, step: str, response=None) -> None:
+        """After a navigation: a bot check stops everything, the login page means the session expired."""
+        page = self._page
+        if self._challenged():
+            artifacts = self._snapshot(step)
+            raise _failed(
+                PermanentChannelError,
+                self._with_links(
+                    f"V&R showed a bot check instead of the page ({step}). The product does not try to get past "
+                    "it: sign in to V&R once from an ordinary browser on this server's network, or ask V&R to "
+                    "allow the dealer account, then retry",
+                    artifacts,
+                ),
+                artifacts,
+            )
+        status = response.status if response is not None else 200
+        if status >= 500:
+            artifacts = self._snapshot(step)
+            raise _failed(
+                TransientChannelError,
+                self._with_links(f"V&R answered {status} ({step})", artifacts),
+                artifacts,
+                status=status,
+            )
+        if self._on_login_page():
+            raise _LoginNeeded()
+        if status == 404:
+            raise ListingNotFound(f"V&R has no such page ({step}: {page.url})", status=404)
+
+    def _challenged(self) -> bool:
+        page = self._page
+        try:
+            title = page.title()
+        except Exception:
+            title = ""
+        return bool(_CHALLENGE_TITLE.search(title)) or page.locator(_CHALLENGE_SELECTOR).count() > 0
+
+    def _on_login_page(self) -> bool:
+        path = urlparse(self._page.url).path.rstrip("/")
+        if path in ("/login", LOGIN_PATH):
+            return True
+        return self._page.locator(_LOGIN_FORM).count() > 0 and self._page.locator(_ITEM_FORM).count() == 0
+
+    def _snapshot(self, step: str) -> StepArtifacts | None:
+        """Save a screenshot and the HTML of the page as it is now. Never raises."""
+        if self.artifact_root is None or self._page is None:
+            return None
+        try:
+            stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{secrets.token_hex(3)}"
+            slug = re.sub(r"[^a-z0-9]+", "-", step.lower()).strip("-")[:40]
+            folder = self.artifact_root / self.artifact_dir
+            folder.mkdir(parents=True, exist_ok=True)
+            shot = f"{self.artifact_dir}/{stamp}-{slug}.png"
+            page_html = f"{self.artifact_dir}/{stamp}-{slug}.html"
+            (self.artifact_root / page_html).write_text(self._page.content(), encoding="utf-8")
+            self._page.screenshot(path=str(self.artifact_root / shot), full_page=True, timeout=5000)
+            return StepArtifacts(step=step, page_url=self._page.url, screenshot=shot, page_html=page_html)
+        except Exception:
+            log.warning("could not save the V&R page of a failed step (%s)", step, exc_info=True)
+            return None
+
+    def _body_snapshot(self, step: str, url: str, body: str) -> StepArtifacts | None:
+        """For a failed direct request (export, AJAX): the body V&R answered, as the page HTML."""
+        if self.artifact_root is None:
+            return None
+        try:
+            stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{secrets.token_hex(3)}"
+            slug = re.sub(r"[^a-z0-9]+", "-", step.lower()).strip("-")[:40]
+            (self.artifact_root / self.artifact_dir).mkdir(parents=True, exist_ok=True)
+            page_html = f"{self.artifact_dir}/{stamp}-{slug}.html"
+            (self.artifact_root / page_html).write_text(body, encoding="utf-8")
+            return StepArtifacts(step=step, page_url=url, page_html=page_html)
+        except Exception:
+            log.warning("could not save the V&R answer of a failed step (%s)", step, exc_info=True)
+            return None
+
+    def _with_links(self, message: str, artifacts: StepArtifacts | None) -> str:
+        if artifacts is None:
+            return message + "."
+        links = []
+        if artifacts.screenshot:
+            links.append(f"screenshot {self.artifact_url}{artifacts.screenshot}")
+        if artifacts.page_html:
+            links.append(f"page HTML {self.artifact_url}{artifacts.page_html}")
+        return f"{message}. See {', '.join(links)}."
+
+    # --- login -------------------------------------------------------------------------
+
+    def _login_fresh(self) -> None:
+        self._logged_in = False
+        self._login()
+
+    def _login(self) -> None:
+        """Fill the login form as a dealer does (username, pass) and expect to land on /account."""
+        step = "log in"
+        page = self._page
+        response = page.goto(self._url("/"), wait_until="domcontentloaded")
+        if self._challenged():
+            self._check_page(step, response)
+        form = page.locator(_LOGIN_FORM).first
+        if page.locator(_LOGIN_FORM).count() == 0:
+            if response is not None and response.status >= 500:
+                self._check_page(step, response)
+            # No form in the page header: post the login form's fields as the form would.
+            answer = self._context.request.post(
+                self._url(LOGIN_PATH),
+                form={"username": self.username, "pass": self._password, "open_where": "header"},
+                timeout=self._timeout_ms,
+            )
+            response = page.goto(answer.url, wait_until="domcontentloaded")
+        else:
+            for name, value in (("username", self.username), ("pass", self._password)):
+                field = form.locator(f'input[name="{name}"]')
+                if field.count() == 0:
+                    artifacts = self._snapshot(step)
+                    raise _failed(
+                        PermanentChannelError,
+                        self._with_links(
+                            f"V&R's login form has no {name!r} field any more: the page changed", artifacts
+                        ),
+                        artifacts,
+                    )
+                field.first.fill(value)
+            submit = form.locator('[type="submit"], button').first
+            with page.expect_navigation(wait_until="domcontentloaded") as navigation:
+                if submit.count():
+                    submit.click()
+                else:
+                    form.evaluate("f => f.submit()")
+            response = navigation.value
+        if self._challenged():
+            self._check_page(step, response)
+        if response is not None and response.status >= 500:
+            self._check_page(step, response)
+        landed = urlparse(page.url).path
+        if not landed.startswith("/account") and self._on_login_page():
+            artifacts = self._snapshot(step)
+            said = _visible_text(page, _FORM_ERRORS)
+            raise _failed(
+                PermanentChannelError,
+                self._with_links(
+                    f"V&R refused the login of {self.username!r}"
+                    + (f' ("{said}")' if said else "")
+                    + ": check the username and password on the Vintage & Rare connection",
+                    artifacts,
+                ),
+                artifacts,
+            )
+        self._logged_in = True
+        self.logins += 1
+
+    # --- direct requests in the browser's session (export, AJAX) ----------------------
+
+    def _request(self, step: str, method: str, path: str, *, form: Mapping[str, str] | None = None, ajax=False):
+        headers = {"Referer": self._url("/instruments/show")}
+        if ajax:
+            headers["X-Requested-With"] = "XMLHttpRequest"
+        url = self._url(path)
+        if method == "GET":
+            response = self._context.request.get(url, headers=headers, timeout=self._timeout_ms)
+        else:
+            response = self._context.request.post(url, form=dict(form or {}), headers=headers, timeout=self._timeout_ms)
+        body = response.text()
+        final_path = urlparse(response.url).path.rstrip("/")
+        if response.status in (403, 429, 503) and _CHALLENGE_BODY.search(body):
+            artifacts = self._body_snapshot(step, response.url, body)
+            raise _failed(
+                PermanentChannelError,
+                self._with_links(
+                    f"V&R answered with a bot check ({step}). The product does not try to get past it: sign in "
+                    "to V&R once from an ordinary browser on this server's network, or ask V&R to allow the "
+                    "dealer account, then retry",
+                    artifacts,
+                ),
+                artifacts,
+                status=response.status,
+            )
+        if final_path in ("/login", LOGIN_PATH) or response.status == 401:
+            raise _LoginNeeded()
+        if response.status == 429:
+            from inventory.channels import RateLimited
+
+            retry_after = response.headers.get("retry-after")
+            raise RateLimited(
+                f"V&R asked to slow down ({step})",
+                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else 60.0,
+                status=429,
+            )
+        if response.status >= 500:
+            artifacts = self._body_snapshot(step, response.url, body)
+            raise _failed(
+                TransientChannelError,
+                self._with_links(f"V&R answered {response.status} ({step})", artifacts),
+                artifacts,
+                status=response.status,
+            )
+        if response.status >= 400:
+            artifacts = self._body_snapshot(step, response.url, body)
+            raise _failed(
+                PermanentChannelError,
+                self._with_links(f"V&R refused the request ({step}, {response.status})", artifacts),
+                artifacts,
+                status=response.status,
+                body=body[:500],
+            )
+        return response, body
+
+    def _export(self) -> list[dict[str, str]]:
+        step = "read the inventory export"
+        response, body = self._request(step, "GET", EXPORT_PATH)
+        if "<form" in body[:5000].lower() and 'name="pass"' in body:
+            raise _LoginNeeded()  # the login page, answered 200 in place of the file
+        try:
+            return mappers.parse_export(body)
+        except mappers.ExportLayoutChanged as changed:
+            artifacts = self._body_snapshot(step, response.url, body)
+            raise _failed(
+                PermanentChannelError,
+                self._with_links(
+                    f"V&R's inventory export has no {', '.join(repr(c) for c in changed.missing)} column any more: "
+                    "its layout changed and the product needs an update",
+                    artifacts,
+                ),
+                artifacts,
+            ) from None
+
+    def _ajax_answer(self, body: str) -> str:
+        return body.strip().strip('"').strip()
+
+    def _check_brand(self, brand: str) -> str:
+        _, body = self._request("check the brand", "POST", BRAND_CHECK_PATH, form={"brand_name": brand}, ajax=True)
+        if "<form" in body.lower() and 'name="pass"' in body:
+            raise _LoginNeeded()
+        answer = self._ajax_answer(body)
+        if answer.startswith("{"):
+            import json
+
+            try:
+                data = json.loads(answer)
+            except ValueError:
+                data = {}
+            answer = str(data.get("id") or data.get("brand_id") or "0")
+        return answer if answer.isdigit() else "0"
+
+    def _mark_sold(self, product_id: str) -> bool:
+        path = MARK_SOLD_PATH.format(random=secrets.randbelow(10**9))
+        _, body = self._request("mark the item sold", "POST", path, form={"product_id": product_id}, ajax=True)
+        if "<form" in body.lower() and 'name="pass"' in body:
+            raise _LoginNeeded()
+        return self._ajax_answer(body).lower() in ("true", "1", "ok")
+
+    def _delete_item(self, product_id: str) -> str:
+        _, body = self._request("delete the item", "POST", DELETE_PATH, form={"product_id": product_id}, ajax=True)
+        if "<form" in body.lower() and 'name="pass"' in body:
+            raise _LoginNeeded()
+        return self._ajax_answer(body)
+
+    # --- the item form -------------------------------------------------------------------
+
+    def _open_form(self, step: str, path: str):
+        page = self._page
+        response = page.goto(self._url(path), wait_until="domcontentloaded")
+        self._check_page(step, response)
+        form = page.locator(_ITEM_FORM).first
+        try:
+            form.wait_for(state="attached", timeout=self._timeout_ms)
+        except Exception:
+            artifacts = self._snapshot(step)
+            raise _failed(
+                PermanentChannelError,
+                self._with_links(
+                    "V&R's item page has no item form (no hidden unique_id field): the page changed", artifacts
+                ),
+                artifacts,
+            ) from None
+        for hidden in ("unique_id", "version"):
+            if hidden == "version" and path == ADD_EDIT_PATH:
+                continue
+            if form.locator(f'input[name="{hidden}"]').count() == 0:
+                artifacts = self._snapshot(step)
+                raise _failed(
+                    PermanentChannelError,
+                    self._with_links(f"V&R's item form has no hidden {hidden!r} field: the page changed", artifacts),
+                    artifacts,
+                )
+        return form
+
+    def _fill(self, step: str, form, fields: Mapping[str, str]) -> None:
+        """Set each field by its V&R name; a missing field means the layout changed."""
+        for name, value in fields.items():
+            element = form.locator(f'[name="{name}"]')
+            if element.count() == 0:
+                artifacts = self._snapshot(step)
+                raise _failed(
+                    PermanentChannelError,
+                    self._with_links(
+                        f"V&R's item form has no field {name!r} any more: the page layout changed and the product "
+                        "needs an update (nothing was submitted)",
+                        artifacts,
+                    ),
+                    artifacts,
+                    body={"field": name},
+                )
+            element = element.first
+            kind = element.evaluate("e => e.tagName.toLowerCase() + ':' + (e.type || '').toLowerCase()")
+            if kind.startswith("select"):
+                if value:
+                    # Dependent levels are filled in by the page after the level above is chosen: wait for it.
+                    option = element.locator(f'option[value="{value}"]')
+                    try:
+                        option.wait_for(state="attached", timeout=self._timeout_ms)
+                    except Exception:
+                        artifacts = self._snapshot(step)
+                        raise _failed(
+                            PermanentChannelError,
+                            self._with_links(
+                                f"V&R offers no choice {value!r} for {name!r}: check the Vintage & Rare category "
+                                "mapping",
+                                artifacts,
+                            ),
+                            artifacts,
+                            body={"field": name},
+                        ) from None
+                    element.select_option(value=value)
+                elif element.evaluate("e => e.value") != "":
+                    element.select_option(value="") if element.locator('option[value=""]').count() else None
+            elif kind.endswith(":checkbox"):
+                element.set_checked(bool(value) and value not in ("0", "false"))
+            elif kind.endswith(":file"):
+                continue
+            elif kind.endswith(":hidden") or not element.is_visible():
+                # A rich-text editor keeps the HTML in a hidden textarea: set it as the editor would.
+                element.evaluate("(e, v) => { e.value = v; e.dispatchEvent(new Event('change')); }", value)
+            else:
+                element.fill(value)
+
+    def _attach_photos(self, step: str, form, photos: Sequence[Photo]) -> None:
+        for field_name, photo in zip(mappers.PHOTO_FIELDS, photos, strict=False):
+            element = form.locator(f'input[name="{field_name}"]')
+            if element.count() == 0:
+                artifacts = self._snapshot(step)
+                raise _failed(
+                    PermanentChannelError,
+                    self._with_links(f"V&R's item form has no photo field {field_name!r}: the page changed", artifacts),
+                    artifacts,
+                )
+            element.first.set_input_files(
+                files=[{"name": photo.name, "mimeType": photo.mime_type, "buffer": photo.data}]
+            )
+
+    def _submit(self, step: str, form) -> None:
+        page = self._page
+        submit = form.locator('[type="submit"]').first
+        with page.expect_navigation(wait_until="domcontentloaded") as navigation:
+            if submit.count():
+                submit.click()
+            else:
+                form.evaluate("f => f.requestSubmit ? f.requestSubmit() : f.submit()")
+        response = navigation.value
+        if response is not None and response.status == 409:
+            artifacts = self._snapshot(step)
+            raise _failed(
+                TransientChannelError,
+                self._with_links(f"V&R says the item changed while it was being edited ({step})", artifacts),
+                artifacts,
+                status=409,
+            )
+        self._check_page(step, response)
+        if page.locator(_ITEM_FORM).count() and page.locator(_FORM_ERRORS).count():
+            said = _visible_text(page, _FORM_ERRORS)
+            artifacts = self._snapshot(step)
+            raise _failed(
+                PermanentChannelError,
+                self._with_links(f'V&R refused the item: "{said}"', artifacts),
+                artifacts,
+                status=response.status if response is not None else None,
+                body={"message": said},
+            )
+
+    def _add_item(self, fields: dict[str, str], photos: list[Photo]) -> None:
+        step = "submit the add-item form"
+        form = self._open_form(step, ADD_EDIT_PATH)
+        self._fill(step, form, fields)
+        self._attach_photos(step, form, photos)
+        self._submit(step, form)
+
+    def _edit_item(self, product_id: str, changes: dict[str, str], photos: list[Photo] | None) -> None:
+        step = "submit the edit form"
+        try:
+            form = self._open_form(step, f"{ADD_EDIT_PATH}/{product_id}")
+        except ListingNotFound:
+            raise ListingNotFound(f"V&R has no item {product_id}", status=404) from None
+        self._fill(step, form, changes)
+        if photos:
+            self._attach_photos(step, form, photos)
+        self._submit(step, form)
+
+    def _memory_bytes(self) -> int:
+        return _tree_rss(self.browser_pid) if self.browser_pid else 0
+
+
+# --- photos (plain HTTP, outside the browser) -------------------------------------------
+
+
+def download_photo(url: str, *, timeout: float = 20.0) -> Photo:
+    """One of the item's images, fetched to be uploaded as a file (V&R takes files, not URLs)."""
+    try:
+        response = requests.get(url, timeout=timeout, stream=True)
+    except requests.RequestException as error:
+        raise TransientChannelError(f"could not download the photo {url}: {error}") from error
+    if response.status_code >= 500:
+        raise TransientChannelError(f"the photo {url} answered {response.status_code}", status=response.status_code)
+    if response.status_code >= 400:
+        raise PermanentChannelError(f"the photo {url} answered {response.status_code}", status=response.status_code)
+    data = response.raw.read(MAX_PHOTO_BYTES + 1, decode_content=True)
+    if len(data) > MAX_PHOTO_BYTES:
+        raise PermanentChannelError(f"the photo {url} is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB")
+    mime = (response.headers.get("content-type") or "image/jpeg").split(";")[0].strip()
+    name = Path(urlparse(url).path).name or "photo.jpg"
+    return Photo(name=name[:100], mime_type=mime, data=data)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _visible_text(page, selector: str) -> str:
+    try:
+        texts = [t.strip() for t in page.locator(selector).all_inner_texts() if t.strip()]
+    except Exception:
+        return ""
+    return " ".join(texts)[:300]
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children = (task / "children").read_text().split()
+            found.extend(int(child) for child in children)
+    except OSError:
+        pass
+    return found
+
+
+def _tree_rss(pid: int) -> int:
+    total, stack, seen = 0, [pid], set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+        stack.extend(_children(current))
+    return total
+
+
+def _browser_pid(executable: str, _launch: int) -> int | None:
+    """The newest Chromium started by this process's Playwright driver (for the memory figure)."""
+    import os
+
+    me = os.getpid()
+    candidates = []
+    for child in _descendants(me):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and b"chrom" in cmdline[0] and not any(part.startswith(b"--type=") for part in cmdline):
+            candidates.append(child)
+    return max(candidates) if candidates else None
+
+
+def _descendants(pid: int) -> list[int]:
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        for child in _children(current):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+# --- one session per dealer login and process -------------------------------------------
+
+_sessions: dict[tuple, VRBrowser] = {}
+_sessions_lock = threading.Lock()
+
+
+def session_for(key: tuple, factory: Callable[[], VRBrowser]) -> VRBrowser:
+    """The process's browser for this dealer login (key), made once by `factory`."""
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None or session._closed:
+            for stale in [k for k in _sessions if k[0] == key[0] and k != key]:  # same login, new settings
+                _sessions.pop(stale).close()
+            session = factory()
+            _sessions[key] = session
+        return session
+
+
+def close_all_sessions() -> None:
+    """Close every browser of this process (tests, shutdown)."""
+    with _sessions_lock:
+        sessions = list(_sessions.values())
+        _sessions.clear()
+    for session in sessions:
+        session.close()
+
+
+atexit.register(close_all_sessions)

@@ -1,0 +1,804 @@
+"""A loopback V&R dealer site: the pages, form fields, export and AJAX calls the client relies on.
+
+Built from ../shared/CHANNELS.md section 4 (the only public description of the dealer site):
+login at POST /do_login (username, pass, open_where=header) setting a PHPSESSID cookie and
+redirecting to /account; the add/edit item form at /instruments/add_edit_item[/{id}] with a
+single-use hidden `unique_id`, a `version` per item and the real field names, posted as
+multipart with image_1..image_20 files; a "saved" answer that does not carry the new id; the
+inventory CSV export with V&R's columns; the AJAX brand check, mark-sold and delete calls
+(X-Requested-With, form-encoded). Every item post is checked: a used or unknown unique_id, a
+stale version, an unknown brand or category, a missing field are refused as V&R would, and
+unknown field names are recorded for the tests.
+
+Switches (set_switches) make it misbehave deterministically: slow pages, sessions that expire
+(now or after N more requests), a renamed form field, a bot challenge on every page, and a
+server error after the item was stored.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from email.parser import BytesParser
+from email.policy import HTTP
+from http import cookies
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from .. import mappers
+
+DEFAULT_USERNAME = "dealer@example.com"
+DEFAULT_PASSWORD = "sandbox-password"
+SESSION_COOKIE = "PHPSESSID"
+
+BRANDS = {
+    "fender": 101,
+    "gibson": 102,
+    "martin": 103,
+    "vox": 104,
+    "gretsch": 105,
+    "rickenbacker": 106,
+    "marshall": 107,
+    "ibanez": 108,
+    "prs": 109,
+    "guild": 110,
+}
+# id -> (name, parent id); levels as the form's categ_level_0..3 choices.
+CATEGORIES = {
+    "51": ("Guitars", ""),
+    "83": ("Electric solid body", "51"),
+    "84": ("Semi-hollow body", "51"),
+    "85": ("Flat top", "51"),
+    "86": ("12 string", "51"),
+    "87": ("Electric", "86"),
+    "52": ("Amps", ""),
+    "90": ("Combo", "52"),
+    "91": ("Head", "52"),
+    "53": ("Basses", ""),
+    "95": ("4 string", "53"),
+    "54": ("Effects", ""),
+    "99": ("Overdrive", "54"),
+}
+FORM_FIELDS = (
+    "unique_id",
+    "version",
+    mappers.FIELD_BRAND,
+    mappers.FIELD_MODEL,
+    mappers.FIELD_YEAR,
+    mappers.FIELD_DECADE,
+    mappers.FIELD_FINISH,
+    mappers.FIELD_DESCRIPTION,
+    mappers.FIELD_PRICE,
+    mappers.FIELD_EXTERNAL_ID,
+    mappers.FIELD_PROCESSING_TIME,
+    mappers.FIELD_PROCESSING_UNIT,
+    *mappers.CATEGORY_FIELDS,
+    mappers.FIELD_SHIPMENT,
+    mappers.FIELD_YOUTUBE,
+    "local_pickup",
+    "buy_now",
+    "save",
+)
+REQUIRED_FIELDS = (mappers.FIELD_BRAND, mappers.FIELD_MODEL, mappers.FIELD_PRICE, "categ_level_0")
+
+
+@dataclass
+class Switches:
+    """Deterministic misbehaviour. Counters count down as they fire."""
+
+    slow_ms: float = 0.0  # added to every page and request
+    expire_after: int | None = None  # sessions expire once after this many more signed-in requests
+    renamed_fields: dict[str, str] = field(default_factory=dict)  # form field name -> the name the form shows
+    bot_challenge: bool = False
+    fail_after_store: int = 0  # the next N item submits store the item, then answer 500
+    fail_requests: int = 0  # the next N signed-in requests answer 500 and do nothing
+    wrong_export_columns: bool = False  # the export without its "external id" column
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the sandbox received it (a password is never kept)."""
+
+    method: str
+    path: str
+    kind: str  # page, login, add, edit, export, brand, mark_sold, delete, photo, other
+    fields: dict[str, str]
+    files: tuple[str, ...]
+    status: int
+    signed_in: bool
+    headers: dict[str, str]
+    unknown_fields: tuple[str, ...] = ()
+    product_id: str = ""
+
+
+@dataclass
+class Item:
+    id: int
+    fields: dict[str, str]
+    images: list[tuple[str, str, bytes]]  # (filename, mime, data)
+    version: int = 1
+    sold: bool = False
+    sold_by: str = ""  # "buyer" (a sale on V&R) or "dealer" (marked sold)
+
+
+class VRStore:
+    """The site's state. Guarded by `lock`."""
+
+    def __init__(self, *, username: str, password: str) -> None:
+        self.lock = threading.RLock()
+        self.username = username
+        self.password = password
+        self.sessions: set[str] = set()
+        self.unique_ids: set[str] = set()
+        self.items: dict[int, Item] = {}
+        self.next_id = 70001
+        self.switches = Switches()
+        self.log: list[RecordedRequest] = []
+
+    def issue_unique_id(self) -> str:
+        token = secrets.token_hex(10)
+        self.unique_ids.add(token)
+        return token
+
+    def export_row(self, item: Item, base_url: str) -> dict[str, str]:
+        f = item.fields
+        price = f.get(mappers.FIELD_PRICE, "")
+        with_id = {
+            "brand name": f.get(mappers.FIELD_BRAND, "").lower(),
+            "category name": ">".join(
+                CATEGORIES[c][0] for c in (f.get(name, "") for name in mappers.CATEGORY_FIELDS) if c in CATEGORIES
+            ),
+            "product id": str(item.id),
+            "external id": f.get(mappers.FIELD_EXTERNAL_ID, ""),
+            "product model name": f.get(mappers.FIELD_MODEL, ""),
+            "product price": _export_price(price),
+            "product price notax": "",
+            "product description": f.get(mappers.FIELD_DESCRIPTION, ""),
+            "product year": f.get(mappers.FIELD_YEAR, ""),
+            "product sold": "yes" if item.sold else "no",
+            "product finish": f.get(mappers.FIELD_FINISH, ""),
+            "product in collective": "no",
+            "product in inventory": "yes",
+            "product in reseller": "no",
+            "collective discount": "0",
+            "free shipping": "no",
+            "buy now": "yes" if f.get("buy_now") else "no",
+            "show vat": "no",
+            "decade": f.get(mappers.FIELD_DECADE, ""),
+            "product order": "",
+            "local pickup": "yes" if f.get("local_pickup") else "no",
+            "available for shipment": "yes" if f.get(mappers.FIELD_SHIPMENT) else "no",
+            "processing time": f.get(mappers.FIELD_PROCESSING_TIME, ""),
+            "offer discount": "0",
+            "image url": "|".join(
+                f"{base_url}/uploads/products/{item.id}/{n}/original.jpg" for n in range(1, len(item.images) + 1)
+            ),
+            "video url": f.get(mappers.FIELD_YOUTUBE, ""),
+            "external link": "",
+        }
+        return with_id
+
+
+def _export_price(price: str) -> str:
+    try:
+        value = Decimal(price)
+    except (InvalidOperation, ValueError):
+        return price
+    return str(int(value)) if value == value.to_integral_value() else f"{value:.2f}"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+    sandbox: VRSandbox
+
+
+class VRSandbox:
+    """The loopback dealer site, usable as a context manager: `with VRSandbox() as site: site.base_url`."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        username: str = DEFAULT_USERNAME,
+        password: str = DEFAULT_PASSWORD,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.store = VRStore(username=username, password=password)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> str:
+        if self._server is None:
+            self._server = _Server((self.host, self.port), _Handler)
+            self._server.sandbox = self
+            self.port = self._server.server_address[1]
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="vr-sandbox", daemon=True
+            )
+            self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def serve_forever(self, ready: Callable[[str], None] | None = None) -> None:
+        self._server = _Server((self.host, self.port), _Handler)
+        self._server.sandbox = self
+        self.port = self._server.server_address[1]
+        if ready is not None:
+            ready(self.base_url)
+        try:
+            self._server.serve_forever()
+        finally:
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> VRSandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- the site, for tests -------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every item, session and request (between tests sharing one site)."""
+        with self.store.lock:
+            self.store.sessions.clear()
+            self.store.unique_ids.clear()
+            self.store.items.clear()
+            self.store.switches = Switches()
+            self.store.log.clear()
+
+    def set_switches(self, **changes: Any) -> None:
+        with self.store.lock:
+            self.store.switches = replace(self.store.switches, **changes)
+
+    def expire_sessions(self) -> None:
+        """Every signed-in browser is sent to the login page on its next request."""
+        with self.store.lock:
+            self.store.sessions.clear()
+
+    def items(self, sku: str | None = None) -> list[Item]:
+        with self.store.lock:
+            return [
+                i for i in self.store.items.values() if sku is None or i.fields.get(mappers.FIELD_EXTERNAL_ID) == sku
+            ]
+
+    def item(self, product_id: str | int) -> Item | None:
+        with self.store.lock:
+            return self.store.items.get(int(product_id))
+
+    def export_rows(self) -> list[dict[str, str]]:
+        with self.store.lock:
+            return [self.store.export_row(i, self.base_url) for i in self.store.items.values()]
+
+    def add_external_item(
+        self,
+        sku: str = "",
+        *,
+        brand: str = "Fender",
+        model: str = "Stratocaster",
+        price: str = "1000.00",
+        year: str = "",
+        finish: str = "",
+        description: str = "",
+        categories: Iterable[str] = ("51", "83"),
+        sold: bool = False,
+        **extra: str,
+    ) -> Item:
+        """An item the dealer listed on V&R directly (not through the back office)."""
+        fields = {
+            mappers.FIELD_BRAND: brand,
+            mappers.FIELD_MODEL: model,
+            mappers.FIELD_PRICE: price,
+            mappers.FIELD_EXTERNAL_ID: sku,
+            mappers.FIELD_YEAR: year,
+            mappers.FIELD_DECADE: mappers.decade_of(year),
+            mappers.FIELD_FINISH: finish,
+            mappers.FIELD_DESCRIPTION: description,
+            mappers.FIELD_SHIPMENT: "1",
+            mappers.FIELD_PROCESSING_TIME: "3",
+            mappers.FIELD_PROCESSING_UNIT: "days",
+            **mappers.category_fields(list(categories)),
+            **extra,
+        }
+        with self.store.lock:
+            item = Item(id=self.store.next_id, fields=fields, images=[], sold=sold, sold_by="buyer" if sold else "")
+            self.store.next_id += 1
+            self.store.items[item.id] = item
+            return item
+
+    def simulate_sale(self, sku: str) -> Item:
+        """A buyer buys the item on V&R: the export shows it sold (V&R tells nothing more)."""
+        with self.store.lock:
+            live = [
+                i for i in self.store.items.values() if i.fields.get(mappers.FIELD_EXTERNAL_ID) == sku and not i.sold
+            ]
+            if not live:
+                raise LookupError(f"no item for sale with external id {sku!r}")
+            item = live[-1]
+            item.sold, item.sold_by = True, "buyer"
+            return item
+
+    def requests(self, kind: str | None = None) -> list[RecordedRequest]:
+        with self.store.lock:
+            return [r for r in self.store.log if kind is None or r.kind == kind]
+
+    def reset_log(self) -> None:
+        with self.store.lock:
+            self.store.log.clear()
+
+
+# --- the pages -------------------------------------------------------------------------------
+
+
+def _page(title: str, body: str, *, signed_in: bool) -> str:
+    header = (
+        '<a href="/account">My account</a> · <a href="/logout">Sign out</a>'
+        if signed_in
+        else (
+            '<form id="header_login" action="/do_login" method="post">'
+            '<input type="text" name="username" placeholder="E-mail">'
+            '<input type="password" name="pass" placeholder="Password">'
+            '<input type="hidden" name="open_where" value="header">'
+            '<button type="submit">Sign in</button></form>'
+        )
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)} | Vintage &amp; Rare</title>"
+        "<style>body{font-family:sans-serif;margin:0}header{background:#222;color:#eee;padding:8px}"
+        "header a{color:#fc6}main{padding:16px}label{display:block;margin:6px 0}"
+        ".alert-danger{background:#fdd;padding:8px;border:1px solid #c00}</style></head>"
+        f"<body><header><strong>Vintage &amp; Rare</strong> {header}</header><main>{body}</main></body></html>"
+    )
+
+
+def _challenge_page() -> str:
+    return (
+        "<!doctype html><html><head><title>Just a moment...</title></head><body>"
+        '<div id="challenge-stage"><form id="challenge-form" action="/cdn-cgi/challenge" method="post">'
+        "<p>Checking if the site connection is secure. Verify you are human.</p></form></div></body></html>"
+    )
+
+
+def _options(choices: Iterable[tuple[str, str]], selected: str) -> str:
+    return "".join(
+        f'<option value="{html.escape(v)}"{" selected" if v == selected else ""}>{html.escape(label)}</option>'
+        for v, label in choices
+    )
+
+
+def _category_choices(parent: str) -> list[tuple[str, str]]:
+    return [("", "-- choose --")] + [(cid, name) for cid, (name, up) in CATEGORIES.items() if up == parent]
+
+
+def _item_form(store: VRStore, item: Item | None, *, error: str = "", values: dict[str, str] | None = None) -> str:
+    """The add/edit form. Field names as V&R's; some may be renamed by a switch (a layout change)."""
+    values = dict(values if values is not None else (item.fields if item else {}))
+    rename = store.switches.renamed_fields
+
+    def name(n: str) -> str:
+        return html.escape(rename.get(n, n))
+
+    def text(n: str, label: str) -> str:
+        return f'<label>{label} <input type="text" name="{name(n)}" value="{html.escape(values.get(n, ""))}"></label>'
+
+    def check(n: str, label: str) -> str:
+        on = " checked" if values.get(n) else ""
+        return f'<label><input type="checkbox" name="{name(n)}" value="1"{on}> {label}</label>'
+
+    levels = [values.get(f, "") for f in mappers.CATEGORY_FIELDS]
+    selects = []
+    parent = ""
+    for depth, field_name in enumerate(mappers.CATEGORY_FIELDS):
+        # Deeper levels are filled in by the page's script once the level above is chosen (as V&R does),
+        # except on the edit form, which shows the saved path.
+        choices = _category_choices(parent) if depth == 0 or parent else [("", "-- choose --")]
+        selects.append(
+            f'<select name="{name(field_name)}" data-level="{depth}">{_options(choices, levels[depth])}</select>'
+        )
+        parent = levels[depth] if levels[depth] else ""
+    decades = [("", "--")] + [(str(d), f"{d}s") for d in range(1900, 2030, 10)]
+    action = "/instruments/add_edit_item" + (f"/{item.id}" if item else "")
+    images = "".join(
+        f'<input type="file" name="{name(f"image_{n}")}" accept="image/*">' for n in range(1, mappers.MAX_PHOTOS + 1)
+    )
+    error_html = f'<div class="alert alert-danger">{html.escape(error)}</div>' if error else ""
+    body = f"""
+<h1>{"Edit item" if item else "Add an item"}</h1>{error_html}
+<form id="frm_step1" method="post" enctype="multipart/form-data" action="{action}">
+<input type="hidden" name="unique_id" value="{store.issue_unique_id()}">
+<input type="hidden" name="version" value="{item.version if item else 0}">
+{text(mappers.FIELD_BRAND, "Brand")}
+{text(mappers.FIELD_MODEL, "Model")}
+{text(mappers.FIELD_YEAR, "Year")}
+<label>Decade <select name="{name(mappers.FIELD_DECADE)}">{_options(decades, values.get(mappers.FIELD_DECADE, ""))}</select></label>
+{text(mappers.FIELD_FINISH, "Finish / colour")}
+<label>Description <div id="item_desc_editor" contenteditable="true" style="border:1px solid #999;min-height:60px">{values.get(mappers.FIELD_DESCRIPTION, "")}</div>
+<textarea name="{name(mappers.FIELD_DESCRIPTION)}" style="display:none">{html.escape(values.get(mappers.FIELD_DESCRIPTION, ""))}</textarea></label>
+{text(mappers.FIELD_PRICE, "Price")}
+{text(mappers.FIELD_EXTERNAL_ID, "Your reference (external id)")}
+<label>Categories {"".join(selects)}</label>
+{text(mappers.FIELD_PROCESSING_TIME, "Processing time")}
+<select name="{name(mappers.FIELD_PROCESSING_UNIT)}">{_options([("days", "days"), ("hours", "hours")], values.get(mappers.FIELD_PROCESSING_UNIT, "days"))}</select>
+{check(mappers.FIELD_SHIPMENT, "Available for shipment")}
+{check("local_pickup", "Local pickup")}
+{check("buy_now", "Buy now")}
+{text(mappers.FIELD_YOUTUBE, "YouTube link")}
+<fieldset><legend>Photos</legend>{images}</fieldset>
+<button type="submit" name="save" value="1">Save item</button>
+</form>
+<script>
+document.querySelectorAll('select[data-level]').forEach(function (select) {{
+  select.addEventListener('change', function () {{
+    var level = +select.dataset.level;
+    var below = Array.from(document.querySelectorAll('select[data-level]')).filter(function (s) {{ return +s.dataset.level > level; }});
+    below.forEach(function (s) {{ s.innerHTML = '<option value="">-- choose --</option>'; }});
+    if (!select.value || !below.length) return;
+    fetch('/ajax/get_categories?parent=' + encodeURIComponent(select.value), {{headers: {{'X-Requested-With': 'XMLHttpRequest'}}}})
+      .then(function (r) {{ return r.json(); }})
+      .then(function (rows) {{ rows.forEach(function (row) {{ var o = document.createElement('option'); o.value = row[0]; o.textContent = row[1]; below[0].appendChild(o); }}); }});
+  }});
+}});
+</script>"""
+    return _page("Edit item" if item else "Add item", body, signed_in=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    @property
+    def site(self) -> VRSandbox:
+        return self.server.sandbox
+
+    @property
+    def store(self) -> VRStore:
+        return self.server.sandbox.store
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _session(self) -> str | None:
+        jar = cookies.SimpleCookie(self.headers.get("Cookie", ""))
+        morsel = jar.get(SESSION_COOKIE)
+        return morsel.value if morsel else None
+
+    def _signed_in(self) -> bool:
+        session = self._session()
+        with self.store.lock:
+            if not session or session not in self.store.sessions:
+                return False
+            switches = self.store.switches
+            if switches.expire_after is not None:
+                if switches.expire_after <= 0:
+                    self.store.sessions.clear()
+                    switches.expire_after = None
+                    return False
+                switches.expire_after -= 1
+            return True
+
+    def _send(self, status: int, body: str | bytes, *, content_type: str = "text/html; charset=utf-8", headers=None):
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        return status
+
+    def _redirect(self, location: str, headers=None) -> int:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        return 302
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _record(self, kind: str, status: int, *, fields=None, files=(), signed_in=False, unknown=(), product_id=""):
+        safe = {k: ("***" if k == "pass" else v) for k, v in (fields or {}).items()}
+        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "cookie"}
+        with self.store.lock:
+            self.store.log.append(
+                RecordedRequest(
+                    method=self.command,
+                    path=urlparse(self.path).path,
+                    kind=kind,
+                    fields=safe,
+                    files=tuple(files),
+                    status=status,
+                    signed_in=signed_in,
+                    headers=headers,
+                    unknown_fields=tuple(unknown),
+                    product_id=str(product_id),
+                )
+            )
+
+    def _slow(self) -> None:
+        delay = self.store.switches.slow_ms
+        if delay:
+            time.sleep(delay / 1000)
+
+    # --- routing ------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def _route(self, method: str) -> None:
+        self._slow()
+        path = urlparse(self.path).path.rstrip("/") or "/"
+        body = self._body() if method == "POST" else b""
+        if self.store.switches.bot_challenge:
+            status = self._send(403, _challenge_page())
+            self._record("challenge", status)
+            return
+        if path.startswith("/uploads/products/"):
+            self._photo(path)
+            return
+        if path == "/do_login" and method == "POST":
+            self._login(body)
+            return
+        if path in ("/", "/login"):
+            self._home(path)
+            return
+        signed_in = self._signed_in()
+        if not signed_in:
+            status = self._redirect("/login?redirect=" + path)
+            self._record("redirect_to_login", status)
+            return
+        with self.store.lock:
+            failing = self.store.switches.fail_requests > 0
+            if failing:
+                self.store.switches.fail_requests -= 1
+        if failing:
+            status = self._send(500, _page("Error", "<h1>500 Internal Server Error</h1>", signed_in=True))
+            self._record("error", status, signed_in=True)
+            return
+        if path == "/logout":
+            with self.store.lock:
+                self.store.sessions.discard(self._session() or "")
+            self._redirect("/")
+        elif path in ("/account", "/instruments/show"):
+            count = len(self.site.items())
+            status = self._send(200, _page("My account", f"<h1>My account</h1><p>{count} items.</p>", signed_in=True))
+            self._record("page", status, signed_in=True)
+        elif path == "/instruments/export_inventory/export_inventory" and method == "GET":
+            self._export()
+        elif path.startswith("/instruments/add_edit_item"):
+            rest = path[len("/instruments/add_edit_item") :].strip("/")
+            if method == "GET":
+                self._form(rest)
+            else:
+                self._save(rest, body)
+        elif path.startswith("/ajax/"):
+            self._ajax(method, path, body)
+        else:
+            status = self._send(404, _page("Not found", "<h1>Page not found</h1>", signed_in=True))
+            self._record("other", status, signed_in=True)
+
+    def _home(self, path: str) -> None:
+        signed_in = self._signed_in()
+        query = parse_qs(urlparse(self.path).query)
+        error = '<div class="alert alert-danger">Wrong e-mail or password.</div>' if "error" in query else ""
+        if path == "/login" and not signed_in:
+            body = f"<h1>Sign in</h1>{error}<p>Please sign in to continue.</p>"
+        else:
+            body = "<h1>The marketplace for vintage and rare instruments</h1>"
+        status = self._send(200, _page("Sign in" if path == "/login" else "Home", body, signed_in=signed_in))
+        self._record("page", status, signed_in=signed_in)
+
+    def _login(self, body: bytes) -> None:
+        form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+        ok = form.get("username") == self.store.username and form.get("pass") == self.store.password
+        if ok and form.get("open_where") == "header":
+            session = secrets.token_hex(16)
+            with self.store.lock:
+                self.store.sessions.add(session)
+            status = self._redirect("/account", {"Set-Cookie": f"{SESSION_COOKIE}={session}; Path=/; HttpOnly"})
+        else:
+            status = self._redirect("/login?error=1")
+        self._record("login", status, fields=form)
+
+    def _photo(self, path: str) -> None:
+        parts = path.strip("/").split("/")  # uploads/products/{id}/{n}/original.jpg
+        try:
+            item = self.site.item(parts[2])
+            _name, mime, data = item.images[int(parts[3]) - 1]
+        except (IndexError, ValueError, AttributeError, TypeError):
+            self._send(404, "not found", content_type="text/plain")
+            return
+        self._send(200, data, content_type=mime)
+        self._record("photo", 200)
+
+    def _export(self) -> None:
+        rows = self.site.export_rows()
+        columns = mappers.EXPORT_COLUMNS
+        if self.store.switches.wrong_export_columns:
+            columns = tuple(c for c in columns if c != "external id")
+        text = mappers.export_csv(rows, columns)
+        status = self._send(
+            200,
+            text,
+            content_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="vintageandrare_inventory_{time.strftime("%Y-%m-%d")}.csv"'
+            },
+        )
+        self._record("export", status, signed_in=True)
+
+    def _form(self, rest: str) -> None:
+        item = None
+        if rest:
+            item = self.site.item(rest) if rest.isdigit() else None
+            if item is None:
+                status = self._send(404, _page("Not found", "<h1>Item not found</h1>", signed_in=True))
+                self._record("form", status, signed_in=True, product_id=rest)
+                return
+        with self.store.lock:
+            page = _item_form(self.store, item)
+        status = self._send(200, page)
+        self._record("form", status, signed_in=True, product_id=rest)
+
+    def _save(self, rest: str, body: bytes) -> None:
+        kind = "edit" if rest else "add"
+        content_type = self.headers.get("Content-Type", "")
+        if not content_type.startswith("multipart/form-data"):
+            status = self._send(400, _page("Error", "<h1>The item form must be sent as multipart</h1>", signed_in=True))
+            self._record(kind, status, signed_in=True, product_id=rest)
+            return
+        fields, files = _multipart(content_type, body)
+        images = [(n, files[n]) for n in mappers.PHOTO_FIELDS if n in files and files[n][2]]
+        unknown = tuple(sorted(k for k in [*fields, *files] if k not in FORM_FIELDS and k not in mappers.PHOTO_FIELDS))
+        with self.store.lock:
+            item = self.site.item(rest) if rest else None
+            if rest and item is None:
+                status = self._send(404, _page("Not found", "<h1>Item not found</h1>", signed_in=True))
+                self._record(kind, status, fields=fields, signed_in=True, unknown=unknown, product_id=rest)
+                return
+            error = self._invalid(fields, item)
+            if error is not None:
+                status_code, message = error
+                if status_code == 409:
+                    page = _page(
+                        "Changed", f'<div class="alert alert-danger">{html.escape(message)}</div>', signed_in=True
+                    )
+                else:
+                    page = _item_form(self.store, item, error=message, values=fields)
+                status = self._send(status_code, page)
+                self._record(kind, status, fields=fields, files=[n for n, _ in images], signed_in=True, unknown=unknown)
+                return
+            self.store.unique_ids.discard(fields["unique_id"])
+            stored = {k: v for k, v in fields.items() if k in FORM_FIELDS and k not in ("unique_id", "version", "save")}
+            if item is None:
+                item = Item(id=self.store.next_id, fields=stored, images=[img for _, img in images])
+                self.store.next_id += 1
+                self.store.items[item.id] = item
+            else:
+                item.fields = stored  # an edit replaces every field with what the form posted
+                if images:
+                    item.images = [img for _, img in images]
+                item.version += 1
+            failing = self.store.switches.fail_after_store > 0
+            if failing:
+                self.store.switches.fail_after_store -= 1
+        files_sent = [n for n, _ in images]
+        if failing:
+            status = self._send(500, _page("Error", "<h1>500 Internal Server Error</h1>", signed_in=True))
+        else:
+            # "Saved", without the new item's id: the dealer finds it in the inventory.
+            status = self._redirect("/instruments/show?saved=1")
+        self._record(kind, status, fields=fields, files=files_sent, signed_in=True, unknown=unknown, product_id=item.id)
+
+    def _invalid(self, fields: dict[str, str], item: Item | None) -> tuple[int, str] | None:
+        unique_id = fields.get("unique_id", "")
+        if unique_id not in self.store.unique_ids:
+            return 400, "This form was already sent or has expired. Please open it again."
+        if item is not None and fields.get("version") != str(item.version):
+            return 409, "This item was changed meanwhile. Please open it again."
+        for name in REQUIRED_FIELDS:
+            if not fields.get(name, "").strip():
+                return 400, f"Please fill in {name}."
+        if fields[mappers.FIELD_BRAND].strip().lower() not in BRANDS:
+            return 400, "Please choose a brand from the list."
+        try:
+            if Decimal(fields[mappers.FIELD_PRICE]) <= 0:
+                raise InvalidOperation
+        except InvalidOperation:
+            return 400, "Please enter a valid price."
+        parent = ""
+        for name in mappers.CATEGORY_FIELDS:
+            value = fields.get(name, "")
+            if not value:
+                break
+            if value not in CATEGORIES or CATEGORIES[value][1] != parent:
+                return 400, f"Unknown category {value}."
+            parent = value
+        return None
+
+    def _ajax(self, method: str, path: str, body: bytes) -> None:
+        xhr = self.headers.get("X-Requested-With") == "XMLHttpRequest"
+        if path == "/ajax/get_categories" and method == "GET":
+            parent = parse_qs(urlparse(self.path).query).get("parent", [""])[0]
+            rows = [(cid, name) for cid, (name, up) in CATEGORIES.items() if up == parent]
+            self._send(200, json.dumps(rows), content_type="application/json")
+            return
+        form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+        form_encoded = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
+        if method != "POST" or not xhr or not form_encoded:
+            status = self._send(400, "bad request", content_type="text/plain")
+            self._record("other", status, fields=form, signed_in=True)
+            return
+        if path == "/ajax/check_brand_exists":
+            brand = form.get("brand_name", "").strip().lower()
+            status = self._send(200, json.dumps(str(BRANDS.get(brand, 0))), content_type="application/json")
+            self._record("brand", status, fields=form, signed_in=True)
+        elif path.startswith("/ajax/mark_as_sold/"):
+            item = self.site.item(form["product_id"]) if form.get("product_id", "").isdigit() else None
+            with self.store.lock:
+                ok = item is not None and not item.sold
+                if ok:
+                    item.sold, item.sold_by = True, "dealer"
+            status = self._send(200, "true" if ok else "false", content_type="text/plain")
+            self._record("mark_sold", status, fields=form, signed_in=True, product_id=form.get("product_id", ""))
+        elif path == "/ajax/delete_item":
+            product_id = form.get("product_id", "")
+            with self.store.lock:
+                gone = self.store.items.pop(int(product_id), None) if product_id.isdigit() else None
+            status = self._send(200, "true" if gone else "false", content_type="text/plain")
+            self._record("delete", status, fields=form, signed_in=True, product_id=product_id)
+        else:
+            status = self._send(404, "not found", content_type="text/plain")
+            self._record("other", status, fields=form, signed_in=True)
+
+
+def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, str, bytes]]]:
+    """Fields and files of a multipart/form-data body (stdlib email parser; cgi is gone in 3.13)."""
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, str, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        filename = part.get_filename()
+        payload = part.get_payload(decode=True) or b""
+        if filename is not None:
+            files[name] = (filename, part.get_content_type(), payload)
+        else:
+            fields[name] = payload.decode(part.get_content_charset() or "utf-8")
+    return fields, files
