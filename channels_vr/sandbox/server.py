@@ -141,6 +141,7 @@ class VRStore:
         self.next_id = 70001
         self.switches = Switches()
         self.log: list[RecordedRequest] = []
+        self.hosted_photos: dict[str, tuple[str, bytes]] = {}
 
     def issue_unique_id(self) -> str:
         token = secrets.token_hex(10)
@@ -268,8 +269,15 @@ class VRSandbox:
             self.store.sessions.clear()
             self.store.unique_ids.clear()
             self.store.items.clear()
+            self.store.next_id = 70001
             self.store.switches = Switches()
             self.store.log.clear()
+
+    def host_photo(self, name: str, data: bytes, mime_type: str = "image/jpeg") -> str:
+        """Serve a photo at a URL of this server (standing in for the shop's media host). Returns the URL."""
+        with self.store.lock:
+            self.store.hosted_photos[name] = (mime_type, data)
+        return f"{self.base_url}/__photos__/{name}"
 
     def set_switches(self, **changes: Any) -> None:
         with self.store.lock:
@@ -569,6 +577,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path.startswith("/uploads/products/"):
             self._photo(path)
+            return
+        if path == "/favicon.ico":
+            self._send(404, "", content_type="text/plain")
+            return
+        if path.startswith("/__photos__/"):  # not V&R: the shop's own photo host, for tests and the demo
+            name = path.rsplit("/", 1)[-1]
+            photo = self.store.hosted_photos.get(name)
+            if photo is None:
+                self._send(404, "not found", content_type="text/plain")
+            else:
+                self._send(200, photo[1], content_type=photo[0])
             return
         if path == "/do_login" and method == "POST":
             self._login(body)
