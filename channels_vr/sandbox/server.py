@@ -99,6 +99,7 @@ class Switches:
     bot_challenge: bool = False
     fail_after_store: int = 0  # the next N item submits store the item, then answer 500
     fail_requests: int = 0  # the next N signed-in requests answer 500 and do nothing
+    fail_before_store: int = 0  # the next N item submits answer 500 and store nothing
     wrong_export_columns: bool = False  # the export without its "external id" column
 
 
@@ -327,6 +328,7 @@ class VRSandbox:
             mappers.FIELD_FINISH: finish,
             mappers.FIELD_DESCRIPTION: description,
             mappers.FIELD_SHIPMENT: "1",
+            mappers.FIELD_YOUTUBE: "",
             mappers.FIELD_PROCESSING_TIME: "3",
             mappers.FIELD_PROCESSING_UNIT: "days",
             **mappers.category_fields(list(categories)),
@@ -703,6 +705,14 @@ class _Handler(BaseHTTPRequestHandler):
         fields, files = _multipart(content_type, body)
         images = [(n, files[n]) for n in mappers.PHOTO_FIELDS if n in files and files[n][2]]
         unknown = tuple(sorted(k for k in [*fields, *files] if k not in FORM_FIELDS and k not in mappers.PHOTO_FIELDS))
+        with self.store.lock:
+            refuse = self.store.switches.fail_before_store > 0
+            if refuse:
+                self.store.switches.fail_before_store -= 1
+        if refuse:
+            status = self._send(500, _page("Error", "<h1>500 Internal Server Error</h1>", signed_in=True))
+            self._record(kind, status, fields=fields, signed_in=True, unknown=unknown, product_id=rest)
+            return
         with self.store.lock:
             item = self.site.item(rest) if rest else None
             if rest and item is None:
