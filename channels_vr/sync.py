@@ -304,35 +304,25 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
         rows = retry_transient(browser.export)
     currency = _currency(connection)
     result = PullResult(watermark=now, pages_read=1)
-    details = {d.product_id: d for d in VRListingDetail.objects.filter(connection=connection)}
-    newly_sold: list[str] = []
-    report_from = (since - ORDER_OVERLAP) if since else now
-    for row in rows:
-        if not mappers.is_sold(row):
-            continue
-        product_id = row["product id"]
-        detail = details.get(product_id)
-        if detail is not None and detail.ended_here:
-            continue  # this system marked it sold: not a sale on V&R
-        seen_at = detail.sold_seen_at if detail is not None else None
-        if seen_at is None:
-            already_sold = since is None if detail is None else detail.state == "sold"
-            if already_sold:
-                continue  # sold before this connection first looked: history, not a sale to record now
-            seen_at = now
-            newly_sold.append(product_id)
-        if seen_at >= report_from:
-            result.orders.append(mappers.sale_seen(row, seen_at=seen_at, currency=currency))
+    # Every sale stamped since the watermark (with an overlap); at the first pull, every one stamped so far
+    # (an end may have found one sold before any pull ran).
+    report_from = (since - ORDER_OVERLAP) if since else None
+    known = {d.product_id: d for d in VRListingDetail.objects.filter(connection=connection)}
     in_export = {row["product id"] for row in rows}
-    vanished = [d for d in details.values() if d.product_id not in in_export and d.state == "live" and not d.ended_here]
+    vanished = [d for d in known.values() if d.product_id not in in_export and d.state == "live" and not d.ended_here]
     with transaction.atomic():
-        _remember(connection, rows)
-        if newly_sold:
-            VRListingDetail.objects.filter(
-                connection=connection, product_id__in=newly_sold, sold_seen_at__isnull=True
-            ).update(sold_seen_at=now)
+        _remember(connection, rows, first_pull=since is None, now=now)
         if vanished:
             VRListingDetail.objects.filter(pk__in=[d.pk for d in vanished]).update(state="deleted", last_seen_at=now)
+    stamps = dict(
+        VRListingDetail.objects.filter(connection=connection, ended_here=False, sold_seen_at__isnull=False).values_list(
+            "product_id", "sold_seen_at"
+        )
+    )
+    for row in rows:
+        seen_at = stamps.get(row["product id"])
+        if mappers.is_sold(row) and seen_at is not None and (report_from is None or seen_at >= report_from):
+            result.orders.append(mappers.sale_seen(row, seen_at=seen_at, currency=currency))
     result.listings = [mappers.listing_seen(row, currency=currency) for row in rows]
     result.listings += [
         ListingSeen(external_id=d.product_id, sku=d.sku, state="ended", currency=currency) for d in vanished
@@ -447,9 +437,33 @@ def _detail_fields(row: Mapping[str, str], now: datetime) -> dict:
     }
 
 
-def _remember(connection: VRConnection, rows) -> None:
-    """Keep what the export said of each item (one upsert; sale stamps and our own ends are left alone)."""
-    now = timezone.now()
+def _remember(connection: VRConnection, rows, *, first_pull: bool = False, now: datetime | None = None) -> None:
+    """Keep what the export said of each item (one upsert), and stamp sales on V&R when first seen.
+
+    A sale on V&R is an item now shown sold that was known for sale and that this system did
+    not mark sold (`ended_here`); it is stamped with the time it was first seen, whichever
+    read saw it (a pull, or an end finding it sold already). An item unknown until now that
+    is already sold is a sale too, except at the connection's first pull (history).
+    """
+    now = now or timezone.now()
+    rows = list(rows)
+    if not rows:
+        return
+    sold_ids = [row["product id"] for row in rows if mappers.is_sold(row)]
+    before = {
+        d.product_id: d
+        for d in VRListingDetail.objects.filter(connection=connection, product_id__in=sold_ids).only(
+            "product_id", "state", "ended_here", "sold_seen_at"
+        )
+    }
+    new_sales = []
+    for product_id in sold_ids:
+        detail = before.get(product_id)
+        if detail is None:
+            if not first_pull:
+                new_sales.append(product_id)
+        elif not detail.ended_here and detail.sold_seen_at is None and detail.state != "sold":
+            new_sales.append(product_id)
     details = [
         VRListingDetail(
             account_id=connection.account_id,
@@ -459,14 +473,17 @@ def _remember(connection: VRConnection, rows) -> None:
         )
         for row in rows
     ]
-    if details:
-        VRListingDetail.objects.bulk_create(
-            details,
-            batch_size=500,
-            update_conflicts=True,
-            unique_fields=["connection", "product_id"],
-            update_fields=["sku", "state", "price", "last_seen", "last_seen_at"],
-        )
+    VRListingDetail.objects.bulk_create(
+        details,
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["connection", "product_id"],
+        update_fields=["sku", "state", "price", "last_seen", "last_seen_at"],
+    )
+    if new_sales:
+        VRListingDetail.objects.filter(
+            connection=connection, product_id__in=new_sales, sold_seen_at__isnull=True, ended_here=False
+        ).update(sold_seen_at=now)
 
 
 def _mark_detail(

@@ -299,3 +299,15 @@ def test_a_wrong_password_is_said_in_plain_words(connection, site):
     assert not result.ok
     assert "refused the login" in result.summary and "check the username and password" in result.summary
     assert DEFAULT_PASSWORD not in result.summary and "not-the-password" not in result.summary
+
+
+def test_a_sale_on_vr_found_by_an_end_is_still_reported_by_the_next_pull(connection, site):
+    made = site.add_external_item("VR-12")
+    first = sync.pull(connection, None)
+    site.simulate_sale("VR-12")  # bought on V&R while the item sold elsewhere too: a double sale
+
+    ended = sync.end(connection, str(made.id), END_SOLD_ELSEWHERE)
+
+    assert ended.confirmed and ended.state == "sold" and site.requests("mark_sold") == []
+    [order] = sync.pull(connection, first.watermark).orders
+    assert order.external_id == f"vr-{made.id}"
