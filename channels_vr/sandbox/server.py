@@ -49,6 +49,13 @@ BRANDS = {
     "ibanez": 108,
     "prs": 109,
     "guild": 110,
+    "höfner": 111,
+    "boss": 112,
+    "mxr": 113,
+    "electro-harmonix": 114,
+    "ampeg": 115,
+    "taylor": 116,
+    "epiphone": 117,
 }
 # id -> (name, parent id); levels as the form's categ_level_0..3 choices.
 CATEGORIES = {
