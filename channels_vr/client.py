@@ -207,7 +207,7 @@ class VRBrowser:
 
         try:
             self._ensure_browser()
-            if operation is not self._login_fresh and not self._logged_in:
+            if operation != self._login_fresh and not self._logged_in:
                 self._login()
             try:
                 return operation(*args)

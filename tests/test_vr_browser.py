@@ -115,7 +115,9 @@ def test_publish_fills_the_form_then_finds_the_new_id_in_the_export_and_never_cr
     assert add.unknown_fields == () and add.files == ("image_1",)
     assert VRListingDetail.objects.get(connection=connection, product_id="70001").state == "live"
 
+    logins = sync.browser_for(connection).logins
     again = sync.publish(connection, payload(site), None)  # e.g. a retry after a lost answer
+    assert sync.browser_for(connection).logins == logins  # the session is reused, not logged in again
 
     assert (again.external_id, again.adopted) == ("70001", True)
     assert len(site.requests("add")) == 1 and len(site.items()) == 1

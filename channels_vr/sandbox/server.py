@@ -598,6 +598,15 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send(200, photo[1], content_type=photo[0])
             return
+        if path == "/__sandbox__/sell" and method == "POST":  # not V&R: a buyer, for the demo
+            sku = parse_qs(body.decode()).get("sku", [""])[0]
+            try:
+                item = self.site.simulate_sale(sku)
+            except LookupError as error:
+                self._send(404, str(error), content_type="text/plain")
+            else:
+                self._send(200, json.dumps({"product_id": item.id, "sku": sku}), content_type="application/json")
+            return
         if path == "/do_login" and method == "POST":
             self._login(body)
             return
