@@ -122,7 +122,7 @@ class VRBrowser:
         self.username = username
         self._password = password
         self.step_timeout = step_timeout
-        self.artifact_root = artifact_root
+        self.artifact_root = Path(str(artifact_root)) if artifact_root is not None else None
         self.artifact_dir = artifact_dir.strip("/")
         self.artifact_url = artifact_url
         self.idle_seconds = idle_seconds
@@ -625,6 +625,15 @@ class VRBrowser:
                         option.wait_for(state="attached", timeout=self._timeout_ms)
                     except Exception:
                         artifacts = self._snapshot(step)
+                        if element.locator('option:not([value=""])').count() == 0:
+                            # The page never filled this level in (its own AJAX call failed): try again later.
+                            raise _failed(
+                                TransientChannelError,
+                                self._with_links(
+                                    f"V&R's page did not offer the choices of {name!r} in time", artifacts
+                                ),
+                                artifacts,
+                            ) from None
                         raise _failed(
                             PermanentChannelError,
                             self._with_links(

@@ -117,3 +117,65 @@ def test_a_double_sale_on_reverb_and_vr_opens_one_conflict_and_loses_no_order(ac
     assert Order.objects.count() == 2
     item.refresh_from_db()
     assert (item.state, item.sold_on_id) == (ItemState.SOLD, reverb.connection.pk)
+
+
+def test_with_one_call_in_five_failing_on_both_every_change_lands_once(account, live_server, settings, monkeypatch):
+    from inventory.channels import TransientChannelError
+    from inventory.models import Item
+    from inventory.services.sync import connection_pull
+    from inventory.tasks import converge_listing_task, process_webhook_event_task
+
+    shop_on_business_plan(account)
+    settings.SYNC_RETRY_BACKOFF_BASE = 0.05
+    settings.SYNC_RETRY_BACKOFF_MAX = 0.4
+    monkeypatch.setattr(converge_listing_task, "max_retries", 25)
+    monkeypatch.setattr(process_webhook_event_task, "max_retries", 25)
+    reverb_faults = {"error_rate": 0.1, "rate_limit_rate": 0.05, "timeout_rate": 0.05, "timeout_delay": 0.5}
+    with (
+        LoopbackMarket(
+            account,
+            "Reverb",
+            webhook_base=live_server.url,
+            priority=20,
+            timeout=0.25,
+            seed=5,
+            retry_after=1,
+            **reverb_faults,
+        ) as reverb,
+        VRMarket(account, "Vintage & Rare", error_rate=0.15, store_then_fail_rate=0.3, seed=7) as vr,
+        real_worker(concurrency=4),
+    ):
+        items = [
+            make_item(account, n=n, sku=f"VRF-{n}", brand="Fender", model=f"Model {n}", category="Electric Guitars")
+            for n in range(6)
+        ]
+        listings_publish(account=account, item_ids=[item.pk for item in items], actor=STAFF)
+        assert wait_until(all_converged, timeout=120), lagging()
+
+        sales = [(vr, vr.sell("VRF-0"), "VRF-0"), (vr, vr.sell("VRF-3"), "VRF-3")]
+        sales += [(reverb, reverb.sell("VRF-1"), "VRF-1"), (reverb, reverb.sell("VRF-4"), "VRF-4")]
+        for _ in range(10):  # the scheduled V&R pull, run now; a failed one is simply run again
+            try:
+                if connection_pull(connection_id=vr.connection.pk).status == "ok":
+                    break
+            except TransientChannelError:
+                continue
+        assert wait_until(all_converged, timeout=120), lagging()
+
+        faults = [r for r in vr.sandbox.requests() if r.status == 500]
+        assert any(r.kind == "add" for r in faults) and any(r.kind != "add" for r in faults)
+        assert vr.listing_count_by_sku() == {item.sku: 1 for item in items}  # never created twice
+        assert reverb.listing_count_by_sku() == {item.sku: 1 for item in items}
+        assert Order.objects.count() == 4
+        for market, order_id, sku in sales:
+            order = Order.objects.get(external_id=order_id, connection=market.connection)
+            item = Item.objects.get(sku=sku)
+            assert order.lines.get().item == item
+            assert (item.state, item.sold_on_id) == (ItemState.SOLD, market.connection.pk)
+            other = vr if market is reverb else reverb
+            listing = ChannelListing.objects.get(item=item, connection=other.connection)
+            assert (listing.actual_state, listing.end_reason) == (ListingState.ENDED, "sold_elsewhere")
+            assert other.offered(sku)[0].state in ("ended", "sold")
+        for sku in ("VRF-2", "VRF-5"):
+            assert [m.offered(sku)[0].state for m in (reverb, vr)] == ["live", "live"]
+        assert not Conflict.objects.exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import json
+import random
 import secrets
 import threading
 import time
@@ -108,6 +109,9 @@ class Switches:
     fail_requests: int = 0  # the next N signed-in requests answer 500 and do nothing
     fail_before_store: int = 0  # the next N item submits answer 500 and store nothing
     wrong_export_columns: bool = False  # the export without its "external id" column
+    error_rate: float = 0.0  # share of signed-in requests answered 500 (nothing done), drawn from `seed`
+    store_then_fail_rate: float = 0.0  # share of item submits stored, then answered 500
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,7 @@ class VRStore:
         self.items: dict[int, Item] = {}
         self.next_id = 70001
         self.switches = Switches()
+        self.random = random.Random(0)
         self.log: list[RecordedRequest] = []
         self.hosted_photos: dict[str, tuple[str, bytes]] = {}
 
@@ -290,6 +295,8 @@ class VRSandbox:
     def set_switches(self, **changes: Any) -> None:
         with self.store.lock:
             self.store.switches = replace(self.store.switches, **changes)
+            if "seed" in changes:
+                self.store.random = random.Random(changes["seed"])
 
     def expire_sessions(self) -> None:
         """Every signed-in browser is sent to the login page on its next request."""
@@ -622,6 +629,8 @@ class _Handler(BaseHTTPRequestHandler):
             failing = self.store.switches.fail_requests > 0
             if failing:
                 self.store.switches.fail_requests -= 1
+            elif self.store.switches.error_rate and self.store.random.random() < self.store.switches.error_rate:
+                failing = True
         if failing:
             status = self._send(500, _page("Error", "<h1>500 Internal Server Error</h1>", signed_in=True))
             self._record("error", status, signed_in=True)
@@ -761,6 +770,8 @@ class _Handler(BaseHTTPRequestHandler):
             failing = self.store.switches.fail_after_store > 0
             if failing:
                 self.store.switches.fail_after_store -= 1
+            elif self.store.switches.store_then_fail_rate:
+                failing = self.store.random.random() < self.store.switches.store_then_fail_rate
         files_sent = [n for n, _ in images]
         if failing:
             status = self._send(500, _page("Error", "<h1>500 Internal Server Error</h1>", signed_in=True))
