@@ -9,6 +9,7 @@ login or timeout come last (they replace it).
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -313,3 +314,70 @@ def test_a_sale_on_vr_found_by_an_end_is_still_reported_by_the_next_pull(connect
     assert ended.confirmed and ended.state == "sold" and site.requests("mark_sold") == []
     [order] = sync.pull(connection, first.watermark).orders
     assert order.external_id == f"vr-{made.id}"
+
+
+def test_price_changed_on_vr_is_drift_the_audit_pushes_back(connection, site):
+    from inventory.services.sync import listings_reconcile
+
+    item = make_item(connection.account, brand="Gibson", model="SG", category="Electric Guitars", sku="VR-13")
+    listing = ChannelListing.objects.create(account=connection.account, item=item, connection=connection)
+    assert listing_converge(listing.pk) == "published"
+    listing.refresh_from_db()
+    site.item(listing.external_id).fields["price"] = "99.00"  # changed on V&R behind the shop's back
+
+    listings_reconcile(connection_id=connection.pk)
+
+    listing.refresh_from_db()
+    assert listing.needs_push
+    assert Alert.objects.filter(kind=AlertKind.PRICE_DRIFT, listing=listing).count() == 1
+
+
+def test_the_api_connects_vr_with_its_defaults_and_checks_it_without_showing_the_password(api, site):
+    site.reset()
+    answer = api.post(
+        "/api/v1/connections/",
+        {
+            "channel": "vr",
+            "name": "V&R via API",
+            "username": DEFAULT_USERNAME,
+            "password": DEFAULT_PASSWORD,
+            "base_url": site.base_url,
+            "step_timeout_seconds": 5,
+        },
+        format="json",
+    )
+    assert answer.status_code == 201, answer.json()
+    body = answer.json()
+    assert (body["priority"], body["pull_interval_seconds"], body["secrets"]) == (30, 900, {"password": "set"})
+    assert DEFAULT_PASSWORD not in answer.content.decode()
+
+    checked = api.post(f"/api/v1/connections/{body['id']}/check/")
+
+    assert checked.status_code == 200 and DEFAULT_PASSWORD not in checked.content.decode()
+    assert checked.json()["ok"] is True, checked.json()
+
+
+def test_closing_the_browser_ends_its_processes_and_the_next_step_launches_a_new_one(connection, site):
+    browser = sync.browser_for(connection)
+    browser.export()
+    pid = browser.browser_pid
+    assert pid and Path(f"/proc/{pid}").exists()
+
+    close_all_sessions()
+
+    assert wait_gone(pid)
+    again = sync.browser_for(connection)
+    assert again is not browser and again.export() == []
+    assert again.launches == 1 and again.logins == 1
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status")
+        if not status.exists() or "zombie" in status.read_text():
+            return True
+        time.sleep(0.05)
+    return False
