@@ -71,6 +71,14 @@ _CHALLENGE_BODY = re.compile(r"challenge-platform|cf-chl|px-captcha|g-recaptcha|
 _LOGIN_FORM = 'form[action*="do_login"], form:has(input[name="pass"])'
 _ITEM_FORM = 'form:has(input[name="unique_id"])'
 _FORM_ERRORS = ".alert-danger, .alert-error, .form-errors, .error-message"
+_SET_HIDDEN_VALUE = """(e, v) => {
+  e.value = v;
+  if (window.tinymce && e.id && window.tinymce.get(e.id)) window.tinymce.get(e.id).setContent(v);
+  if (window.CKEDITOR && window.CKEDITOR.instances && window.CKEDITOR.instances[e.name || e.id])
+    window.CKEDITOR.instances[e.name || e.id].setData(v);
+  e.dispatchEvent(new Event('input', {bubbles: true}));
+  e.dispatchEvent(new Event('change', {bubbles: true}));
+}"""
 
 
 @dataclass(frozen=True)
@@ -238,7 +246,8 @@ class VRBrowser:
             ) from error
         except PlaywrightError as error:
             artifacts = self._snapshot(step)
-            self._reset()  # a crashed page or browser is not reused
+            if _crashed(error) or self._browser is None or not self._browser.is_connected():
+                self._reset()  # a crashed page or browser is not reused; a network error keeps it
             raise _failed(
                 TransientChannelError,
                 self._with_links(f"the browser failed to {step}: {_first_line(error)}", artifacts),
@@ -645,15 +654,16 @@ class VRBrowser:
                             body={"field": name},
                         ) from None
                     element.select_option(value=value)
-                elif element.evaluate("e => e.value") != "":
-                    element.select_option(value="") if element.locator('option[value=""]').count() else None
+                elif element.evaluate("e => e.value") != "" and element.locator('option[value=""]').count():
+                    element.select_option(value="")
             elif kind.endswith(":checkbox"):
                 element.set_checked(bool(value) and value not in ("0", "false"))
             elif kind.endswith(":file"):
                 continue
             elif kind.endswith(":hidden") or not element.is_visible():
-                # A rich-text editor keeps the HTML in a hidden textarea: set it as the editor would.
-                element.evaluate("(e, v) => { e.value = v; e.dispatchEvent(new Event('change')); }", value)
+                # A rich-text editor keeps the HTML in a hidden textarea and copies its own content back
+                # on submit: set both, through the editor's API when the page has TinyMCE or CKEditor.
+                element.evaluate(_SET_HIDDEN_VALUE, value)
             else:
                 element.fill(value)
 
@@ -752,6 +762,11 @@ def _visible_text(page, selector: str) -> str:
     except Exception:
         return ""
     return " ".join(texts)[:300]
+
+
+def _crashed(error: Exception) -> bool:
+    text = str(error).lower()
+    return any(word in text for word in ("closed", "crash", "disconnected", "target page"))
 
 
 def _first_line(error: Exception) -> str:

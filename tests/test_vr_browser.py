@@ -370,6 +370,11 @@ def test_closing_the_browser_ends_its_processes_and_the_next_step_launches_a_new
     assert again is not browser and again.export() == []
     assert again.launches == 1 and again.logins == 1
 
+    again.idle_seconds = 0.2  # an idle browser is closed, and the next step launches one again
+    again.export()
+    assert wait_gone(again.browser_pid)
+    assert again.export() == [] and again.launches == 2
+
 
 def wait_gone(pid: int, timeout: float = 10.0) -> bool:
     import time

@@ -461,7 +461,7 @@ def _item_form(store: VRStore, item: Item | None, *, error: str = "", values: di
 <label>Decade <select name="{name(mappers.FIELD_DECADE)}">{_options(decades, values.get(mappers.FIELD_DECADE, ""))}</select></label>
 {text(mappers.FIELD_FINISH, "Finish / colour")}
 <label>Description <div id="item_desc_editor" contenteditable="true" style="border:1px solid #999;min-height:60px">{values.get(mappers.FIELD_DESCRIPTION, "")}</div>
-<textarea name="{name(mappers.FIELD_DESCRIPTION)}" style="display:none">{html.escape(values.get(mappers.FIELD_DESCRIPTION, ""))}</textarea></label>
+<textarea id="item_desc" name="{name(mappers.FIELD_DESCRIPTION)}" style="display:none">{html.escape(values.get(mappers.FIELD_DESCRIPTION, ""))}</textarea></label>
 {text(mappers.FIELD_PRICE, "Price")}
 {text(mappers.FIELD_EXTERNAL_ID, "Your reference (external id)")}
 <label>Categories {"".join(selects)}</label>
@@ -475,6 +475,18 @@ def _item_form(store: VRStore, item: Item | None, *, error: str = "", values: di
 <button type="submit" name="save" value="1">Save item</button>
 </form>
 <script>
+// A rich-text editor as V&R's pages have: it owns the description and copies it into the hidden
+// textarea when the form is sent (as TinyMCE's triggerSave does), with TinyMCE's get/setContent API.
+(function () {{
+  var editor = document.getElementById('item_desc_editor');
+  var area = document.getElementById('item_desc');
+  window.tinymce = {{ get: function (id) {{
+    return id === 'item_desc' && area ? {{ setContent: function (html) {{ editor.innerHTML = html; }},
+                                          getContent: function () {{ return editor.innerHTML; }} }} : null; }} }};
+  document.getElementById('frm_step1').addEventListener('submit', function () {{
+    if (area) area.value = editor.innerHTML;
+  }});
+}})();
 document.querySelectorAll('select[data-level]').forEach(function (select) {{
   select.addEventListener('change', function () {{
     var level = +select.dataset.level;
