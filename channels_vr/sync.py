@@ -293,17 +293,17 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
 
     Sales: an item V&R now shows sold that this system did not mark sold itself becomes an
     order timed when a pull first saw it sold. Items already sold at the very first pull are
-    history, not sales. Listings: every row (the engine imports the ones it does not know
-    and records the ended ones), plus items known live that left the export (deleted on
-    V&R). The watermark is the time of this pull. `full_scan` changes nothing: every pull
-    reads everything V&R offers, in one download.
+    history, not sales. Listings: every row, and the list is complete (`listings_complete`),
+    so the engine imports the ones it does not know, records the sold ones, and marks ours
+    that left the export (deleted on V&R) as missing. The watermark is the time of this pull.
+    `full_scan` changes nothing: every pull reads everything V&R offers, in one download.
     """
     connection = vr_connection(connection)
     now = timezone.now()
     with _session(connection) as browser:
         rows = retry_transient(browser.export)
     currency = _currency(connection)
-    result = PullResult(watermark=now, pages_read=1)
+    result = PullResult(watermark=now, pages_read=1, listings_complete=True)
     # Every sale stamped since the watermark (with an overlap); at the first pull, every one stamped so far
     # (an end may have found one sold before any pull ran).
     report_from = (since - ORDER_OVERLAP) if since else None
@@ -324,9 +324,6 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
         if mappers.is_sold(row) and seen_at is not None and (report_from is None or seen_at >= report_from):
             result.orders.append(mappers.sale_seen(row, seen_at=seen_at, currency=currency))
     result.listings = [mappers.listing_seen(row, currency=currency) for row in rows]
-    result.listings += [
-        ListingSeen(external_id=d.product_id, sku=d.sku, state="ended", currency=currency) for d in vanished
-    ]
     return result
 
 

@@ -386,3 +386,17 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_an_item_deleted_on_vr_is_missing_with_an_alert_not_kept_live(connection, site):
+    item = make_item(connection.account, brand="Vox", model="AC30", category="Electric Guitars", sku="VR-14")
+    listing = ChannelListing.objects.create(account=connection.account, item=item, connection=connection)
+    assert listing_converge(listing.pk) == "published"
+    listing.refresh_from_db()
+    site.store.items.pop(int(listing.external_id))  # the dealer deleted it on V&R
+
+    connection_pull(connection_id=connection.pk)
+
+    listing.refresh_from_db()
+    assert listing.actual_state == ListingState.MISSING and listing.external_id == ""
+    assert VRListingDetail.objects.get(connection=connection, product_id="70001").state == "deleted"
