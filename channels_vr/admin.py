@@ -3,6 +3,7 @@
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts.admin import AccountScopedAdmin
@@ -175,14 +176,29 @@ class VRListingDetailAdmin(AccountScopedAdmin):
 class VRStepFailureAdmin(AccountScopedAdmin):
     """Failed browser steps with what V&R showed: the screenshot inline and the page's HTML as a link."""
 
-    list_display = ["created_at", "sku", "product_id", "step", "short_message", "screenshot_thumb", "html_link"]
+    list_display = [
+        "created_at",
+        "listing_link",
+        "sku",
+        "product_id",
+        "step",
+        "short_message",
+        "screenshot_thumb",
+        "html_link",
+    ]
     list_filter = ["connection", "step"]
     search_fields = ["sku", "product_id", "message"]
     list_select_related = ["connection"]
-    readonly_fields = ["screenshot_image", "html_link"]
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields] + ["screenshot_image", "html_link"]
+        return [f.name for f in self.model._meta.fields] + ["listing_link", "screenshot_image", "html_link"]
+
+    @admin.display(description="Listing")
+    def listing_link(self, obj: VRStepFailure) -> str:
+        if obj.listing_id is None:
+            return "-"
+        url = reverse("admin:inventory_channellisting_change", args=[obj.listing_id])
+        return format_html('<a href="{}">listing {}</a>', url, obj.listing_id)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -133,6 +133,14 @@ class VRStepFailure(AccountOwned):
     """A browser step that failed: what it tried, V&R's page as a screenshot and as HTML, for staff."""
 
     connection = models.ForeignKey(VRConnection, on_delete=models.CASCADE, related_name="step_failures")
+    listing = models.ForeignKey(
+        "inventory.ChannelListing",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="vr_step_failures",
+        help_text="The listing whose step failed, when the step was about one.",
+    )
     sku = models.CharField(max_length=100, blank=True, db_index=True)
     product_id = models.CharField(max_length=40, blank=True)
     step = models.CharField(max_length=100)

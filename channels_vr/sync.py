@@ -122,9 +122,17 @@ def _record_failure(connection: VRConnection, error: ChannelError, *, sku: str, 
     artifacts = getattr(error, "artifacts", None)
     if artifacts is None:
         return
+    listing_id = None
+    if sku or product_id:
+        from inventory.models import ChannelListing  # read only: which listing staff will look at
+
+        found = ChannelListing.objects.filter(connection_id=connection.pk)
+        found = found.filter(external_id=str(product_id)) if product_id else found.filter(item__sku=sku)
+        listing_id = found.values_list("pk", flat=True).first()
     VRStepFailure.objects.create(
         account_id=connection.account_id,
         connection=connection,
+        listing_id=listing_id,
         sku=sku[:100],
         product_id=str(product_id)[:40],
         step=artifacts.step[:100],

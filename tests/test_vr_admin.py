@@ -101,9 +101,15 @@ def test_a_new_connection_needs_a_password(admin_client_for, staff):
 
 
 def test_a_failed_step_shows_its_screenshot_and_page(admin_client_for, staff, connection):
+    from inventory.models import ChannelListing
+    from tests.factories import make_item
+
+    item = make_item(connection.account, sku="VR-1")
+    listing = ChannelListing.objects.create(account=connection.account, item=item, connection=connection)
     failure = VRStepFailure.objects.create(
         account=connection.account,
         connection=connection,
+        listing=listing,
         sku="VR-1",
         step="submit the add-item form",
         message="V&R's item form has no field 'model_name' any more",
@@ -116,6 +122,7 @@ def test_a_failed_step_shows_its_screenshot_and_page(admin_client_for, staff, co
     detail = client.get(f"/admin/channels_vr/vrstepfailure/{failure.pk}/change/").content.decode()
 
     assert '<img src="/media/vr-failures/1/x.png"' in list_page
+    assert f'href="/admin/inventory/channellisting/{listing.pk}/change/"' in list_page
     assert 'href="/media/vr-failures/1/x.html"' in detail and "model_name" in detail
 
 

@@ -251,7 +251,7 @@ def test_a_changed_layout_stops_the_listing_with_a_clear_error_a_screenshot_and_
     assert outcome.startswith("error:") and listing.actual_state == ListingState.ERROR
     assert "no field 'model_name'" in listing.last_error and "layout changed" in listing.last_error
     [failure] = VRStepFailure.objects.filter(connection=connection)
-    assert failure.sku == "VR-9" and failure.step == "submit the add-item form"
+    assert failure.sku == "VR-9" and failure.step == "submit the add-item form" and failure.listing == listing
     assert f"/media/{failure.screenshot}" in listing.last_error
     assert (media / failure.screenshot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 'name="model_title"' in (media / failure.page_html).read_text()
