@@ -250,14 +250,18 @@ def end(connection, external_id: str, reason: str) -> EndResult:
         if reason == END_SOLD_HERE:
             return EndResult(confirmed=False, state="live")  # V&R shows it for sale: nothing to do but wait
         _mark_detail(connection, external_id, state="ending", ended_here=True, row=row)
+        marked = True
         if reason == END_WITHDRAWN:
             retry_transient(browser.delete_item, external_id)
         else:
-            retry_transient(browser.mark_sold, external_id)
+            marked = retry_transient(browser.mark_sold, external_id)
         after = _by_id(retry_transient(browser.export), external_id)
     if after is None:
         _mark_detail(connection, external_id, state="deleted", ended_here=True)
         return EndResult(confirmed=True, state="ended")
+    if not marked and mappers.is_sold(after):
+        # V&R refused our "sold" because a buyer had just bought it there: that is a sale on V&R.
+        _mark_detail(connection, external_id, state="ending", ended_here=False)
     _remember(connection, [after])
     if mappers.is_sold(after):
         return EndResult(confirmed=True, state="sold" if reason != END_WITHDRAWN else "ended")

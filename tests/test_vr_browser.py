@@ -400,3 +400,15 @@ def test_an_item_deleted_on_vr_is_missing_with_an_alert_not_kept_live(connection
     listing.refresh_from_db()
     assert listing.actual_state == ListingState.MISSING and listing.external_id == ""
     assert VRListingDetail.objects.get(connection=connection, product_id="70001").state == "deleted"
+
+
+def test_a_buyer_who_beats_our_mark_sold_by_a_moment_is_a_sale_on_vr(connection, site):
+    made = site.add_external_item("VR-15")
+    first = sync.pull(connection, None)
+    site.set_switches(buyer_before_mark_sold=1)
+
+    ended = sync.end(connection, str(made.id), END_SOLD_ELSEWHERE)
+
+    assert ended.confirmed and site.item(made.id).sold_by == "buyer"
+    [order] = sync.pull(connection, first.watermark).orders  # a double sale for the engine to settle
+    assert order.external_id == f"vr-{made.id}"

@@ -112,6 +112,7 @@ class Switches:
     error_rate: float = 0.0  # share of signed-in requests answered 500 (nothing done), drawn from `seed`
     store_then_fail_rate: float = 0.0  # share of item submits stored, then answered 500
     seed: int = 0
+    buyer_before_mark_sold: int = 0  # the next N mark-sold calls find a buyer just bought the item on V&R
 
 
 @dataclass(frozen=True)
@@ -838,6 +839,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/ajax/mark_as_sold/"):
             item = self.site.item(form["product_id"]) if form.get("product_id", "").isdigit() else None
             with self.store.lock:
+                if item is not None and self.store.switches.buyer_before_mark_sold > 0:
+                    self.store.switches.buyer_before_mark_sold -= 1
+                    item.sold, item.sold_by = True, "buyer"
                 ok = item is not None and not item.sold
                 if ok:
                     item.sold, item.sold_by = True, "dealer"
