@@ -1,24 +1,9 @@
-"""A real browser on the V&R dealer site: log in, fill the item form, read the export, call its AJAX.
-
-V&R has no API, so the product drives Debian's Chromium with Playwright, with the dealer's
-own login. This module knows the browser and the dealer pages and nothing of the ORM: it
-takes and returns plain data and raises the typed errors of inventory.channels.
-
-One `VRBrowser` per dealer login and process. All its Playwright calls run on its own
-thread (Playwright's sync API belongs to the thread that started it), so calls from any
-worker thread queue up there and never drive the browser at the same time. It logs in
-once and keeps the session until V&R sends it back to the login page, then logs in again
-and repeats the step once. Every step waits on the page's state (an element, a
-navigation, a response), never on a fixed sleep, with one timeout per step. When a step
-fails, a screenshot and the page's HTML are saved and their paths put on the error
-(`error.artifacts`) and in its message, so staff can see what V&R showed. The browser is
-closed after a crash, when idle, on `close()` and at process exit.
-"""
+"""VRBrowser: one dealer's session on the V&R site in a headless Chromium (see the package docstring)."""
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import json
 import logging
 import re
 import secrets
@@ -26,88 +11,46 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
-
-import requests
 
 from inventory.channels import (
     ChannelError,
     ListingNotFound,
     PermanentChannelError,
+    RateLimited,
     TransientChannelError,
 )
 
-from . import mappers
-
-log = logging.getLogger(__name__)
-
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+from .. import mappers
+from .pages import (
+    ADD_EDIT_PATH,
+    BRAND_CHECK_PATH,
+    CHALLENGE_BODY,
+    CHALLENGE_SELECTOR,
+    CHALLENGE_TITLE,
+    CHROMIUM,
+    DELETE_PATH,
+    EXPORT_PATH,
+    FORM_ERRORS,
+    ITEM_FORM,
+    LAUNCH_ARGS,
+    LOGIN_FORM,
+    LOGIN_PATH,
+    MARK_SOLD_PATH,
+    SET_HIDDEN_VALUE,
+    LoginNeeded,
+    Photo,
+    StepArtifacts,
+    crashed,
+    failed,
+    first_line,
+    visible_text,
 )
-LOGIN_PATH = "/do_login"
-ADD_EDIT_PATH = "/instruments/add_edit_item"
-EXPORT_PATH = "/instruments/export_inventory/export_inventory"
-BRAND_CHECK_PATH = "/ajax/check_brand_exists"
-MARK_SOLD_PATH = "/ajax/mark_as_sold/{random}"
-DELETE_PATH = "/ajax/delete_item"
-MAX_PHOTO_BYTES = 15 * 1024 * 1024
+from .processes import browser_pid, tree_rss
 
-# What a bot shield's interstitial looks like (Cloudflare, PerimeterX, reCAPTCHA, hCaptcha).
-_CHALLENGE_TITLE = re.compile(r"just a moment|attention required|are you a (robot|human)|verify you are human", re.I)
-_CHALLENGE_SELECTOR = (
-    "#challenge-form, #cf-challenge-running, #challenge-stage, #px-captcha, .g-recaptcha, .h-captcha, "
-    'iframe[src*="challenges.cloudflare.com"], iframe[src*="captcha"]'
-)
-_CHALLENGE_BODY = re.compile(r"challenge-platform|cf-chl|px-captcha|g-recaptcha|h-captcha|just a moment", re.I)
-_LOGIN_FORM = 'form[action*="do_login"], form:has(input[name="pass"])'
-_ITEM_FORM = 'form:has(input[name="unique_id"])'
-_FORM_ERRORS = ".alert-danger, .alert-error, .form-errors, .error-message"
-_SET_HIDDEN_VALUE = """(e, v) => {
-  e.value = v;
-  if (window.tinymce && e.id && window.tinymce.get(e.id)) window.tinymce.get(e.id).setContent(v);
-  if (window.CKEDITOR && window.CKEDITOR.instances && window.CKEDITOR.instances[e.name || e.id])
-    window.CKEDITOR.instances[e.name || e.id].setData(v);
-  e.dispatchEvent(new Event('input', {bubbles: true}));
-  e.dispatchEvent(new Event('change', {bubbles: true}));
-}"""
-
-
-@dataclass(frozen=True)
-class StepArtifacts:
-    """What a failed step left for staff: paths under the artifact root, and where the page was."""
-
-    step: str
-    page_url: str = ""
-    screenshot: str = ""
-    page_html: str = ""
-
-
-@dataclass(frozen=True)
-class Photo:
-    """A photo to upload into one of the form's image_N inputs."""
-
-    name: str
-    mime_type: str
-    data: bytes
-
-
-class _LoginNeeded(Exception):
-    """V&R sent the browser to its login page (the session expired)."""
-
-
-def _failed(error_class: type[ChannelError], message: str, artifacts: StepArtifacts | None, **kwargs) -> ChannelError:
-    error = error_class(message, **kwargs)
-    error.artifacts = artifacts
-    return error
+log = logging.getLogger("channels_vr.client")
 
 
 class VRBrowser:
@@ -219,38 +162,38 @@ class VRBrowser:
                 self._login()
             try:
                 return operation(*args)
-            except _LoginNeeded:
+            except LoginNeeded:
                 log.info("V&R session of %s expired during %s: logging in again", self.username, step)
                 self._logged_in = False
                 self._login()
                 try:
                     return operation(*args)
-                except _LoginNeeded:
-                    raise _failed(
+                except LoginNeeded:
+                    raise failed(
                         PermanentChannelError,
                         f"V&R sent the browser back to its login page right after logging in ({step}).",
                         self._snapshot(step),
                     ) from None
-        except _LoginNeeded:
-            raise _failed(
+        except LoginNeeded:
+            raise failed(
                 PermanentChannelError, f"V&R kept showing its login page ({step}).", self._snapshot(step)
             ) from None
         except ChannelError:
             raise
         except PlaywrightTimeout as error:
             artifacts = self._snapshot(step)
-            raise _failed(
+            raise failed(
                 TransientChannelError,
                 self._with_links(f"V&R did not answer in time ({step}, over {self.step_timeout:g} s)", artifacts),
                 artifacts,
             ) from error
         except PlaywrightError as error:
             artifacts = self._snapshot(step)
-            if _crashed(error) or self._browser is None or not self._browser.is_connected():
+            if crashed(error) or self._browser is None or not self._browser.is_connected():
                 self._reset()  # a crashed page or browser is not reused; a network error keeps it
-            raise _failed(
+            raise failed(
                 TransientChannelError,
-                self._with_links(f"the browser failed to {step}: {_first_line(error)}", artifacts),
+                self._with_links(f"the browser failed to {step}: {first_line(error)}", artifacts),
                 artifacts,
             ) from error
         finally:
@@ -274,7 +217,7 @@ class VRBrowser:
         self._context.set_default_navigation_timeout(self.step_timeout * 1000)
         self._page = self._context.new_page()
         self._logged_in = False
-        self.browser_pid = _browser_pid(self.executable_path, self.launches)
+        self.browser_pid = browser_pid(self.executable_path, self.launches)
 
     def _reset(self) -> None:
         """Close the browser (kept: the Playwright driver); the next step launches a fresh one."""
@@ -326,7 +269,7 @@ class VRBrowser:
         page = self._page
         if self._challenged():
             artifacts = self._snapshot(step)
-            raise _failed(
+            raise failed(
                 PermanentChannelError,
                 self._with_links(
                     f"V&R showed a bot check instead of the page ({step}). The product does not try to get past "
@@ -339,14 +282,14 @@ class VRBrowser:
         status = response.status if response is not None else 200
         if status >= 500:
             artifacts = self._snapshot(step)
-            raise _failed(
+            raise failed(
                 TransientChannelError,
                 self._with_links(f"V&R answered {status} ({step})", artifacts),
                 artifacts,
                 status=status,
             )
         if self._on_login_page():
-            raise _LoginNeeded()
+            raise LoginNeeded()
         if status == 404:
             raise ListingNotFound(f"V&R has no such page ({step}: {page.url})", status=404)
 
@@ -356,13 +299,13 @@ class VRBrowser:
             title = page.title()
         except Exception:
             title = ""
-        return bool(_CHALLENGE_TITLE.search(title)) or page.locator(_CHALLENGE_SELECTOR).count() > 0
+        return bool(CHALLENGE_TITLE.search(title)) or page.locator(CHALLENGE_SELECTOR).count() > 0
 
     def _on_login_page(self) -> bool:
         path = urlparse(self._page.url).path.rstrip("/")
         if path in ("/login", LOGIN_PATH):
             return True
-        return self._page.locator(_LOGIN_FORM).count() > 0 and self._page.locator(_ITEM_FORM).count() == 0
+        return self._page.locator(LOGIN_FORM).count() > 0 and self._page.locator(ITEM_FORM).count() == 0
 
     def _snapshot(self, step: str) -> StepArtifacts | None:
         """Save a screenshot and the HTML of the page as it is now. Never raises."""
@@ -420,8 +363,8 @@ class VRBrowser:
         response = page.goto(self._url("/"), wait_until="domcontentloaded")
         if self._challenged():
             self._check_page(step, response)
-        form = page.locator(_LOGIN_FORM).first
-        if page.locator(_LOGIN_FORM).count() == 0:
+        form = page.locator(LOGIN_FORM).first
+        if page.locator(LOGIN_FORM).count() == 0:
             if response is not None and response.status >= 500:
                 self._check_page(step, response)
             # No form in the page header: post the login form's fields as the form would.
@@ -436,7 +379,7 @@ class VRBrowser:
                 field = form.locator(f'input[name="{name}"]')
                 if field.count() == 0:
                     artifacts = self._snapshot(step)
-                    raise _failed(
+                    raise failed(
                         PermanentChannelError,
                         self._with_links(
                             f"V&R's login form has no {name!r} field any more: the page changed", artifacts
@@ -458,8 +401,8 @@ class VRBrowser:
         landed = urlparse(page.url).path
         if not landed.startswith("/account") and self._on_login_page():
             artifacts = self._snapshot(step)
-            said = _visible_text(page, _FORM_ERRORS)
-            raise _failed(
+            said = visible_text(page, FORM_ERRORS)
+            raise failed(
                 PermanentChannelError,
                 self._with_links(
                     f"V&R refused the login of {self.username!r}"
@@ -485,9 +428,9 @@ class VRBrowser:
             response = self._context.request.post(url, form=dict(form or {}), headers=headers, timeout=self._timeout_ms)
         body = response.text()
         final_path = urlparse(response.url).path.rstrip("/")
-        if response.status in (403, 429, 503) and _CHALLENGE_BODY.search(body):
+        if response.status in (403, 429, 503) and CHALLENGE_BODY.search(body):
             artifacts = self._body_snapshot(step, response.url, body)
-            raise _failed(
+            raise failed(
                 PermanentChannelError,
                 self._with_links(
                     f"V&R answered with a bot check ({step}). The product does not try to get past it: sign in "
@@ -499,10 +442,8 @@ class VRBrowser:
                 status=response.status,
             )
         if final_path in ("/login", LOGIN_PATH) or response.status == 401:
-            raise _LoginNeeded()
+            raise LoginNeeded()
         if response.status == 429:
-            from inventory.channels import RateLimited
-
             retry_after = response.headers.get("retry-after")
             raise RateLimited(
                 f"V&R asked to slow down ({step})",
@@ -511,7 +452,7 @@ class VRBrowser:
             )
         if response.status >= 500:
             artifacts = self._body_snapshot(step, response.url, body)
-            raise _failed(
+            raise failed(
                 TransientChannelError,
                 self._with_links(f"V&R answered {response.status} ({step})", artifacts),
                 artifacts,
@@ -519,7 +460,7 @@ class VRBrowser:
             )
         if response.status >= 400:
             artifacts = self._body_snapshot(step, response.url, body)
-            raise _failed(
+            raise failed(
                 PermanentChannelError,
                 self._with_links(f"V&R refused the request ({step}, {response.status})", artifacts),
                 artifacts,
@@ -532,12 +473,12 @@ class VRBrowser:
         step = "read the inventory export"
         response, body = self._request(step, "GET", EXPORT_PATH)
         if "<form" in body[:5000].lower() and 'name="pass"' in body:
-            raise _LoginNeeded()  # the login page, answered 200 in place of the file
+            raise LoginNeeded()  # the login page, answered 200 in place of the file
         try:
             return mappers.parse_export(body)
         except mappers.ExportLayoutChanged as changed:
             artifacts = self._body_snapshot(step, response.url, body)
-            raise _failed(
+            raise failed(
                 PermanentChannelError,
                 self._with_links(
                     f"V&R's inventory export has no {', '.join(repr(c) for c in changed.missing)} column any more: "
@@ -553,11 +494,9 @@ class VRBrowser:
     def _check_brand(self, brand: str) -> str:
         _, body = self._request("check the brand", "POST", BRAND_CHECK_PATH, form={"brand_name": brand}, ajax=True)
         if "<form" in body.lower() and 'name="pass"' in body:
-            raise _LoginNeeded()
+            raise LoginNeeded()
         answer = self._ajax_answer(body)
         if answer.startswith("{"):
-            import json
-
             try:
                 data = json.loads(answer)
             except ValueError:
@@ -569,13 +508,13 @@ class VRBrowser:
         path = MARK_SOLD_PATH.format(random=secrets.randbelow(10**9))
         _, body = self._request("mark the item sold", "POST", path, form={"product_id": product_id}, ajax=True)
         if "<form" in body.lower() and 'name="pass"' in body:
-            raise _LoginNeeded()
+            raise LoginNeeded()
         return self._ajax_answer(body).lower() in ("true", "1", "ok")
 
     def _delete_item(self, product_id: str) -> str:
         _, body = self._request("delete the item", "POST", DELETE_PATH, form={"product_id": product_id}, ajax=True)
         if "<form" in body.lower() and 'name="pass"' in body:
-            raise _LoginNeeded()
+            raise LoginNeeded()
         return self._ajax_answer(body)
 
     # --- the item form -------------------------------------------------------------------
@@ -584,12 +523,12 @@ class VRBrowser:
         page = self._page
         response = page.goto(self._url(path), wait_until="domcontentloaded")
         self._check_page(step, response)
-        form = page.locator(_ITEM_FORM).first
+        form = page.locator(ITEM_FORM).first
         try:
             form.wait_for(state="attached", timeout=self._timeout_ms)
         except Exception:
             artifacts = self._snapshot(step)
-            raise _failed(
+            raise failed(
                 PermanentChannelError,
                 self._with_links(
                     "V&R's item page has no item form (no hidden unique_id field): the page changed", artifacts
@@ -601,7 +540,7 @@ class VRBrowser:
                 continue
             if form.locator(f'input[name="{hidden}"]').count() == 0:
                 artifacts = self._snapshot(step)
-                raise _failed(
+                raise failed(
                     PermanentChannelError,
                     self._with_links(f"V&R's item form has no hidden {hidden!r} field: the page changed", artifacts),
                     artifacts,
@@ -614,7 +553,7 @@ class VRBrowser:
             element = form.locator(f'[name="{name}"]')
             if element.count() == 0:
                 artifacts = self._snapshot(step)
-                raise _failed(
+                raise failed(
                     PermanentChannelError,
                     self._with_links(
                         f"V&R's item form has no field {name!r} any more: the page layout changed and the product "
@@ -636,14 +575,14 @@ class VRBrowser:
                         artifacts = self._snapshot(step)
                         if element.locator('option:not([value=""])').count() == 0:
                             # The page never filled this level in (its own AJAX call failed): try again later.
-                            raise _failed(
+                            raise failed(
                                 TransientChannelError,
                                 self._with_links(
                                     f"V&R's page did not offer the choices of {name!r} in time", artifacts
                                 ),
                                 artifacts,
                             ) from None
-                        raise _failed(
+                        raise failed(
                             PermanentChannelError,
                             self._with_links(
                                 f"V&R offers no choice {value!r} for {name!r}: check the Vintage & Rare category "
@@ -663,7 +602,7 @@ class VRBrowser:
             elif kind.endswith(":hidden") or not element.is_visible():
                 # A rich-text editor keeps the HTML in a hidden textarea and copies its own content back
                 # on submit: set both, through the editor's API when the page has TinyMCE or CKEditor.
-                element.evaluate(_SET_HIDDEN_VALUE, value)
+                element.evaluate(SET_HIDDEN_VALUE, value)
             else:
                 element.fill(value)
 
@@ -672,7 +611,7 @@ class VRBrowser:
             element = form.locator(f'input[name="{field_name}"]')
             if element.count() == 0:
                 artifacts = self._snapshot(step)
-                raise _failed(
+                raise failed(
                     PermanentChannelError,
                     self._with_links(f"V&R's item form has no photo field {field_name!r}: the page changed", artifacts),
                     artifacts,
@@ -692,17 +631,17 @@ class VRBrowser:
         response = navigation.value
         if response is not None and response.status == 409:
             artifacts = self._snapshot(step)
-            raise _failed(
+            raise failed(
                 TransientChannelError,
                 self._with_links(f"V&R says the item changed while it was being edited ({step})", artifacts),
                 artifacts,
                 status=409,
             )
         self._check_page(step, response)
-        if page.locator(_ITEM_FORM).count() and page.locator(_FORM_ERRORS).count():
-            said = _visible_text(page, _FORM_ERRORS)
+        if page.locator(ITEM_FORM).count() and page.locator(FORM_ERRORS).count():
+            said = visible_text(page, FORM_ERRORS)
             artifacts = self._snapshot(step)
-            raise _failed(
+            raise failed(
                 PermanentChannelError,
                 self._with_links(f'V&R refused the item: "{said}"', artifacts),
                 artifacts,
@@ -729,129 +668,4 @@ class VRBrowser:
         self._submit(step, form)
 
     def _memory_bytes(self) -> int:
-        return _tree_rss(self.browser_pid) if self.browser_pid else 0
-
-
-# --- photos (plain HTTP, outside the browser) -------------------------------------------
-
-
-def download_photo(url: str, *, timeout: float = 20.0) -> Photo:
-    """One of the item's images, fetched to be uploaded as a file (V&R takes files, not URLs)."""
-    try:
-        response = requests.get(url, timeout=timeout, stream=True)
-    except requests.RequestException as error:
-        raise TransientChannelError(f"could not download the photo {url}: {error}") from error
-    if response.status_code >= 500:
-        raise TransientChannelError(f"the photo {url} answered {response.status_code}", status=response.status_code)
-    if response.status_code >= 400:
-        raise PermanentChannelError(f"the photo {url} answered {response.status_code}", status=response.status_code)
-    data = response.raw.read(MAX_PHOTO_BYTES + 1, decode_content=True)
-    if len(data) > MAX_PHOTO_BYTES:
-        raise PermanentChannelError(f"the photo {url} is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB")
-    mime = (response.headers.get("content-type") or "image/jpeg").split(";")[0].strip()
-    name = Path(urlparse(url).path).name or "photo.jpg"
-    return Photo(name=name[:100], mime_type=mime, data=data)
-
-
-# --- helpers ---------------------------------------------------------------------------
-
-
-def _visible_text(page, selector: str) -> str:
-    try:
-        texts = [t.strip() for t in page.locator(selector).all_inner_texts() if t.strip()]
-    except Exception:
-        return ""
-    return " ".join(texts)[:300]
-
-
-def _crashed(error: Exception) -> bool:
-    text = str(error).lower()
-    return any(word in text for word in ("closed", "crash", "disconnected", "target page"))
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            children = (task / "children").read_text().split()
-            found.extend(int(child) for child in children)
-    except OSError:
-        pass
-    return found
-
-
-def _tree_rss(pid: int) -> int:
-    total, stack, seen = 0, [pid], set()
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-        stack.extend(_children(current))
-    return total
-
-
-def _browser_pid(executable: str, _launch: int) -> int | None:
-    """The newest Chromium started by this process's Playwright driver (for the memory figure)."""
-    import os
-
-    me = os.getpid()
-    candidates = []
-    for child in _descendants(me):
-        try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmdline and b"chrom" in cmdline[0] and not any(part.startswith(b"--type=") for part in cmdline):
-            candidates.append(child)
-    return max(candidates) if candidates else None
-
-
-def _descendants(pid: int) -> list[int]:
-    found, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        for child in _children(current):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-# --- one session per dealer login and process -------------------------------------------
-
-_sessions: dict[tuple, VRBrowser] = {}
-_sessions_lock = threading.Lock()
-
-
-def session_for(key: tuple, factory: Callable[[], VRBrowser]) -> VRBrowser:
-    """The process's browser for this dealer login (key), made once by `factory`."""
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None or session._closed:
-            for stale in [k for k in _sessions if k[0] == key[0] and k != key]:  # same login, new settings
-                _sessions.pop(stale).close()
-            session = factory()
-            _sessions[key] = session
-        return session
-
-
-def close_all_sessions() -> None:
-    """Close every browser of this process (tests, shutdown)."""
-    with _sessions_lock:
-        sessions = list(_sessions.values())
-        _sessions.clear()
-    for session in sessions:
-        session.close()
-
-
-atexit.register(close_all_sessions)
+        return tree_rss(self.browser_pid) if self.browser_pid else 0
