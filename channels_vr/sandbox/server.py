@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -34,179 +34,22 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from .. import mappers
-
-DEFAULT_USERNAME = "dealer@example.com"
-DEFAULT_PASSWORD = "sandbox-password"
-SESSION_COOKIE = "PHPSESSID"
-
-BRANDS = {
-    "fender": 101,
-    "gibson": 102,
-    "martin": 103,
-    "vox": 104,
-    "gretsch": 105,
-    "rickenbacker": 106,
-    "marshall": 107,
-    "ibanez": 108,
-    "prs": 109,
-    "guild": 110,
-    "höfner": 111,
-    "boss": 112,
-    "mxr": 113,
-    "electro-harmonix": 114,
-    "ampeg": 115,
-    "taylor": 116,
-    "epiphone": 117,
-}
-# id -> (name, parent id); levels as the form's categ_level_0..3 choices.
-CATEGORIES = {
-    "51": ("Guitars", ""),
-    "83": ("Electric solid body", "51"),
-    "84": ("Semi-hollow body", "51"),
-    "85": ("Flat top", "51"),
-    "86": ("12 string", "51"),
-    "87": ("Electric", "86"),
-    "52": ("Amps", ""),
-    "90": ("Combo", "52"),
-    "91": ("Head", "52"),
-    "53": ("Basses", ""),
-    "95": ("4 string", "53"),
-    "54": ("Effects", ""),
-    "99": ("Overdrive", "54"),
-}
-FORM_FIELDS = (
-    "unique_id",
-    "version",
-    mappers.FIELD_BRAND,
-    mappers.FIELD_MODEL,
-    mappers.FIELD_YEAR,
-    mappers.FIELD_DECADE,
-    mappers.FIELD_FINISH,
-    mappers.FIELD_DESCRIPTION,
-    mappers.FIELD_PRICE,
-    mappers.FIELD_EXTERNAL_ID,
-    mappers.FIELD_PROCESSING_TIME,
-    mappers.FIELD_PROCESSING_UNIT,
-    *mappers.CATEGORY_FIELDS,
-    mappers.FIELD_SHIPMENT,
-    mappers.FIELD_YOUTUBE,
-    "local_pickup",
-    "buy_now",
-    "save",
+from .pages import challenge_page, frame, item_form
+from .store import (
+    BRANDS,
+    CATEGORIES,
+    DEFAULT_PASSWORD,
+    DEFAULT_USERNAME,
+    FORM_FIELDS,
+    REQUIRED_FIELDS,
+    SESSION_COOKIE,
+    Item,
+    RecordedRequest,
+    Switches,
+    VRStore,
 )
-REQUIRED_FIELDS = (mappers.FIELD_BRAND, mappers.FIELD_MODEL, mappers.FIELD_PRICE, "categ_level_0")
 
-
-@dataclass
-class Switches:
-    """Deterministic misbehaviour. Counters count down as they fire."""
-
-    slow_ms: float = 0.0  # added to every page and request
-    expire_after: int | None = None  # sessions expire once after this many more signed-in requests
-    renamed_fields: dict[str, str] = field(default_factory=dict)  # form field name -> the name the form shows
-    bot_challenge: bool = False
-    fail_after_store: int = 0  # the next N item submits store the item, then answer 500
-    fail_requests: int = 0  # the next N signed-in requests answer 500 and do nothing
-    fail_before_store: int = 0  # the next N item submits answer 500 and store nothing
-    wrong_export_columns: bool = False  # the export without its "external id" column
-    error_rate: float = 0.0  # share of signed-in requests answered 500 (nothing done), drawn from `seed`
-    store_then_fail_rate: float = 0.0  # share of item submits stored, then answered 500
-    seed: int = 0
-    buyer_before_mark_sold: int = 0  # the next N mark-sold calls find a buyer just bought the item on V&R
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the sandbox received it (a password is never kept)."""
-
-    method: str
-    path: str
-    kind: str  # page, login, add, edit, export, brand, mark_sold, delete, photo, other
-    fields: dict[str, str]
-    files: tuple[str, ...]
-    status: int
-    signed_in: bool
-    headers: dict[str, str]
-    unknown_fields: tuple[str, ...] = ()
-    product_id: str = ""
-
-
-@dataclass
-class Item:
-    id: int
-    fields: dict[str, str]
-    images: list[tuple[str, str, bytes]]  # (filename, mime, data)
-    version: int = 1
-    sold: bool = False
-    sold_by: str = ""  # "buyer" (a sale on V&R) or "dealer" (marked sold)
-
-
-class VRStore:
-    """The site's state. Guarded by `lock`."""
-
-    def __init__(self, *, username: str, password: str) -> None:
-        self.lock = threading.RLock()
-        self.username = username
-        self.password = password
-        self.sessions: set[str] = set()
-        self.unique_ids: set[str] = set()
-        self.items: dict[int, Item] = {}
-        self.next_id = 70001
-        self.switches = Switches()
-        self.random = random.Random(0)
-        self.log: list[RecordedRequest] = []
-        self.hosted_photos: dict[str, tuple[str, bytes]] = {}
-
-    def issue_unique_id(self) -> str:
-        token = secrets.token_hex(10)
-        self.unique_ids.add(token)
-        return token
-
-    def export_row(self, item: Item, base_url: str) -> dict[str, str]:
-        f = item.fields
-        price = f.get(mappers.FIELD_PRICE, "")
-        with_id = {
-            "brand name": f.get(mappers.FIELD_BRAND, "").lower(),
-            "category name": ">".join(
-                CATEGORIES[c][0] for c in (f.get(name, "") for name in mappers.CATEGORY_FIELDS) if c in CATEGORIES
-            ),
-            "product id": str(item.id),
-            "external id": f.get(mappers.FIELD_EXTERNAL_ID, ""),
-            "product model name": f.get(mappers.FIELD_MODEL, ""),
-            "product price": _export_price(price),
-            "product price notax": "",
-            "product description": f.get(mappers.FIELD_DESCRIPTION, ""),
-            "product year": f.get(mappers.FIELD_YEAR, ""),
-            "product sold": "yes" if item.sold else "no",
-            "product finish": f.get(mappers.FIELD_FINISH, ""),
-            "product in collective": "no",
-            "product in inventory": "yes",
-            "product in reseller": "no",
-            "collective discount": "0",
-            "free shipping": "no",
-            "buy now": "yes" if f.get("buy_now") else "no",
-            "show vat": "no",
-            "decade": f.get(mappers.FIELD_DECADE, ""),
-            "product order": "",
-            "local pickup": "yes" if f.get("local_pickup") else "no",
-            "available for shipment": "yes" if f.get(mappers.FIELD_SHIPMENT) else "no",
-            "processing time": f.get(mappers.FIELD_PROCESSING_TIME, ""),
-            "offer discount": "0",
-            "image url": "|".join(
-                f"{base_url}/uploads/products/{item.id}/{n}/original.jpg" for n in range(1, len(item.images) + 1)
-            ),
-            "video url": f.get(mappers.FIELD_YOUTUBE, ""),
-            "external link": "",
-        }
-        return with_id
-
-
-def _export_price(price: str) -> str:
-    try:
-        value = Decimal(price)
-    except (InvalidOperation, ValueError):
-        return price
-    return str(int(value)) if value == value.to_integral_value() else f"{value:.2f}"
+__all__ = ["DEFAULT_PASSWORD", "DEFAULT_USERNAME", "RecordedRequest", "Switches", "VRSandbox"]
 
 
 class _Server(ThreadingHTTPServer):
@@ -376,133 +219,6 @@ class VRSandbox:
             self.store.log.clear()
 
 
-# --- the pages -------------------------------------------------------------------------------
-
-
-def _page(title: str, body: str, *, signed_in: bool) -> str:
-    header = (
-        '<a href="/account">My account</a> · <a href="/logout">Sign out</a>'
-        if signed_in
-        else (
-            '<form id="header_login" action="/do_login" method="post">'
-            '<input type="text" name="username" placeholder="E-mail">'
-            '<input type="password" name="pass" placeholder="Password">'
-            '<input type="hidden" name="open_where" value="header">'
-            '<button type="submit">Sign in</button></form>'
-        )
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)} | Vintage &amp; Rare</title>"
-        "<style>body{font-family:sans-serif;margin:0}header{background:#222;color:#eee;padding:8px}"
-        "header a{color:#fc6}main{padding:16px}label{display:block;margin:6px 0}"
-        ".alert-danger{background:#fdd;padding:8px;border:1px solid #c00}</style></head>"
-        f"<body><header><strong>Vintage &amp; Rare</strong> {header}</header><main>{body}</main></body></html>"
-    )
-
-
-def _challenge_page() -> str:
-    return (
-        "<!doctype html><html><head><title>Just a moment...</title></head><body>"
-        '<div id="challenge-stage"><form id="challenge-form" action="/cdn-cgi/challenge" method="post">'
-        "<p>Checking if the site connection is secure. Verify you are human.</p></form></div></body></html>"
-    )
-
-
-def _options(choices: Iterable[tuple[str, str]], selected: str) -> str:
-    return "".join(
-        f'<option value="{html.escape(v)}"{" selected" if v == selected else ""}>{html.escape(label)}</option>'
-        for v, label in choices
-    )
-
-
-def _category_choices(parent: str) -> list[tuple[str, str]]:
-    return [("", "-- choose --")] + [(cid, name) for cid, (name, up) in CATEGORIES.items() if up == parent]
-
-
-def _item_form(store: VRStore, item: Item | None, *, error: str = "", values: dict[str, str] | None = None) -> str:
-    """The add/edit form. Field names as V&R's; some may be renamed by a switch (a layout change)."""
-    values = dict(values if values is not None else (item.fields if item else {}))
-    rename = store.switches.renamed_fields
-
-    def name(n: str) -> str:
-        return html.escape(rename.get(n, n))
-
-    def text(n: str, label: str) -> str:
-        return f'<label>{label} <input type="text" name="{name(n)}" value="{html.escape(values.get(n, ""))}"></label>'
-
-    def check(n: str, label: str) -> str:
-        on = " checked" if values.get(n) else ""
-        return f'<label><input type="checkbox" name="{name(n)}" value="1"{on}> {label}</label>'
-
-    levels = [values.get(f, "") for f in mappers.CATEGORY_FIELDS]
-    selects = []
-    parent = ""
-    for depth, field_name in enumerate(mappers.CATEGORY_FIELDS):
-        # Deeper levels are filled in by the page's script once the level above is chosen (as V&R does),
-        # except on the edit form, which shows the saved path.
-        choices = _category_choices(parent) if depth == 0 or parent else [("", "-- choose --")]
-        selects.append(
-            f'<select name="{name(field_name)}" data-level="{depth}">{_options(choices, levels[depth])}</select>'
-        )
-        parent = levels[depth] if levels[depth] else ""
-    decades = [("", "--")] + [(str(d), f"{d}s") for d in range(1900, 2030, 10)]
-    action = "/instruments/add_edit_item" + (f"/{item.id}" if item else "")
-    images = "".join(
-        f'<input type="file" name="{name(f"image_{n}")}" accept="image/*">' for n in range(1, mappers.MAX_PHOTOS + 1)
-    )
-    error_html = f'<div class="alert alert-danger">{html.escape(error)}</div>' if error else ""
-    body = f"""
-<h1>{"Edit item" if item else "Add an item"}</h1>{error_html}
-<form id="frm_step1" method="post" enctype="multipart/form-data" action="{action}">
-<input type="hidden" name="unique_id" value="{store.issue_unique_id()}">
-<input type="hidden" name="version" value="{item.version if item else 0}">
-{text(mappers.FIELD_BRAND, "Brand")}
-{text(mappers.FIELD_MODEL, "Model")}
-{text(mappers.FIELD_YEAR, "Year")}
-<label>Decade <select name="{name(mappers.FIELD_DECADE)}">{_options(decades, values.get(mappers.FIELD_DECADE, ""))}</select></label>
-{text(mappers.FIELD_FINISH, "Finish / colour")}
-<label>Description <div id="item_desc_editor" contenteditable="true" style="border:1px solid #999;min-height:60px">{values.get(mappers.FIELD_DESCRIPTION, "")}</div>
-<textarea id="item_desc" name="{name(mappers.FIELD_DESCRIPTION)}" style="display:none">{html.escape(values.get(mappers.FIELD_DESCRIPTION, ""))}</textarea></label>
-{text(mappers.FIELD_PRICE, "Price")}
-{text(mappers.FIELD_EXTERNAL_ID, "Your reference (external id)")}
-<label>Categories {"".join(selects)}</label>
-{text(mappers.FIELD_PROCESSING_TIME, "Processing time")}
-<select name="{name(mappers.FIELD_PROCESSING_UNIT)}">{_options([("days", "days"), ("hours", "hours")], values.get(mappers.FIELD_PROCESSING_UNIT, "days"))}</select>
-{check(mappers.FIELD_SHIPMENT, "Available for shipment")}
-{check("local_pickup", "Local pickup")}
-{check("buy_now", "Buy now")}
-{text(mappers.FIELD_YOUTUBE, "YouTube link")}
-<fieldset><legend>Photos</legend>{images}</fieldset>
-<button type="submit" name="save" value="1">Save item</button>
-</form>
-<script>
-// A rich-text editor as V&R's pages have: it owns the description and copies it into the hidden
-// textarea when the form is sent (as TinyMCE's triggerSave does), with TinyMCE's get/setContent API.
-(function () {{
-  var editor = document.getElementById('item_desc_editor');
-  var area = document.getElementById('item_desc');
-  window.tinymce = {{ get: function (id) {{
-    return id === 'item_desc' && area ? {{ setContent: function (html) {{ editor.innerHTML = html; }},
-                                          getContent: function () {{ return editor.innerHTML; }} }} : null; }} }};
-  document.getElementById('frm_step1').addEventListener('submit', function () {{
-    if (area) area.value = editor.innerHTML;
-  }});
-}})();
-document.querySelectorAll('select[data-level]').forEach(function (select) {{
-  select.addEventListener('change', function () {{
-    var level = +select.dataset.level;
-    var below = Array.from(document.querySelectorAll('select[data-level]')).filter(function (s) {{ return +s.dataset.level > level; }});
-    below.forEach(function (s) {{ s.innerHTML = '<option value="">-- choose --</option>'; }});
-    if (!select.value || !below.length) return;
-    fetch('/ajax/get_categories?parent=' + encodeURIComponent(select.value), {{headers: {{'X-Requested-With': 'XMLHttpRequest'}}}})
-      .then(function (r) {{ return r.json(); }})
-      .then(function (rows) {{ rows.forEach(function (row) {{ var o = document.createElement('option'); o.value = row[0]; o.textContent = row[1]; below[0].appendChild(o); }}); }});
-  }});
-}});
-</script>"""
-    return _page("Edit item" if item else "Add item", body, signed_in=True)
-
-
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -601,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlparse(self.path).path.rstrip("/") or "/"
         body = self._body() if method == "POST" else b""
         if self.store.switches.bot_challenge:
-            status = self._send(403, _challenge_page())
+            status = self._send(403, challenge_page())
             self._record("challenge", status)
             return
         if path.startswith("/uploads/products/"):
@@ -645,7 +361,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif self.store.switches.error_rate and self.store.random.random() < self.store.switches.error_rate:
                 failing = True
         if failing:
-            status = self._send(500, _page("Error", "<h1>500 Internal Server Error</h1>", signed_in=True))
+            status = self._send(500, frame("Error", "<h1>500 Internal Server Error</h1>", signed_in=True))
             self._record("error", status, signed_in=True)
             return
         if path == "/logout":
@@ -654,7 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._redirect("/")
         elif path in ("/account", "/instruments/show"):
             count = len(self.site.items())
-            status = self._send(200, _page("My account", f"<h1>My account</h1><p>{count} items.</p>", signed_in=True))
+            status = self._send(200, frame("My account", f"<h1>My account</h1><p>{count} items.</p>", signed_in=True))
             self._record("page", status, signed_in=True)
         elif path == "/instruments/export_inventory/export_inventory" and method == "GET":
             self._export()
@@ -667,7 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/ajax/"):
             self._ajax(method, path, body)
         else:
-            status = self._send(404, _page("Not found", "<h1>Page not found</h1>", signed_in=True))
+            status = self._send(404, frame("Not found", "<h1>Page not found</h1>", signed_in=True))
             self._record("other", status, signed_in=True)
 
     def _home(self, path: str) -> None:
@@ -678,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = f"<h1>Sign in</h1>{error}<p>Please sign in to continue.</p>"
         else:
             body = "<h1>The marketplace for vintage and rare instruments</h1>"
-        status = self._send(200, _page("Sign in" if path == "/login" else "Home", body, signed_in=signed_in))
+        status = self._send(200, frame("Sign in" if path == "/login" else "Home", body, signed_in=signed_in))
         self._record("page", status, signed_in=signed_in)
 
     def _login(self, body: bytes) -> None:
@@ -725,11 +441,11 @@ class _Handler(BaseHTTPRequestHandler):
         if rest:
             item = self.site.item(rest) if rest.isdigit() else None
             if item is None:
-                status = self._send(404, _page("Not found", "<h1>Item not found</h1>", signed_in=True))
+                status = self._send(404, frame("Not found", "<h1>Item not found</h1>", signed_in=True))
                 self._record("form", status, signed_in=True, product_id=rest)
                 return
         with self.store.lock:
-            page = _item_form(self.store, item)
+            page = item_form(self.store, item)
         status = self._send(200, page)
         self._record("form", status, signed_in=True, product_id=rest)
 
@@ -737,7 +453,7 @@ class _Handler(BaseHTTPRequestHandler):
         kind = "edit" if rest else "add"
         content_type = self.headers.get("Content-Type", "")
         if not content_type.startswith("multipart/form-data"):
-            status = self._send(400, _page("Error", "<h1>The item form must be sent as multipart</h1>", signed_in=True))
+            status = self._send(400, frame("Error", "<h1>The item form must be sent as multipart</h1>", signed_in=True))
             self._record(kind, status, signed_in=True, product_id=rest)
             return
         fields, files = _multipart(content_type, body)
@@ -748,24 +464,24 @@ class _Handler(BaseHTTPRequestHandler):
             if refuse:
                 self.store.switches.fail_before_store -= 1
         if refuse:
-            status = self._send(500, _page("Error", "<h1>500 Internal Server Error</h1>", signed_in=True))
+            status = self._send(500, frame("Error", "<h1>500 Internal Server Error</h1>", signed_in=True))
             self._record(kind, status, fields=fields, signed_in=True, unknown=unknown, product_id=rest)
             return
         with self.store.lock:
             item = self.site.item(rest) if rest else None
             if rest and item is None:
-                status = self._send(404, _page("Not found", "<h1>Item not found</h1>", signed_in=True))
+                status = self._send(404, frame("Not found", "<h1>Item not found</h1>", signed_in=True))
                 self._record(kind, status, fields=fields, signed_in=True, unknown=unknown, product_id=rest)
                 return
             error = self._invalid(fields, item)
             if error is not None:
                 status_code, message = error
                 if status_code == 409:
-                    page = _page(
+                    page = frame(
                         "Changed", f'<div class="alert alert-danger">{html.escape(message)}</div>', signed_in=True
                     )
                 else:
-                    page = _item_form(self.store, item, error=message, values=fields)
+                    page = item_form(self.store, item, error=message, values=fields)
                 status = self._send(status_code, page)
                 self._record(kind, status, fields=fields, files=[n for n, _ in images], signed_in=True, unknown=unknown)
                 return
@@ -787,7 +503,7 @@ class _Handler(BaseHTTPRequestHandler):
                 failing = self.store.random.random() < self.store.switches.store_then_fail_rate
         files_sent = [n for n, _ in images]
         if failing:
-            status = self._send(500, _page("Error", "<h1>500 Internal Server Error</h1>", signed_in=True))
+            status = self._send(500, frame("Error", "<h1>500 Internal Server Error</h1>", signed_in=True))
         else:
             # "Saved", without the new item's id: the dealer finds it in the inventory.
             status = self._redirect("/instruments/show?saved=1")
