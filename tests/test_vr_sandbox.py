@@ -153,3 +153,19 @@ def test_switches_misbehave_as_asked(site, dealer):
     site.set_switches(bot_challenge=True)
     challenged = requests.get(site.base_url + "/")
     assert challenged.status_code == 403 and "challenge-form" in challenged.text
+
+
+def test_a_state_file_keeps_the_dealers_items_across_restarts(tmp_path):
+    state = str(tmp_path / "vr.state")
+    with VRSandbox(state_file=state) as first:
+        session = requests.Session()
+        session.post(
+            first.base_url + "/do_login",
+            data={"username": DEFAULT_USERNAME, "pass": DEFAULT_PASSWORD, "open_where": "header"},
+        )
+        url = first.base_url + "/instruments/add_edit_item"
+        post_item(session, url, {**item_fields(), **form_tokens(session, url)})
+    with VRSandbox(state_file=state) as second:
+        [item] = second.items()
+        assert (item.id, item.fields["external_id"], item.images[0][2]) == (70001, "SKU-1", b"\xff\xd8jpeg")
+        assert second.add_external_item("SKU-2").id == 70002

@@ -69,10 +69,14 @@ class VRSandbox:
         port: int = 0,
         username: str = DEFAULT_USERNAME,
         password: str = DEFAULT_PASSWORD,
+        state_file: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self.state_file = state_file
         self.store = VRStore(username=username, password=password)
+        if state_file:
+            self.store.load(state_file)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -311,6 +315,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._route("POST")
+        if self.site.state_file:
+            self.store.save(self.site.state_file)
 
     def _route(self, method: str) -> None:
         self._slow()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import random
 import secrets
 import threading
@@ -131,6 +134,47 @@ class VRStore:
         self.random = random.Random(0)
         self.log: list[RecordedRequest] = []
         self.hosted_photos: dict[str, tuple[str, bytes]] = {}
+
+    def save(self, path: str) -> None:
+        """Keep the dealer's items across restarts (the demo): written whole, then renamed into place."""
+        with self.lock:
+            data = {
+                "next_id": self.next_id,
+                "items": [
+                    {
+                        "id": item.id,
+                        "fields": item.fields,
+                        "version": item.version,
+                        "sold": item.sold,
+                        "sold_by": item.sold_by,
+                        "images": [[n, m, base64.b64encode(d).decode()] for n, m, d in item.images],
+                    }
+                    for item in self.items.values()
+                ],
+            }
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as out:
+            json.dump(data, out)
+        os.replace(tmp, path)
+
+    def load(self, path: str) -> None:
+        if not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as source:
+            data = json.load(source)
+        with self.lock:
+            self.next_id = data["next_id"]
+            self.items = {
+                raw["id"]: Item(
+                    id=raw["id"],
+                    fields=raw["fields"],
+                    version=raw["version"],
+                    sold=raw["sold"],
+                    sold_by=raw["sold_by"],
+                    images=[(n, m, base64.b64decode(d)) for n, m, d in raw["images"]],
+                )
+                for raw in data["items"]
+            }
 
     def issue_unique_id(self) -> str:
         token = secrets.token_hex(10)
