@@ -135,7 +135,11 @@ class VRBrowser:
             self._idle_timer.cancel()
         try:
             self._executor.submit(self._shutdown).result(timeout=30)
-        except Exception:  # closing is best effort: the process may be exiting
+        except RuntimeError:
+            # The interpreter is exiting and has stopped its thread pools already: the Playwright
+            # driver sees its pipe close and takes the browser down with it.
+            log.debug("V&R browser left to the exiting driver")
+        except Exception:  # closing is best effort
             log.warning("closing the V&R browser failed", exc_info=True)
         self._executor.shutdown(wait=False)
 

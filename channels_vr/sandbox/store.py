@@ -35,6 +35,8 @@ BRANDS = {
     "ampeg": 115,
     "taylor": 116,
     "epiphone": 117,
+    "music man": 118,
+    "d'addario": 119,
 }
 # id -> (name, parent id); levels as the form's categ_level_0..3 choices.
 CATEGORIES = {
@@ -51,6 +53,9 @@ CATEGORIES = {
     "95": ("4 string", "53"),
     "54": ("Effects", ""),
     "99": ("Overdrive", "54"),
+    "55": ("Parts & accessories", ""),
+    "96": ("Strings", "55"),
+    "98": ("Pickups & hardware", "55"),
 }
 FORM_FIELDS = (
     "unique_id",

@@ -20,6 +20,7 @@ CATEGORIES = {
     "Amps": ("52", "90"),
     "Basses": ("53", "95"),
     "Effects and Pedals": ("54", "99"),
+    "Parts": ("55", "98"),
 }
 BRANDS = {"Hofner": "Höfner"}
 
