@@ -655,7 +655,16 @@ class VRBrowser:
 
     def _add_item(self, fields: dict[str, str], photos: list[Photo]) -> None:
         step = "submit the add-item form"
-        form = self._open_form(step, ADD_EDIT_PATH)
+        try:
+            form = self._open_form(step, ADD_EDIT_PATH)
+        except ListingNotFound:
+            artifacts = self._snapshot(step)
+            raise failed(
+                PermanentChannelError,
+                self._with_links(f"V&R has no add-item page at {ADD_EDIT_PATH} any more: the site changed", artifacts),
+                artifacts,
+                status=404,
+            ) from None
         self._fill(step, form, fields)
         self._attach_photos(step, form, photos)
         self._submit(step, form)
