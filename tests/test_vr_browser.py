@@ -282,28 +282,6 @@ def test_the_connection_check_logs_in_and_reads_the_export(connection, site):
     assert "lists 2 items (1 for sale)" in result.summary
 
 
-def test_a_slow_page_fails_the_step_in_time_with_a_screenshot(connection, site):
-    connection.step_timeout_seconds = 1
-    connection.save()
-    sync.check(connection)  # logs in with the short timeout while the site is fast
-    site.set_switches(slow_ms=1500)
-
-    with pytest.raises(TransientChannelError, match="did not answer in time"):
-        sync.revise(connection, "70001", payload(site), frozenset({"price"}))
-    site.set_switches(slow_ms=0)
-
-
-def test_a_wrong_password_is_said_in_plain_words(connection, site):
-    connection.password = "not-the-password"
-    connection.save()
-
-    result = sync.check(connection)
-
-    assert not result.ok
-    assert "refused the login" in result.summary and "check the username and password" in result.summary
-    assert DEFAULT_PASSWORD not in result.summary and "not-the-password" not in result.summary
-
-
 def test_a_sale_on_vr_found_by_an_end_is_still_reported_by_the_next_pull(connection, site):
     made = site.add_external_item("VR-12")
     first = sync.pull(connection, None)
@@ -357,9 +335,36 @@ def test_the_api_connects_vr_with_its_defaults_and_checks_it_without_showing_the
     assert checked.json()["ok"] is True, checked.json()
 
 
+def test_an_item_deleted_on_vr_is_missing_with_an_alert_not_kept_live(connection, site):
+    item = make_item(connection.account, brand="Vox", model="AC30", category="Electric Guitars", sku="VR-14")
+    listing = ChannelListing.objects.create(account=connection.account, item=item, connection=connection)
+    assert listing_converge(listing.pk) == "published"
+    listing.refresh_from_db()
+    site.store.items.pop(int(listing.external_id))  # the dealer deleted it on V&R
+
+    connection_pull(connection_id=connection.pk)
+
+    listing.refresh_from_db()
+    assert listing.actual_state == ListingState.MISSING and listing.external_id == ""
+    assert VRListingDetail.objects.get(connection=connection, product_id="70001").state == "deleted"
+
+
+def test_a_buyer_who_beats_our_mark_sold_by_a_moment_is_a_sale_on_vr(connection, site):
+    made = site.add_external_item("VR-15")
+    first = sync.pull(connection, None)
+    site.set_switches(buyer_before_mark_sold=1)
+
+    ended = sync.end(connection, str(made.id), END_SOLD_ELSEWHERE)
+
+    assert ended.confirmed and site.item(made.id).sold_by == "buyer"
+    [order] = sync.pull(connection, first.watermark).orders  # a double sale for the engine to settle
+    assert order.external_id == f"vr-{made.id}"
+
+
 def test_closing_the_browser_ends_its_processes_and_the_next_step_launches_a_new_one(connection, site):
     browser = sync.browser_for(connection)
     browser.export()
+    assert browser.launches == 1  # every test of this module so far drove this one browser
     pid = browser.browser_pid
     assert pid and Path(f"/proc/{pid}").exists()
 
@@ -388,27 +393,23 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
     return False
 
 
-def test_an_item_deleted_on_vr_is_missing_with_an_alert_not_kept_live(connection, site):
-    item = make_item(connection.account, brand="Vox", model="AC30", category="Electric Guitars", sku="VR-14")
-    listing = ChannelListing.objects.create(account=connection.account, item=item, connection=connection)
-    assert listing_converge(listing.pk) == "published"
-    listing.refresh_from_db()
-    site.store.items.pop(int(listing.external_id))  # the dealer deleted it on V&R
+def test_a_slow_page_fails_the_step_in_time_with_a_screenshot(connection, site):
+    connection.step_timeout_seconds = 1
+    connection.save()
+    sync.check(connection)  # logs in with the short timeout while the site is fast
+    site.set_switches(slow_ms=1500)
 
-    connection_pull(connection_id=connection.pk)
-
-    listing.refresh_from_db()
-    assert listing.actual_state == ListingState.MISSING and listing.external_id == ""
-    assert VRListingDetail.objects.get(connection=connection, product_id="70001").state == "deleted"
+    with pytest.raises(TransientChannelError, match="did not answer in time"):
+        sync.revise(connection, "70001", payload(site), frozenset({"price"}))
+    site.set_switches(slow_ms=0)
 
 
-def test_a_buyer_who_beats_our_mark_sold_by_a_moment_is_a_sale_on_vr(connection, site):
-    made = site.add_external_item("VR-15")
-    first = sync.pull(connection, None)
-    site.set_switches(buyer_before_mark_sold=1)
+def test_a_wrong_password_is_said_in_plain_words(connection, site):
+    connection.password = "not-the-password"
+    connection.save()
 
-    ended = sync.end(connection, str(made.id), END_SOLD_ELSEWHERE)
+    result = sync.check(connection)
 
-    assert ended.confirmed and site.item(made.id).sold_by == "buyer"
-    [order] = sync.pull(connection, first.watermark).orders  # a double sale for the engine to settle
-    assert order.external_id == f"vr-{made.id}"
+    assert not result.ok
+    assert "refused the login" in result.summary and "check the username and password" in result.summary
+    assert DEFAULT_PASSWORD not in result.summary and "not-the-password" not in result.summary
