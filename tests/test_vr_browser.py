@@ -361,6 +361,24 @@ def test_a_buyer_who_beats_our_mark_sold_by_a_moment_is_a_sale_on_vr(connection,
     assert order.external_id == f"vr-{made.id}"
 
 
+def test_a_site_that_cannot_be_reached_is_transient_and_keeps_the_browser(account):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = VRConnection.objects.create(
+        account=account, name="V&R down", username="d", password="p", base_url=f"http://127.0.0.1:{port}"
+    )
+
+    for _ in range(2):
+        with pytest.raises(TransientChannelError, match="the browser failed to"):
+            sync.browser_for(down).login()
+
+    assert sync.browser_for(down).launches == 1  # a network error is not a crash: no relaunch
+    assert not sync.check(down).ok
+
+
 def test_closing_the_browser_ends_its_processes_and_the_next_step_launches_a_new_one(connection, site):
     browser = sync.browser_for(connection)
     browser.export()

@@ -321,12 +321,22 @@ class VRBrowser(ItemFormSteps):
             folder.mkdir(parents=True, exist_ok=True)
             shot = f"{self.artifact_dir}/{stamp}-{slug}.png"
             page_html = f"{self.artifact_dir}/{stamp}-{slug}.html"
-            (self.artifact_root / page_html).write_text(self._page.content(), encoding="utf-8")
+            (self.artifact_root / page_html).write_text(self._page_html(), encoding="utf-8")
             self._page.screenshot(path=str(self.artifact_root / shot), full_page=True, timeout=5000)
             return StepArtifacts(step=step, page_url=self._page.url, screenshot=shot, page_html=page_html)
-        except Exception:
-            log.warning("could not save the V&R page of a failed step (%s)", step, exc_info=True)
+        except Exception as error:
+            log.warning("could not save the V&R page of a failed step (%s): %s", step, first_line(error))
             return None
+
+    def _page_html(self) -> str:
+        """The page's HTML; a page still navigating (an error page loading) is given a moment to settle."""
+        for _ in range(3):
+            try:
+                return self._page.content()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    self._page.wait_for_load_state("load", timeout=2000)
+        return "<!-- the page was still loading; see the screenshot -->"
 
     def _body_snapshot(self, step: str, url: str, body: str) -> StepArtifacts | None:
         """For a failed direct request (export, AJAX): the body V&R answered, as the page HTML."""
