@@ -1,30 +1,16 @@
 """Admin for Reverb connections (token write-only) and what Reverb says about each listing."""
 
-from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.html import format_html
 
 from accounts.admin import AccountScopedAdmin
-from billing.errors import PlanLimitReached
-from billing.gates import check_channel_connect
-from inventory.models import ChannelConnection
+from inventory.admin_connections import ConnectionAdmin, ConnectionAdminForm
 
 from .models import ReverbConnection, ReverbListingDetail
-from .services import connection_check
 
 
-class ReverbConnectionForm(forms.ModelForm):
-    """The token is typed in, never shown back: blank on edit keeps the one stored."""
-
-    api_token = forms.CharField(
-        label="API token",
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Personal access token from reverb.com/my/api_settings. Leave blank to keep the current one.",
-    )
-
-    class Meta:
+class ReverbConnectionForm(ConnectionAdminForm):
+    class Meta(ConnectionAdminForm.Meta):
         model = ReverbConnection
         fields = [
             "account",
@@ -41,48 +27,17 @@ class ReverbConnectionForm(forms.ModelForm):
             "listing_scan_interval_seconds",
             "stock_buffer_percent",
         ]
-
-    def clean_api_token(self) -> str:
-        token = self.cleaned_data.get("api_token", "")
-        if token:
-            return token
-        if self.instance.pk and self.instance.api_token:
-            return self.instance.api_token
-        raise forms.ValidationError("Paste the shop's Reverb API token.")
-
-    def validate_unique(self) -> None:
-        """Connection names are unique per account and channel; the account is stamped by the scoped
-        admin just before this runs, and the parent table's constraint is not checked by Django here."""
-        super().validate_unique()
-        name = self.cleaned_data.get("name")
-        account_id = self.instance.account_id
-        if not name or not account_id:
-            return
-        clash = (
-            ChannelConnection.objects.filter(account_id=account_id, channel="reverb", name=name)
-            .exclude(pk=self.instance.pk)
-            .exists()
-        )
-        if clash:
-            self.add_error("name", "This account already has a Reverb connection with this name.")
-        if self.cleaned_data.get("enabled"):
-            try:
-                check_channel_connect(account_id, "reverb")  # the plan's channels
-            except PlanLimitReached as refusal:
-                self.add_error(None, refusal.message)
+        secret_fields = ("api_token",)
+        labels = {"api_token": "API token"}
 
 
 @admin.register(ReverbConnection)
-class ReverbConnectionAdmin(AccountScopedAdmin):
+class ReverbConnectionAdmin(ConnectionAdmin):
     form = ReverbConnectionForm
-    list_display = ["name", "enabled", "priority", "base_url", "pull_interval_seconds", "watermark", "last_pull_at"]
-    list_filter = ["enabled"]
-    search_fields = ["name"]
-    readonly_fields = ["token_status", "webhook_url_path", "watermark", "last_pull_at", "created_at"]
-    actions = ["check_connection"]
+    list_display = ["name", "status", "priority", "base_url", "pull_interval_seconds", "last_pull_at"]
     fieldsets = [
-        (None, {"fields": ["account", "name", "enabled", "priority"]}),
-        ("Reverb access", {"fields": ["api_token", "token_status", "base_url", "timeout_seconds"]}),
+        (None, {"fields": ["account", "name", "enabled", "status", "priority"]}),
+        ("Reverb access", {"fields": ["api_token", "secret_status", "base_url", "timeout_seconds"]}),
         ("Listing defaults", {"fields": ["shipping_profile_id", "category_uuids"]}),
         (
             "Sync",
@@ -92,7 +47,7 @@ class ReverbConnectionAdmin(AccountScopedAdmin):
                     "pull_offset_seconds",
                     "listing_scan_interval_seconds",
                     "stock_buffer_percent",
-                    "webhook_url_path",
+                    "webhook_setup",
                     "watermark",
                     "last_pull_at",
                     "created_at",
@@ -100,26 +55,6 @@ class ReverbConnectionAdmin(AccountScopedAdmin):
             },
         ),
     ]
-
-    @admin.display(description="Token")
-    def token_status(self, obj: ReverbConnection) -> str:
-        return obj.token_hint if obj.pk else "not set"
-
-    @admin.display(description="Webhook URL path")
-    def webhook_url_path(self, obj: ReverbConnection) -> str:
-        if not obj.pk:
-            return "Shown once the connection is saved."
-        return format_html(
-            "<code>{}</code><br>Register it on Reverb for the orders/create and orders/update topics, "
-            "behind this site's https address. It is the only secret a delivery carries: keep it private.",
-            obj.webhook_path,
-        )
-
-    @admin.action(description="Check the token against Reverb (reads only)")
-    def check_connection(self, request, queryset) -> None:
-        for connection in queryset:
-            works, message = connection_check(connection)
-            self.message_user(request, f"{connection.name}: {message}", messages.SUCCESS if works else messages.ERROR)
 
 
 @admin.register(ReverbListingDetail)

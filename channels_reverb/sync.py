@@ -19,6 +19,9 @@ from django.utils import timezone
 
 from inventory.channels import (
     END_SOLD_HERE,
+    ChannelError,
+    CheckStep,
+    ConnectionCheck,
     EndResult,
     ListingNotFound,
     ListingPayload,
@@ -39,6 +42,14 @@ logger = logging.getLogger(__name__)
 NAME = "reverb"
 LABEL = "Reverb"
 CONNECTION_MODEL = "channels_reverb.ReverbConnection"
+CONNECTION_SERIALIZER = "channels_reverb.serializers.ReverbConnectionSerializer"
+DEFAULT_PRIORITY = 20
+# Reverb registers webhooks by API only for OAuth apps, not for the personal tokens shops use.
+WEBHOOK_SETUP = (
+    "Reverb registers webhooks by API only for OAuth apps. Paste this URL at reverb.com/my/webhooks for the "
+    "orders/create and orders/update topics (behind this site's https address). It is the only secret a delivery "
+    "carries: keep it private. Pulls every minute catch any sale a webhook misses."
+)
 
 # Orders are read from a little before the watermark: Reverb's times have whole seconds and
 # an order saved in the same second as the last one seen must not slip through. The engine
@@ -80,6 +91,47 @@ def client_for(connection) -> ReverbClient:
         client = ReverbClient(connection.base_url, connection.api_token, timeout=connection.timeout_seconds)
         cached[key] = client
     return client
+
+
+# --- check ----------------------------------------------------------------------------
+
+
+def check(connection) -> ConnectionCheck:
+    """Reads only: the token and the shop, a page of listings, and the category mapping's shape."""
+    connection = reverb_connection(connection)
+    client = client_for(connection)
+    steps = []
+    try:
+        account = client.account()
+    except ChannelError as error:
+        hint = " Paste a new token from reverb.com/my/api_settings." if error.status in (401, 403) else ""
+        return ConnectionCheck(steps=(CheckStep("Token", False, f"{error.message}.{hint}".replace("..", ".")),))
+    shop = str(account.get("shop_name") or account.get("name") or "")
+    steps.append(CheckStep("Token", True, f"The token works{f' for {shop}' if shop else ''}."))
+    try:
+        page = next(iter(client.my_listings(state="all")), None)
+        count = page.total if page is not None and page.total is not None else len(page.items) if page else 0
+        steps.append(CheckStep("Listings", True, f"Reverb shows {count} listing(s) in this shop."))
+    except ChannelError as error:
+        steps.append(
+            CheckStep("Listings", False, f"Reading listings failed: {error.message}. Check the token's scopes.")
+        )
+    bad = [name for name, uuid in (connection.category_uuids or {}).items() if not _looks_like_uuid(str(uuid))]
+    if bad:
+        steps.append(
+            CheckStep("Categories", False, "Not Reverb category UUIDs: " + ", ".join(bad) + ". Copy them from Reverb.")
+        )
+    return ConnectionCheck(steps=tuple(steps))
+
+
+def _looks_like_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 # --- publish / revise / end / read ----------------------------------------------------
@@ -233,14 +285,15 @@ def read_all_listings(connection) -> Iterator[ListingSeen]:
 # --- pull -----------------------------------------------------------------------------
 
 
-def pull(connection, since: datetime | None) -> PullResult:
+def pull(connection, since: datetime | None, *, full_scan: bool = False) -> PullResult:
     """What changed on Reverb since the watermark. Reads only.
 
     Orders: /my/orders/selling/all filtered by update date from `since` minus a small
     overlap; one page when nothing changed. Listings: Reverb's /my/listings cannot be
     filtered by change date (its OpenAPI document has no such parameter), so every listing
     is read only once per `listing_scan_interval_seconds` (and on the first pull); the other
-    pulls read no listing page at all. The watermark is the newest order update seen, or
+    pulls read no listing page at all (`full_scan`, a pull staff asked for, reads them now).
+    The watermark is the newest order update seen, or
     `since` when none was.
     """
     connection = reverb_connection(connection)
@@ -260,7 +313,7 @@ def pull(connection, since: datetime | None) -> PullResult:
     if newest and (result.watermark is None or newest > result.watermark):
         result.watermark = newest
 
-    if _listing_scan_due(connection, first_pull=since is None):
+    if full_scan or _listing_scan_due(connection, first_pull=since is None):
         try:
             raw_listings = []
             for page in client.my_listings(state="all"):
@@ -270,6 +323,7 @@ def pull(connection, since: datetime | None) -> PullResult:
             cache.delete(_scan_key(connection))  # the next pull tries again
             raise
         result.listings = [mappers.listing_seen(raw) for raw in raw_listings if raw.get("id") not in (None, "")]
+        result.listings_complete = True
         _remember_many(connection, raw_listings)
     return result
 

@@ -36,6 +36,7 @@ from .services import (
     order_cancel,
     order_complete,
 )
+from .services.photos import items_mark_reviewed, photos_changed
 from .states import ItemState, allowed_targets
 
 FILTER_OPTIONS_CACHE_SECONDS = 60
@@ -264,7 +265,15 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
         "channels",
     ]
     list_display_links = ["sku", "title"]
-    list_filter = ["state", BrandFilter, CategoryFilter, "condition", PriceRangeFilter, StorageLocationFilter]
+    list_filter = [
+        "state",
+        BrandFilter,
+        CategoryFilter,
+        "condition",
+        PriceRangeFilter,
+        StorageLocationFilter,
+        "needs_review",
+    ]
     search_fields = ["sku", "title", "brand", "model", "serial_number"]
     search_help_text = "Search by SKU, title, brand, model or serial number."
     list_per_page = 50
@@ -288,6 +297,7 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
         _transition_action(ItemState.SOLD, "Mark sold"),
         _transition_action(ItemState.SHIPPED, "Mark shipped"),
         _transition_action(ItemState.ARCHIVED, "Archive"),
+        "mark_reviewed",
     ]
     fieldsets = [
         (None, {"fields": ["account", "sku", "title", "state", ("brand", "model", "year"), ("finish", "category")]}),
@@ -369,6 +379,17 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
             obj._state.adding = False
         obj.refresh_from_db()
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        photo_sets = [fs for fs in formsets if fs.model is ItemPhoto]
+        if change and any(fs.has_changed() for fs in photo_sets):
+            photos_changed(item_id=form.instance.pk)  # a photo-only edit is pushed to the live listings too
+
+    @admin.action(description="Mark reviewed (imported items checked)")
+    def mark_reviewed(self, request, queryset):
+        n = items_mark_reviewed(item_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request))
+        self.message_user(request, f"{n} item{'' if n == 1 else 's'} marked reviewed.", messages.SUCCESS)
+
     def get_urls(self):
         own = [
             path("export-csv/", self.admin_site.admin_view(self.export_csv_view), name="inventory_item_export_csv"),
@@ -435,7 +456,7 @@ class OrderLineInline(ReadOnlyInline):
 @admin.register(Order)
 class OrderAdmin(ExtensibleAdmin, AccountScopedAdmin):
     list_display = ["__str__", "status", "placed_at", "buyer_name", "ship_country", "total", "currency"]
-    list_filter = ["status", "channel"]
+    list_filter = ["status", "channel", ("connection", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["external_id", "buyer_name", "buyer_email", "lines__sku"]
     date_hierarchy = "placed_at"
     readonly_fields = ["channel", "external_id", "status", "placed_at", "created_at", "updated_at"]

@@ -13,6 +13,7 @@ from django.utils.safestring import mark_safe
 from accounts.admin import AccountScopedAdmin
 
 from .admin import ItemAdmin, ReadOnlyAdmin, admin_actor
+from .admin_connections import ConnectionActionsMixin
 from .channels import ChannelError
 from .models import (
     Alert,
@@ -188,20 +189,20 @@ class ChannelListingAdmin(AccountScopedAdmin):
 
 
 @admin.register(ChannelConnection)
-class ChannelConnectionAdmin(ReadOnlyAdmin):
+class ChannelConnectionAdmin(ConnectionActionsMixin, ReadOnlyAdmin):
     """Every connection, whatever its channel; each channel app edits its own."""
 
     list_display = [
         "name",
         "channel",
-        "enabled",
+        "status",
         "priority",
         "pull_interval_seconds",
         "pull_offset_seconds",
         "last_pull_at",
         "live",
     ]
-    list_filter = ["channel", "enabled"]
+    list_filter = ["channel", "enabled", "paused"]
 
     def get_queryset(self, request):
         live = (
@@ -216,6 +217,10 @@ class ChannelConnectionAdmin(ReadOnlyAdmin):
                 live_count=Coalesce(Subquery(live.annotate(n=Count("*")).values("n"), output_field=IntegerField()), 0)
             )
         )
+
+    @admin.display(description="Status")
+    def status(self, connection):
+        return connection.status
 
     @admin.display(description="live listings", ordering="live_count")
     def live(self, connection):

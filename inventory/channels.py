@@ -273,6 +273,9 @@ class PullResult:
     listings: list[ListingSeen] = field(default_factory=list)
     watermark: datetime | None = None  # the newest change seen; the next pull starts here
     pages_read: int = 0
+    # True when `listings` is every listing of the seller on the channel (a full scan): the
+    # engine then marks our live listings that are not among them as missing.
+    listings_complete: bool = False
 
 
 @dataclass(frozen=True)

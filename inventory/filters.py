@@ -20,7 +20,7 @@ class ItemFilter(django_filters.FilterSet):
 
     class Meta:
         model = Item
-        fields = ["state", "condition", "brand", "category", "storage_location", "currency"]
+        fields = ["state", "condition", "brand", "category", "storage_location", "currency", "needs_review"]
 
 
 class OrderFilter(django_filters.FilterSet):
@@ -29,4 +29,4 @@ class OrderFilter(django_filters.FilterSet):
 
     class Meta:
         model = Order
-        fields = ["status", "channel"]
+        fields = ["status", "channel", "connection"]

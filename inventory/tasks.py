@@ -10,13 +10,15 @@ import logging
 import random
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from .channels import ListingBusy, RateLimited, TransientChannelError
-from .models import ChannelConnection, ChannelListing
+from .models import ChannelConnection, ChannelListing, SyncRun
 from .services import items_auto_archive
-from .services.listings import listing_converge, listing_failed, listings_lagging
-from .services.sync import connection_pull, listings_reconcile, webhook_process
+from .services.connections import connections_disconnect_finish
+from .services.listings import listing_attempt_failed, listing_converge, listing_failed, listings_lagging
+from .services.sync import connection_pull, listings_reconcile, sync_request_run, webhook_process
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,12 @@ def enqueue_converge(listing_id: int) -> None:
     channel_name = ChannelListing.objects.filter(pk=listing_id).values_list("connection__channel", flat=True).first()
     if channel_name:
         converge_listing_task.apply_async(args=[listing_id], queue=channel_queue(channel_name))
+
+
+def enqueue_sync_request(run_id: int) -> None:
+    row = SyncRun.objects.filter(pk=run_id).values_list("connection__channel", flat=True).first()
+    if row:
+        sync_request_task.apply_async(args=[run_id], queue=channel_queue(row))
 
 
 def enqueue_pull(connection_id: int) -> None:
@@ -68,7 +76,27 @@ def converge_listing_task(self, listing_id: int) -> str:
         countdown = backoff_seconds(self.request.retries)
         if isinstance(error, RateLimited) and error.retry_after:
             countdown = max(countdown, error.retry_after)
+        log.warning("listing %s: %s; retry %d in %.1f s", listing_id, error, self.request.retries + 1, countdown)
         raise self.retry(exc=error, countdown=countdown) from error
+    except SoftTimeLimitExceeded as error:
+        return _unexpected(self, listing_id, TransientChannelError("the channel took longer than a minute"), error)
+    except Exception as error:
+        # A bug or a surprise from the channel: never only a log line. The listing shows the
+        # error and the attempt; after a few tries it is given up with an alert.
+        log.exception("converging listing %s failed unexpectedly", listing_id)
+        return _unexpected(self, listing_id, error, error)
+
+
+UNEXPECTED_RETRIES = 3
+
+
+def _unexpected(task, listing_id: int, error: Exception, cause: Exception) -> str:
+    message = f"Unexpected error: {type(error).__name__}: {error}"
+    listing_attempt_failed(listing_id, message)
+    if task.request.retries >= UNEXPECTED_RETRIES:
+        listing_failed(listing_id, RuntimeError(message), attempt_counted=True)
+        return f"gave up after {task.request.retries} retries: {message}"
+    raise task.retry(exc=cause, countdown=backoff_seconds(task.request.retries), max_retries=UNEXPECTED_RETRIES)
 
 
 @shared_task(
@@ -98,9 +126,23 @@ def process_webhook_event_task(self, event_id: int) -> str:
         raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
 
 
+@shared_task(
+    bind=True, name="inventory.sync_request", max_retries=2, soft_time_limit=3000, time_limit=3300, acks_late=True
+)
+def sync_request_task(self, run_id: int) -> str:
+    """A pull, reconcile, audit or import staff asked for (over the API or the admin): runs that SyncRun."""
+    try:
+        run = sync_request_run(run_id=run_id)
+    except TransientChannelError as error:
+        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
+    return f"{run.kind} {run.status}"
+
+
 @shared_task(name="inventory.sweep_listings", soft_time_limit=120)
 def sweep_listings_task() -> int:
-    """Re-enqueue listings lagging their desired state (a lost task or a crash loses nothing)."""
+    """Re-enqueue listings lagging their desired state (a lost task or a crash loses nothing),
+    and finish disconnects whose listings are all ended."""
+    connections_disconnect_finish()
     lagging = listings_lagging()
     for listing_id in lagging:
         enqueue_converge(listing_id)

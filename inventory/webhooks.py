@@ -1,8 +1,10 @@
 """The webhook endpoint every channel posts to: /hooks/<channel>/<secret token>/.
 
 It only identifies and stores the delivery (the inbox) and answers at once; a worker
-processes it. Reverb signs nothing, so the secret is the URL itself: an unknown token is
-a 404 and nothing is stored.
+processes it. An unknown token is a 404 and nothing is stored. A channel that signs its
+deliveries rejects a bad or missing signature (WebhookRejected: its status, usually 401)
+before anything is stored. A GET is a channel's endpoint challenge (eBay), answered by the
+channel module when it has one.
 """
 
 import logging
@@ -10,22 +12,49 @@ import logging
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
-from .channels import ChannelError
+from .channels import ChannelError, WebhookRejected, WebhookReply, channel
 from .models import ChannelConnection
 from .services.sync import webhook_receive
 
 log = logging.getLogger(__name__)
 
 
+def _reply(reply: WebhookReply) -> HttpResponse:
+    if isinstance(reply.body, bytes | str):
+        return HttpResponse(reply.body, status=reply.status)
+    return JsonResponse(dict(reply.body), status=reply.status)
+
+
 @csrf_exempt
-@require_POST
+@require_http_methods(["GET", "POST"])
 def channel_webhook(request, channel: str, token: str):
-    connection = get_object_or_404(ChannelConnection, channel=channel, webhook_token=token, enabled=True)
+    # Disabled connections still receive: a sale on a shop being disconnected must not be lost.
+    connection = get_object_or_404(ChannelConnection, channel=channel, webhook_token=token)
+    if request.method == "GET":
+        return _challenge(request, connection)
     try:
-        _event, created = webhook_receive(connection=connection, headers=request.headers, body=request.body)
+        outcome, created = webhook_receive(connection=connection, headers=request.headers, body=request.body)
+    except WebhookRejected as error:
+        log.warning("rejected webhook for %s: %s", connection, error)
+        return JsonResponse({"detail": str(error)}, status=error.http_status)
     except ChannelError as error:
         log.warning("rejected webhook for %s: %s", connection, error)
         return JsonResponse({"detail": str(error)}, status=400)
+    if isinstance(outcome, WebhookReply):
+        return _reply(outcome)
     return HttpResponse(b"stored" if created else b"duplicate", status=200)
+
+
+def _challenge(request, connection: ChannelConnection) -> HttpResponse:
+    from .channels import specific_connection
+
+    answer = getattr(channel(connection.channel), "webhook_challenge", None)
+    if answer is None:
+        return JsonResponse({"detail": "This channel delivers webhooks by POST only."}, status=405)
+    try:
+        reply = answer(specific_connection(connection), request.GET, request.build_absolute_uri(request.path))
+    except WebhookRejected as error:
+        return JsonResponse({"detail": str(error)}, status=error.http_status)
+    return _reply(reply)

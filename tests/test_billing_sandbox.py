@@ -1,20 +1,16 @@
 """The loopback Stripe is checked against Stripe's own published object shapes."""
 
 import json
-from pathlib import Path
 
 import pytest
 import stripe
 
 from billing.sandbox import FIXTURES_PATH, StripeSandbox, decode_form, load_fixtures, sign_payload
-
-OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "contracts" / "stripe" / "fixtures3.json"
+from tests.contracts import contract_path
 
 
 def test_the_vendored_fixtures_are_a_verbatim_copy_of_the_official_contract():
-    if not OFFICIAL.exists():
-        pytest.skip(f"{OFFICIAL} is not on this machine")
-    official = json.loads(OFFICIAL.read_text())["resources"]
+    official = json.loads(contract_path("stripe", "fixtures3.json").read_text())["resources"]
     ours = load_fixtures(FIXTURES_PATH)
 
     assert {name: official[name] for name in ours} == ours

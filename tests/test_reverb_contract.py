@@ -18,12 +18,10 @@ import json
 import re
 from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
-from django.conf import settings
 
 from channels_reverb import mappers, sync
 from channels_reverb.client import END_REASONS, ReverbClient
@@ -31,11 +29,10 @@ from channels_reverb.models import ReverbConnection
 from channels_reverb.sandbox import DEFAULT_TOKEN, ReverbSandbox
 from channels_reverb.sandbox.store import WEBHOOK_TOPICS
 from inventory.channels import END_SOLD_ELSEWHERE, END_SOLD_HERE, ListingPayload
+from tests.contracts import CONTRACTS, contract_path
 from tests.test_reverb_mappers import REVERB_LISTING, REVERB_ORDER
 
-OPENAPI = settings.BASE_DIR.parent / "shared" / "contracts" / "reverb" / "openapi.yaml"
-if not OPENAPI.exists():  # a checkout outside the shared workspace
-    OPENAPI = Path("/work/shared/contracts/reverb/openapi.yaml")
+OPENAPI = CONTRACTS / "reverb" / "openapi.yaml"  # read through contract_path: missing fails, never skips
 
 # Query parameters we send that the document does not declare, and why they are right.
 UNDECLARED_QUERY = {
@@ -130,7 +127,7 @@ def page_shape(key: str, item: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def spec():
-    with OPENAPI.open() as stream:
+    with contract_path("reverb", "openapi.yaml").open() as stream:
         return yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 

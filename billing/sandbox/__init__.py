@@ -1,7 +1,7 @@
 """A loopback Stripe: the endpoints billing calls, answering with Stripe's own object shapes.
 
 Objects are built from Stripe's published fixtures (billing/sandbox/stripe_fixtures.json, a
-verbatim copy of resources from ../shared/contracts/stripe/fixtures3.json) with the
+verbatim copy of resources from contracts/stripe/fixtures3.json) with the
 fields a real answer would carry filled in. The sandbox keeps state (customers, checkout
 sessions, subscriptions, invoices, meter events), honours idempotency keys as Stripe does
 (same key and parameters: the first answer again; other parameters: an idempotency_error)

@@ -180,8 +180,11 @@ class ReverbSandbox:
         webhook_timeout: float = 5.0,
         require_category: bool = False,
         clock: Callable[[], datetime] | None = None,
+        state_file: str | None = None,
     ) -> None:
         self.host = host
+        # The demo keeps its shops across restarts: the state is written after every change.
+        self.state_file = state_file
         self.port = port
         self.token = token
         self.webhook_urls = list(webhook_urls)
@@ -225,6 +228,8 @@ class ReverbSandbox:
         """Listen (port 0 picks a free one) and serve in a background thread. Returns base_url."""
         if self._server is not None:
             return self.base_url
+        if self.state_file:
+            self.store.load(self.state_file)
         self._server = _Server((self.host, self.port), _Handler)
         self._server.sandbox = self
         self.port = self._server.server_address[1]
@@ -461,6 +466,13 @@ class ReverbSandbox:
     # --- HTTP ---------------------------------------------------------------------------
 
     def _handle(self, handler: _Handler) -> None:
+        try:
+            self._answer(handler)
+        finally:
+            if self.state_file and handler.command != "GET":
+                self.store.save(self.state_file)
+
+    def _answer(self, handler: _Handler) -> None:
         method = handler.command
         split = urlsplit(handler.path)
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}

@@ -11,6 +11,8 @@ these (status, body) answers into responses.
 
 from __future__ import annotations
 
+import os
+import pickle
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -118,6 +120,29 @@ class ReverbStore:
         self._next_listing = 71_000_001
         self._next_order = 4_100_001
         self._next_registration = 1
+
+    # --- keeping state across restarts (the demo) ----------------------------------------
+
+    _KEPT = ("listings", "orders", "registrations", "_next_listing", "_next_order", "_next_registration")
+
+    def save(self, path: str) -> None:
+        """Write the shop's state to `path` (atomically: a crash never leaves half a file)."""
+        with self.lock:
+            state = {name: getattr(self, name) for name in self._KEPT}
+            tmp = f"{path}.tmp"
+            with open(tmp, "wb") as out:
+                pickle.dump(state, out, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+
+    def load(self, path: str) -> bool:
+        """Read the state `save` wrote (this sandbox's own file). Returns whether there was one."""
+        if not os.path.exists(path):
+            return False
+        with open(path, "rb") as source, self.lock:
+            state = pickle.load(source)  # the sandbox's own file, written by save()
+            for name in self._KEPT:
+                setattr(self, name, state[name])
+        return True
 
     # --- rendering ----------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ from rest_framework.response import Response
 
 from accounts.api.base import AccountScopedViewSetMixin
 from inventory.channels import ChannelError
-from inventory.models import Alert, ChannelConnection, ChannelListing, Conflict, SyncRun
+from inventory.models import Alert, ChannelListing, Conflict, SyncRun, WebhookEvent
 from inventory.services.listings import listings_end, listings_publish, listings_relist
+from inventory.services.sync import webhook_replay
 
 from .actor import api_actor
 
@@ -158,29 +159,6 @@ class ChannelListingViewSet(AccountScopedViewSetMixin, viewsets.mixins.UpdateMod
             listings_mark_changed([listing.item_id])
 
 
-class ChannelConnectionSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = ChannelConnection
-        fields = [
-            "id",
-            "channel",
-            "name",
-            "enabled",
-            "priority",
-            "pull_interval_seconds",
-            "pull_offset_seconds",
-            "stock_buffer_percent",
-            "watermark",
-            "last_pull_at",
-        ]
-
-
-class ChannelConnectionViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = ChannelConnection.objects.all()
-    serializer_class = ChannelConnectionSerializer
-    ordering = ["priority", "id"]
-
-
 class SyncRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = SyncRun
@@ -199,10 +177,15 @@ class SyncRunSerializer(serializers.ModelSerializer):
             "errors",
             "api_calls",
             "error_text",
+            "options",
+            "report",
         ]
 
 
 class SyncRunViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    """Every pull, push, reconcile, audit and import, with what it did. A sync asked for over the
+    connections API answers with one of these (status queued), to follow here."""
+
     queryset = SyncRun.objects.all()
     serializer_class = SyncRunSerializer
     filterset_fields = ["connection", "kind", "status"]
@@ -254,3 +237,61 @@ class AlertViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = AlertSerializer
     filterset_fields = ["kind"]
     ordering = ["-created_at", "-id"]
+
+
+class WebhookEventSerializer(serializers.ModelSerializer):
+    connection_name = serializers.CharField(source="connection.name", read_only=True)
+    channel = serializers.CharField(source="connection.channel", read_only=True)
+
+    class Meta:
+        model = WebhookEvent
+        fields = [
+            "id",
+            "connection",
+            "connection_name",
+            "channel",
+            "topic",
+            "dedupe_key",
+            "status",
+            "deliveries",
+            "attempts",
+            "last_error",
+            "received_at",
+            "processed_at",
+            "payload",
+        ]
+
+
+class WebhookReplyInputSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=1000)
+
+
+class WebhookReplayOutputSerializer(serializers.Serializer):
+    replayed = serializers.IntegerField()
+
+
+class WebhookEventViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    """The webhook inbox: every delivery stored once, with its processing status; replay after a fix."""
+
+    queryset = WebhookEvent.objects.select_related("connection")
+    serializer_class = WebhookEventSerializer
+    filterset_fields = ["connection", "status", "topic"]
+    ordering = ["-received_at", "-id"]
+
+    @extend_schema(request=None, responses=WebhookReplayOutputSerializer)
+    @action(detail=True, methods=["post"])
+    def replay(self, request, pk=None):
+        """Process this delivery again (idempotent: an order it carries is recorded once)."""
+        with transaction.atomic():
+            n = webhook_replay(event_ids=[self.get_object().pk])
+        return Response({"replayed": n})
+
+    @extend_schema(request=WebhookReplyInputSerializer, responses=WebhookReplayOutputSerializer)
+    @action(detail=False, methods=["post"], url_path="bulk-replay")
+    def bulk_replay(self, request):
+        data = WebhookReplyInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ids = list(self.get_queryset().filter(pk__in=data.validated_data["ids"]).values_list("pk", flat=True))
+        with transaction.atomic():
+            n = webhook_replay(event_ids=ids)
+        return Response({"replayed": n})

@@ -13,6 +13,32 @@ class ItemPhotoSerializer(serializers.ModelSerializer):
         fields = ["id", "position", "src", "alt_text"]
 
 
+class PhotoInputSerializer(serializers.Serializer):
+    """A photo: an uploaded file (multipart) or a URL, with alt text and an optional position."""
+
+    url = serializers.URLField(max_length=500, required=False, allow_blank=True)
+    image = serializers.ImageField(required=False)
+    alt_text = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    position = serializers.IntegerField(min_value=0, required=False)
+
+    def validate(self, attrs):
+        if bool(attrs.get("url")) == bool(attrs.get("image")):
+            raise serializers.ValidationError("Send either an image file or a url, not both and not neither.")
+        return attrs
+
+
+class PhotoOrderSerializer(serializers.Serializer):
+    photo_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=24)
+
+
+class ReviewInputSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=10_000)
+
+
+class ReviewOutputSerializer(serializers.Serializer):
+    reviewed = serializers.IntegerField()
+
+
 class ItemSerializer(serializers.ModelSerializer):
     """An item as the API shows it. State and locked stock change only through actions."""
 
@@ -42,13 +68,21 @@ class ItemSerializer(serializers.ModelSerializer):
             "quantity_available",
             "state",
             "state_changed_at",
+            "needs_review",
             "photos",
             "photo_urls",
             "initial_state",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["quantity_locked", "state", "state_changed_at", "created_at", "updated_at"]
+        read_only_fields = [
+            "quantity_locked",
+            "state",
+            "state_changed_at",
+            "needs_review",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class ItemStateChangeSerializer(serializers.ModelSerializer):
@@ -126,12 +160,20 @@ ORDER_DETAIL_FIELDS = [*Order.BUYER_AND_SHIPPING_FIELDS, "currency", "shipping",
 
 class OrderSerializer(serializers.ModelSerializer):
     lines = OrderLineSerializer(many=True, read_only=True)
+    connection_name = serializers.CharField(
+        source="connection.name",
+        read_only=True,
+        default="",
+        help_text="The shop it was sold in (two shops on one channel can share an order number).",
+    )
 
     class Meta:
         model = Order
         fields = [
             "id",
             "channel",
+            "connection",
+            "connection_name",
             "external_id",
             "status",
             "placed_at",

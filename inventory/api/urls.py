@@ -2,11 +2,12 @@ from rest_framework.routers import DefaultRouter
 
 from .channel_views import (
     AlertViewSet,
-    ChannelConnectionViewSet,
     ChannelListingViewSet,
     ConflictViewSet,
     SyncRunViewSet,
+    WebhookEventViewSet,
 )
+from .connections import ChannelConnectionViewSet
 from .views import ItemViewSet, OrderViewSet
 
 router = DefaultRouter()
@@ -17,4 +18,5 @@ router.register("connections", ChannelConnectionViewSet, basename="connection")
 router.register("sync-runs", SyncRunViewSet, basename="sync-run")
 router.register("conflicts", ConflictViewSet, basename="conflict")
 router.register("alerts", AlertViewSet, basename="alert")
+router.register("webhook-events", WebhookEventViewSet, basename="webhook-event")
 urlpatterns = router.urls

@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
@@ -26,6 +27,7 @@ from inventory.services import (
     order_create,
     stock_adjust,
 )
+from inventory.services.photos import items_mark_reviewed, photo_add, photo_remove, photos_reorder
 from inventory.states import ItemState
 
 from . import serializers as s
@@ -121,6 +123,48 @@ class ItemViewSet(ItemListingActionsMixin, AccountScopedModelViewSet):
         return Response(s.StockMovementSerializer(self.get_object().stock_movements.order_by("-id"), many=True).data)
 
     @extend_schema(responses=s.InventorySummarySerializer)
+    @extend_schema(request=None, responses=s.ReviewOutputSerializer)
+    @action(detail=True, methods=["post"], url_path="mark-reviewed")
+    def mark_reviewed(self, request, pk=None):
+        """Staff checked an imported item: clear needs_review (and its review alert)."""
+        n = items_mark_reviewed(item_ids=[self.get_object().pk], actor=api_actor(request))
+        return Response({"reviewed": n})
+
+    @extend_schema(request=s.ReviewInputSerializer, responses=s.ReviewOutputSerializer)
+    @action(detail=False, methods=["post"], url_path="bulk-mark-reviewed")
+    def bulk_mark_reviewed(self, request):
+        data = s.ReviewInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ids = list(self.get_queryset().filter(pk__in=data.validated_data["ids"]).values_list("pk", flat=True))
+        return Response({"reviewed": items_mark_reviewed(item_ids=ids, actor=api_actor(request))})
+
+    @extend_schema(request=s.PhotoInputSerializer, responses={201: s.ItemPhotoSerializer})
+    @action(detail=True, methods=["post"], url_path="photos", parser_classes=[JSONParser, MultiPartParser, FormParser])
+    def add_photo(self, request, pk=None):
+        """Add a photo (multipart `image`, or a `url`); live listings are revised with it."""
+        data = s.PhotoInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        photo = photo_add(item_id=self.get_object().pk, actor=api_actor(request), **data.validated_data)
+        return Response(s.ItemPhotoSerializer(photo).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.PhotoOrderSerializer, responses=s.ItemPhotoSerializer(many=True))
+    @action(detail=True, methods=["post"], url_path="photos/reorder")
+    def reorder_photos(self, request, pk=None):
+        """Put the photos in this order (every photo id once); the first is the main photo everywhere."""
+        data = s.PhotoOrderSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        photos = photos_reorder(
+            item_id=self.get_object().pk, actor=api_actor(request), photo_ids=data.validated_data["photo_ids"]
+        )
+        return Response(s.ItemPhotoSerializer(photos, many=True).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"photos/(?P<photo_id>\d+)")
+    def remove_photo(self, request, pk=None, photo_id=None):
+        """Remove a photo; live listings are revised without it."""
+        photo_remove(item_id=self.get_object().pk, actor=api_actor(request), photo_id=int(photo_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @action(detail=False, methods=["get"])
     def summary(self, request):
         """Counts, units and value per state, for the filtered items."""
@@ -141,7 +185,7 @@ class ItemViewSet(ItemListingActionsMixin, AccountScopedModelViewSet):
 class OrderViewSet(AccountScopedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
     """Orders, with the stock they reserve. Creating the same channel order twice returns the first."""
 
-    queryset = Order.objects.prefetch_related("lines")
+    queryset = Order.objects.select_related("connection").prefetch_related("lines")
     serializer_class = s.OrderSerializer
     filterset_class = OrderFilter
     search_fields = ["external_id", "buyer_name", "buyer_email"]

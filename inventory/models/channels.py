@@ -39,6 +39,18 @@ class ChannelConnection(AccountOwned):
         validators=[MaxValueValidator(90)],
         help_text="Hold back this share of multi-quantity stock from this channel (rounded up).",
     )
+    paused = models.BooleanField(
+        default=False,
+        help_text=(
+            "Paused: nothing new is listed here, but sales are still recorded and its listings are still "
+            "revised and ended when the item sells elsewhere."
+        ),
+    )
+    disconnect_requested_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Disconnecting: its listings are being ended; the connection is disabled once all are confirmed.",
+    )
     webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
     watermark = models.DateTimeField(null=True, blank=True, help_text="The newest change read from the channel.")
     last_pull_at = models.DateTimeField(null=True, blank=True)
@@ -61,6 +73,19 @@ class ChannelConnection(AccountOwned):
     def webhook_path(self) -> str:
         return f"/hooks/{self.channel}/{self.webhook_token}/"
 
+    @property
+    def status(self) -> str:
+        """In the seller's words: active, paused, disconnecting or disconnected."""
+        if self.disconnect_requested_at and self.enabled:
+            return "disconnecting"
+        if not self.enabled:
+            return "disconnected"
+        return "paused" if self.paused else "active"
+
+    @property
+    def accepts_new_listings(self) -> bool:
+        return self.enabled and not self.paused and self.disconnect_requested_at is None
+
 
 class DesiredState(models.TextChoices):
     LIVE = "live", "Live"
@@ -73,6 +98,7 @@ class ListingState(models.TextChoices):
     ENDING = "ending", "Ending"
     ENDED = "ended", "Ended"
     SOLD = "sold", "Sold here"
+    MISSING = "missing", "Missing on the channel"
     ERROR = "error", "Error"
 
 
@@ -139,10 +165,12 @@ class SyncKind(models.TextChoices):
     PUSH = "push", "Push"
     RECONCILE = "reconcile", "Reconcile"
     AUDIT = "audit", "Read-back audit"
+    IMPORT = "import", "Import of listings made on the channel"
     WEBHOOK = "webhook", "Webhook"
 
 
 class SyncStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     OK = "ok", "OK"
     PARTIAL = "partial", "Partly failed"
@@ -167,6 +195,11 @@ class SyncRun(AccountOwned):
     errors = models.PositiveIntegerField(default=0)
     api_calls = models.PositiveIntegerField(default=0)
     error_text = models.TextField(blank=True)
+    options = models.JSONField(default=dict, blank=True, help_text="What was asked for (e.g. apply, full scan).")
+    report = models.JSONField(default=dict, blank=True, help_text="What was found, by kind (audits and imports).")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -235,6 +268,9 @@ class AlertKind(models.TextChoices):
     LOW_STOCK = "low_stock", "Low stock"
     PRICE_DRIFT = "price_drift", "Price drift"
     REVIEW = "review", "Needs review"
+    LISTING_MISSING = "listing_missing", "Listing missing on a channel"
+    LISTING_MISMATCH = "listing_mismatch", "Listing mismatch"
+    CONNECTION = "connection", "Connection needs attention"
 
 
 class Alert(AccountOwned):

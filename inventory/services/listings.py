@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Account
@@ -31,6 +31,7 @@ from ..channels import (
     END_WITHDRAWN,
     ChannelError,
     ListingBusy,
+    ListingNotFound,
     ListingPayload,
     PermanentChannelError,
     TransientChannelError,
@@ -152,7 +153,10 @@ class ListingActionResult:
 
 
 def _connections(account: Account, connection_ids: Sequence[int] | None) -> list[ChannelConnection]:
-    qs = ChannelConnection.objects.filter(account=account, enabled=True).order_by("priority", "pk")
+    """Connections new listings may go to: enabled, not paused, not being disconnected."""
+    qs = ChannelConnection.objects.filter(
+        account=account, enabled=True, paused=False, disconnect_requested_at__isnull=True
+    ).order_by("priority", "pk")
     if connection_ids is not None:
         qs = qs.filter(pk__in=connection_ids)
     return list(qs)
@@ -166,7 +170,8 @@ def listings_publish(
     connections = _connections(account, connection_ids)
     if not connections:
         raise PermanentChannelError(
-            "No enabled channel connection to list on. Add one under Channels, or enable an existing one."
+            "No active channel connection to list on (paused and disconnected ones take no new listings). "
+            "Add one under Channels, or resume or enable an existing one."
         )
     now = timezone.now()
     to_enqueue = []
@@ -371,6 +376,12 @@ def listing_converge(listing_id: int) -> str:
     finally:
         _release(listing_id)
     _push_recorded(listing_id, clock, done, None)
+    if "ended" in done:
+        from .connections import connection_disconnect_finish
+
+        connection_id = ChannelListing.objects.filter(pk=listing_id).values_list("connection_id", flat=True).first()
+        if connection_id is not None:
+            connection_disconnect_finish(connection_id=connection_id)
     # What the shop wants changed while we talked to the channel (e.g. it sold while we
     # published): go round again now rather than wait for the sweeper.
     listing = ChannelListing.objects.filter(pk=listing_id).only("desired_changed_at").first()
@@ -396,8 +407,13 @@ def _converge(listing_id: int, done: list[str]) -> str:
     if listing.converged:
         return "in sync"
     connection = listing.connection
-    if not connection.enabled:
+    wants_end = listing.desired_state == DesiredState.ENDED
+    if not connection.enabled and not wants_end:
+        # A disabled connection takes nothing new; an end is still carried out (a sale
+        # elsewhere must never leave it for sale there) and fails visibly if it cannot be.
         return "connection disabled"
+    if connection.paused and not wants_end and listing.actual_state != ListingState.LIVE:
+        return "connection paused: not listed until it is resumed"
     sync = channel(connection.channel)
     conn = specific_connection(connection)
     now = timezone.now()
@@ -441,6 +457,7 @@ def _converge(listing_id: int, done: list[str]) -> str:
                 return "; ".join([*done, "not sellable now: left as is"])
             if listing.actual_state != ListingState.LIVE or not listing.external_id:
                 published = sync.publish(conn, payload, listing.external_id or None)
+                _release_reused_id(listing, published.external_id)
                 _record(
                     listing.pk,
                     external_id=published.external_id,
@@ -457,7 +474,12 @@ def _converge(listing_id: int, done: list[str]) -> str:
                 done.append("adopted" if published.adopted else "published")
             elif fingerprint != listing.pushed_fingerprint:
                 changed = frozenset(k for k, v in content.items() if listing.pushed_content.get(k) != v)
-                sync.revise(conn, listing.external_id, payload, changed)
+                try:
+                    sync.revise(conn, listing.external_id, payload, changed)
+                except ListingNotFound:
+                    listing_missing(listing.pk, why=f"{connection.name} no longer has listing {listing.external_id}")
+                    done.append("missing on the channel: publishing again")
+                    return "; ".join(done)
                 _record(
                     listing.pk,
                     pushed_content=content,
@@ -494,13 +516,18 @@ def _sold_on_channel(sync, conn, listing: ChannelListing) -> bool:
         seen = sync.read_listing(conn, listing.external_id)
     except ChannelError:
         return False
-    return seen is not None and seen.state == "sold"
+    return seen is not None and seen.state == "sold" and same_sku(seen.sku, listing.item.sku)
 
 
 def _enqueue_pull(connection_id: int) -> None:
     from ..tasks import enqueue_pull
 
     transaction.on_commit(lambda: enqueue_pull(connection_id))
+
+
+def listing_attempt_failed(listing_id: int, message: str) -> None:
+    """One attempt failed and will be tried again: the listing shows why and counts it."""
+    ChannelListing.objects.filter(pk=listing_id).update(last_error=message[:2000], attempts=F("attempts") + 1)
 
 
 def listing_failed(listing_id: int, error: Exception, *, attempt_counted: bool = False) -> None:
@@ -525,19 +552,102 @@ def listing_failed(listing_id: int, error: Exception, *, attempt_counted: bool =
         )
 
 
-def listings_lagging(*, older_than: timedelta = timedelta(seconds=60), limit: int = 5000) -> list[int]:
+def same_sku(theirs: str, ours: str) -> bool:
+    """Whether a channel's SKU is ours (channels may change case or pad it)."""
+    return (theirs or "").strip().casefold() == (ours or "").strip().casefold()
+
+
+def listing_missing(listing_id: int, *, why: str) -> str:
+    """The channel does not have a listing we track (404, gone from a full scan, its id reused).
+
+    Never kept as live: the listing is marked missing at once (its stale id cleared, so the
+    channel's next listing with that id cannot clash with it), staff are alerted, and it is
+    published again only if the shop still wants it live there and the item can sell. A
+    listing meant to be ended that the channel no longer has is simply ended.
+    Returns what was decided.
+    """
+    with transaction.atomic():
+        listing = (
+            ChannelListing.objects.select_for_update(of=("self",))
+            .select_related("item", "connection")
+            .filter(pk=listing_id)
+            .first()
+        )
+        if listing is None:
+            return "gone"
+        if listing.actual_state in ENDED_STATES:
+            if listing.external_id:
+                listing.external_id = ""
+                listing.save(update_fields=["external_id", "updated_at"])
+            return "already ended"
+        old_id = listing.external_id
+        now = timezone.now()
+        if listing.desired_state == DesiredState.ENDED:
+            listing.actual_state = ListingState.ENDED
+            listing.ended_at = now
+            verdict = "ended (the channel no longer has it)"
+        else:
+            listing.actual_state = ListingState.MISSING
+            listing.desired_changed_at = now
+            verdict = "missing: publishing again" if listing.item.state == ItemState.ACTIVE else "missing"
+        listing.external_id = ""
+        listing.external_url = ""
+        listing.pushed_content = {}
+        listing.pushed_fingerprint = ""
+        listing.last_error = why[:2000]
+        listing.save()
+        if listing.desired_state == DesiredState.LIVE:
+            alert_raise(
+                account_id=listing.account_id,
+                kind=AlertKind.LISTING_MISSING,
+                dedupe_key=f"listing-missing:{listing.pk}:{old_id}",
+                title=f"{listing.item.sku} was not found on {listing.connection.name}",
+                message=(
+                    f"{why}. It was believed live there"
+                    + (" and is being published again." if listing.item.state == ItemState.ACTIVE else ".")
+                ),
+                item=listing.item,
+                listing=listing,
+            )
+            if listing.item.state == ItemState.ACTIVE and listing.connection.accepts_new_listings:
+                _enqueue([listing.pk])
+    return verdict
+
+
+def _release_reused_id(listing: ChannelListing, external_id: str) -> None:
+    """The channel gave this listing an id another of our listings still holds: that one is stale."""
+    stale = (
+        ChannelListing.objects.filter(connection_id=listing.connection_id, external_id=external_id)
+        .exclude(pk=listing.pk)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if stale is not None:
+        listing_missing(
+            stale,
+            why=f"{listing.connection.name} now uses listing id {external_id} for {listing.item.sku}",
+        )
+
+
+def listings_lagging(
+    *, older_than: timedelta = timedelta(seconds=60), limit: int = 5000, connection_id: int | None = None
+) -> list[int]:
     """Listings whose actual state lags their desired state for longer than `older_than`."""
     cutoff = timezone.now() - older_than
     lagging = (
         Q(desired_state=DesiredState.LIVE)
         & (~Q(actual_state=ListingState.LIVE) | Q(needs_push=True) | Q(relist_requested=True))
     ) | (Q(desired_state=DesiredState.ENDED) & ~Q(actual_state__in=ENDED_STATES))
+    # Ends are carried out on disabled connections too: nothing is left for sale behind them.
+    reachable = Q(connection__enabled=True) | Q(desired_state=DesiredState.ENDED)
     qs = (
-        ChannelListing.objects.filter(lagging, desired_changed_at__lt=cutoff, connection__enabled=True)
+        ChannelListing.objects.filter(lagging, reachable, desired_changed_at__lt=cutoff)
         .exclude(actual_state=ListingState.ERROR, desired_state=DesiredState.LIVE, needs_push=False)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=timezone.now()))
         .order_by("desired_changed_at")
     )
+    if connection_id is not None:
+        qs = qs.filter(connection_id=connection_id)
     return list(qs.values_list("pk", flat=True)[:limit])
 
 

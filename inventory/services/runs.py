@@ -11,9 +11,20 @@ from ..models import ChannelConnection, SyncKind, SyncRun, SyncStatus
 
 
 @contextmanager
-def sync_run(connection: ChannelConnection, kind: str):
-    """A SyncRun row around a piece of work; counts are set on it by the caller."""
-    run = SyncRun.objects.create(account_id=connection.account_id, connection=connection, kind=kind)
+def sync_run(connection: ChannelConnection, kind: str, *, run_id: int | None = None):
+    """A SyncRun row around a piece of work; counts are set on it by the caller.
+
+    `run_id`: a run queued earlier (a sync staff asked for over the API), taken over here so
+    the caller who was answered 202 follows this very row.
+    """
+    run = None
+    if run_id is not None:
+        run = SyncRun.objects.filter(pk=run_id, connection=connection).first()
+    if run is None:
+        run = SyncRun.objects.create(account_id=connection.account_id, connection=connection, kind=kind)
+    else:
+        run.status = SyncStatus.RUNNING
+        run.save(update_fields=["status"])
     started = time.monotonic()
     try:
         yield run

@@ -19,7 +19,16 @@ from django.utils import timezone
 from billing.errors import BillingError
 from billing.gates import Feature, require
 
-from ..channels import ListingSeen, WebhookSeen, channel, specific_connection
+from ..channels import (
+    END_SOLD_ELSEWHERE,
+    END_WITHDRAWN,
+    ChannelError,
+    ListingSeen,
+    WebhookReply,
+    WebhookSeen,
+    channel,
+    specific_connection,
+)
 from ..models import (
     AlertKind,
     ChannelConnection,
@@ -30,6 +39,7 @@ from ..models import (
     ListingState,
     SyncKind,
     SyncRun,
+    SyncStatus,
     WebhookEvent,
     WebhookStatus,
 )
@@ -37,20 +47,29 @@ from ..states import ItemState
 from .actor import Actor
 from .alerts import alert_raise
 from .items import item_create
-from .listings import _enqueue
+from .listings import _enqueue, listing_missing, same_sku
 from .runs import sync_run
 from .selling import sale_record
 
 log = logging.getLogger(__name__)
 
 
-def connection_pull(*, connection_id: int) -> SyncRun:
-    """Read what changed on the channel since the watermark and record it."""
+def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int | None = None) -> SyncRun:
+    """Read what changed on the channel since the watermark and record it.
+
+    `full_scan` (a pull staff asked for) reads every listing too, now. When the channel read
+    every listing, our live listings it did not show are marked missing.
+    """
     connection = ChannelConnection.objects.select_related("account").get(pk=connection_id)
     sync = channel(connection.channel)
     actor = Actor(source=connection.channel)
-    with sync_run(connection, SyncKind.PULL) as run:
-        result = sync.pull(specific_connection(connection), connection.watermark)
+    with sync_run(connection, SyncKind.PULL, run_id=run_id) as run:
+        conn = specific_connection(connection)
+        result = (
+            sync.pull(conn, connection.watermark, full_scan=True)
+            if full_scan
+            else sync.pull(conn, connection.watermark)
+        )
         run.api_calls = result.pages_read
         for seen in result.orders:
             try:
@@ -69,6 +88,8 @@ def connection_pull(*, connection_id: int) -> SyncRun:
         for seen in result.listings:
             counted = listing_seen_apply(connection, seen, actor=actor)
             setattr(run, counted, getattr(run, counted) + 1)
+        if result.listings_complete:
+            run.ended += _mark_missing(connection, {seen.external_id for seen in result.listings}, "a full read")
         fields = {"last_pull_at": timezone.now()}
         if not run.errors and result.watermark is not None:
             fields["watermark"] = result.watermark
@@ -76,16 +97,43 @@ def connection_pull(*, connection_id: int) -> SyncRun:
     return run
 
 
+def _believed_on_sale(connection: ChannelConnection):
+    """Our listings the channel should have: live (or being ended), with an id."""
+    return ChannelListing.objects.filter(
+        connection=connection, actual_state__in=[ListingState.LIVE, ListingState.ENDING]
+    ).exclude(external_id="")
+
+
+def _mark_missing(connection: ChannelConnection, seen_ids: set[str], how: str) -> int:
+    """Every listing we believe on sale that the channel did not show is missing. Returns how many."""
+    missing = [
+        (pk, external_id)
+        for pk, external_id in _believed_on_sale(connection).values_list("pk", "external_id")
+        if external_id not in seen_ids
+    ]
+    for pk, external_id in missing:
+        listing_missing(pk, why=f"{connection.name} did not show listing {external_id} in {how}")
+    return len(missing)
+
+
 def listing_seen_apply(
     connection: ChannelConnection, seen: ListingSeen, *, actor: Actor, import_unknown: bool = True
 ) -> str:
     """Bring in what a channel says of a listing. Returns the SyncRun counter it counts as.
 
-    Known listings: a listing ended or sold on the channel is recorded as such (a sale
-    itself arrives as an order). Unknown listings with a SKU we have are linked; others
-    are imported as new items flagged for review.
+    Known listings (same id and same SKU): a listing ended or sold on the channel is recorded
+    as such (a sale itself arrives as an order); one live there that we ended is ended again.
+    An id we hold under another SKU is a mismatch: our listing is missing, theirs is unknown.
+    Unknown listings with a SKU we have are linked; others are imported for review.
     """
-    listing = ChannelListing.objects.filter(connection=connection, external_id=seen.external_id).first()
+    listing = (
+        ChannelListing.objects.select_related("item")
+        .filter(connection=connection, external_id=seen.external_id)
+        .first()
+    )
+    if listing is not None and seen.sku and not same_sku(seen.sku, listing.item.sku):
+        _listing_mismatch(connection, listing, seen)
+        listing = None
     if listing is None and seen.sku:
         listing = ChannelListing.objects.filter(connection=connection, item__sku=seen.sku, external_id="").first()
     if listing is not None:
@@ -95,19 +143,48 @@ def listing_seen_apply(
     return external_listing_import(connection, seen, actor=actor)[0]
 
 
+def _listing_mismatch(connection: ChannelConnection, listing: ChannelListing, seen: ListingSeen) -> None:
+    """The channel shows our listing's id with someone else's SKU: never adopt it as ours."""
+    alert_raise(
+        account_id=connection.account_id,
+        kind=AlertKind.LISTING_MISMATCH,
+        dedupe_key=f"listing-mismatch:{connection.pk}:{seen.external_id}",
+        title=f"{connection.name} listing {seen.external_id} is {seen.sku}, not {listing.item.sku}",
+        message=(
+            f"We tracked {listing.item.sku} as listing {seen.external_id}; the channel now shows {seen.sku or 'no SKU'} "
+            "under that id. Ours is treated as missing (published again if it should be live); theirs is handled "
+            "as a listing we did not know."
+        ),
+        item=listing.item,
+        listing=listing,
+    )
+    listing_missing(listing.pk, why=f"{connection.name} shows {seen.sku or 'another SKU'} under id {seen.external_id}")
+
+
 def _known_listing_seen(listing: ChannelListing, seen: ListingSeen) -> str:
     with transaction.atomic():
         listing = ChannelListing.objects.select_for_update().get(pk=listing.pk)
         changes = {}
         if not listing.external_id:
             changes["external_id"] = seen.external_id
-        if seen.state in ("ended", "sold") and listing.actual_state == ListingState.LIVE:
+        if seen.state in ("ended", "sold") and listing.actual_state in (ListingState.LIVE, ListingState.ENDING):
             changes["actual_state"] = ListingState.SOLD if seen.state == "sold" else ListingState.ENDED
             changes["ended_at"] = timezone.now()
             if listing.desired_state == DesiredState.LIVE and seen.state == "ended":
                 # Ended by hand on the channel: respect it rather than fight it.
                 changes["desired_state"] = DesiredState.ENDED
                 changes["end_reason"] = "ended_on_channel"
+        elif (
+            seen.state == "live"
+            and listing.desired_state == DesiredState.ENDED
+            and listing.actual_state in (ListingState.ENDED, ListingState.SOLD, ListingState.MISSING)
+        ):
+            # For sale on the channel while we hold it ended: end it (again). Never left live.
+            changes["actual_state"] = ListingState.LIVE
+            changes["ended_at"] = None
+            changes["desired_changed_at"] = timezone.now()
+            changes["last_error"] = "Found live on the channel after it was ended here: ending it again."
+            _enqueue([listing.pk])
         if not changes:
             return "skipped"
         for name, value in changes.items():
@@ -161,18 +238,45 @@ def external_listing_import(
                     },
                 )
                 Item.objects.filter(pk=item.pk).update(needs_review=True)
-            ChannelListing.objects.update_or_create(
+            tracked = ChannelListing.objects.select_for_update().filter(item=item, connection=connection).first()
+            if (
+                tracked is not None
+                and tracked.external_id
+                and tracked.external_id != seen.external_id
+                and tracked.actual_state in (ListingState.LIVE, ListingState.ENDING)
+            ):
+                # We already track another listing of this SKU there: this one is a duplicate.
+                _duplicate_alert(connection, item, seen, tracked)
+                return "skipped", item
+            sellable = item.state == ItemState.ACTIVE
+            listing, _ = ChannelListing.objects.update_or_create(
                 item=item,
                 connection=connection,
                 defaults={
                     "account": account,
                     "external_id": seen.external_id,
                     "external_url": seen.url[:500],
-                    "desired_state": DesiredState.LIVE,
+                    # A live listing of an item that is no longer for sale here is ended, never adopted as live.
+                    "desired_state": DesiredState.LIVE if sellable else DesiredState.ENDED,
+                    "end_reason": ""
+                    if sellable
+                    else (END_SOLD_ELSEWHERE if item.state != ItemState.DRAFT else END_WITHDRAWN),
                     "actual_state": ListingState.LIVE if seen.state == "live" else ListingState.PENDING,
                     "imported": verdict == "created",
+                    "desired_changed_at": timezone.now(),
                 },
             )
+            if not sellable:
+                _enqueue([listing.pk])
+                alert_raise(
+                    account_id=account.pk,
+                    kind=AlertKind.LISTING_MISMATCH,
+                    dedupe_key=f"live-not-for-sale:{listing.pk}:{seen.external_id}",
+                    title=f"{item.sku} was found for sale on {connection.name} while it is {item.state} here",
+                    message="The listing is being ended on the channel.",
+                    item=item,
+                    listing=listing,
+                )
             if verdict == "created":
                 alert_raise(
                     account_id=account.pk,
@@ -188,6 +292,21 @@ def external_listing_import(
     except BillingError as refusal:  # the plan's active listings are used up: not imported, never a failed pull
         return _import_refused(connection, seen, refusal), None
     return verdict, item
+
+
+def _duplicate_alert(connection: ChannelConnection, item: Item, seen: ListingSeen, tracked: ChannelListing) -> None:
+    alert_raise(
+        account_id=connection.account_id,
+        kind=AlertKind.LISTING_MISMATCH,
+        dedupe_key=f"duplicate:{connection.pk}:{seen.external_id}",
+        title=f"{item.sku} is listed twice on {connection.name}",
+        message=(
+            f"We track listing {tracked.external_id}; listing {seen.external_id} carries the same SKU. "
+            "Run the audit with apply to end the duplicate, or end it on the channel."
+        ),
+        item=item,
+        listing=tracked,
+    )
 
 
 def _import_refused(connection: ChannelConnection, seen: ListingSeen, refusal: BillingError) -> str:
@@ -209,7 +328,7 @@ class ImportReport:
     known: list[str] = field(default_factory=list)
 
 
-def external_listings_import(*, connection_id: int, dry_run: bool = True) -> ImportReport:
+def external_listings_import(*, connection_id: int, dry_run: bool = True, run_id: int | None = None) -> ImportReport:
     """Walk every listing on the channel and import (or, dry run, report) the ones we do not know."""
     connection = ChannelConnection.objects.select_related("account").get(pk=connection_id)
     sync = channel(connection.channel)
@@ -220,7 +339,7 @@ def external_listings_import(*, connection_id: int, dry_run: bool = True) -> Imp
         .exclude(external_id="")
         .values_list("external_id", flat=True)
     )
-    with sync_run(connection, SyncKind.RECONCILE) as run:
+    with sync_run(connection, SyncKind.IMPORT, run_id=run_id) as run:
         for seen in sync.read_all_listings(specific_connection(connection)):
             if seen.external_id in known_ids or seen.state not in ("live", "draft"):
                 report.known.append(seen.sku or seen.external_id)
@@ -229,66 +348,175 @@ def external_listings_import(*, connection_id: int, dry_run: bool = True) -> Imp
             (report.created if verdict == "created" else report.linked).append(seen.sku or seen.external_id)
             run.created += verdict == "created"
             run.updated += verdict != "created"
+        run.report = {
+            "dry_run": dry_run,
+            "created": report.created,
+            "linked": report.linked,
+            "known": len(report.known),
+        }
     return report
 
 
-def listings_reconcile(*, connection_id: int) -> SyncRun:
+@dataclass
+class AuditReport:
+    """What a read-back of every listing on a channel found, by kind (SKUs or ids)."""
+
+    drifted: list[str] = field(default_factory=list)
+    ended_on_channel: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    live_but_ended_here: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    def as_dict(self) -> dict:
+        return {name: value for name, value in self.__dict__.items()}
+
+    @property
+    def problems(self) -> int:
+        return sum(len(v) for k, v in self.__dict__.items() if isinstance(v, list))
+
+
+def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None = None) -> SyncRun:
     """Read every listing on the channel back (page reads only) and compare with ours.
 
-    Listings that drifted (a price, title or quantity changed on the channel, or ended
-    there) are marked to be pushed again or recorded as ended; unchanged ones cost nothing.
+    Reports (the SyncRun's `report`), and with `apply` fixes: drift (a price, title or
+    quantity changed on the channel: ours is pushed back), listings ended on the channel,
+    listings we believe live that the channel does not have (missing: published again where
+    still wanted), ids that now carry another SKU (mismatch: never adopted), listings live
+    there that we ended (ended again), listings we do not know (linked by SKU or imported for
+    review) and several live listings of one SKU (the ones we do not track are ended).
+    Unchanged listings cost no write.
     """
     connection = ChannelConnection.objects.select_related("account").get(pk=connection_id)
     sync = channel(connection.channel)
+    conn = specific_connection(connection)
+    actor = Actor(source=connection.channel)
     ours = {
         listing.external_id: listing
-        for listing in ChannelListing.objects.filter(connection=connection, actual_state=ListingState.LIVE)
+        for listing in ChannelListing.objects.filter(connection=connection)
         .exclude(external_id="")
         .select_related("item")
     }
-    drifted = []
-    with sync_run(connection, SyncKind.AUDIT) as run:
-        seen_ids = set()
-        for seen in sync.read_all_listings(specific_connection(connection)):
-            listing = ours.get(seen.external_id)
-            if listing is None:
-                run.skipped += 1
-                continue
+    report = AuditReport()
+    drifted: list[int] = []
+    with sync_run(connection, SyncKind.AUDIT, run_id=run_id) as run:
+        seen_ids: set[str] = set()
+        by_sku: dict[str, list[ListingSeen]] = {}
+        unknown: list[ListingSeen] = []
+        for seen in sync.read_all_listings(conn):
             seen_ids.add(seen.external_id)
-            if seen.state != "live":
-                _known_listing_seen(listing, seen)
-                run.ended += 1
+            if seen.state == "live" and seen.sku:
+                by_sku.setdefault(seen.sku.strip().casefold(), []).append(seen)
+            listing = ours.get(seen.external_id)
+            if listing is not None and seen.sku and not same_sku(seen.sku, listing.item.sku):
+                report.mismatched.append(f"{seen.external_id}: {seen.sku} (ours: {listing.item.sku})")
+                if apply:
+                    _listing_mismatch(connection, listing, seen)
+                listing = None
+            if listing is None:
+                if seen.state in ("live", "draft"):
+                    unknown.append(seen)
                 continue
-            pushed = listing.pushed_content
-            price_drift = seen.price is not None and pushed.get("price") and f"{seen.price:.2f}" != pushed.get("price")
-            quantity_drift = (
-                seen.quantity is not None and pushed.get("quantity") is not None and seen.quantity != pushed["quantity"]
-            )
-            title_drift = bool(seen.title) and pushed.get("title") and seen.title != pushed["title"]
-            if price_drift or quantity_drift or title_drift:
+            on_sale_here = listing.actual_state in (ListingState.LIVE, ListingState.ENDING)
+            if seen.state != "live":
+                if on_sale_here:
+                    report.ended_on_channel.append(listing.item.sku)
+                    if apply:
+                        _known_listing_seen(listing, seen)
+                continue
+            if not on_sale_here:
+                if listing.desired_state == DesiredState.ENDED:
+                    report.live_but_ended_here.append(listing.item.sku)
+                    if apply:
+                        _known_listing_seen(listing, seen)
+                continue
+            if _drifted(connection, listing, seen, alert=apply):
+                report.drifted.append(listing.item.sku)
                 drifted.append(listing.pk)
-                if price_drift:
-                    alert_raise(
-                        account_id=connection.account_id,
-                        kind=AlertKind.PRICE_DRIFT,
-                        dedupe_key=f"price-drift:{listing.pk}",
-                        title=f"{listing.item.sku} costs {seen.price} on {connection.name}, not {pushed.get('price')}",
-                        message="The channel's price was changed outside this system; ours will be pushed back.",
-                        item=listing.item,
-                        listing=listing,
-                    )
-                run.updated += 1
             else:
-                run.skipped += 1
-        missing = [pk for ext, listing in ours.items() if ext not in seen_ids for pk in [listing.pk]]
-        if missing:
-            ChannelListing.objects.filter(pk__in=missing).update(needs_push=True, desired_changed_at=timezone.now())
-            drifted.extend(missing)
-        if drifted:
+                report.unchanged += 1
+
+        for pk, external_id, sku in _believed_on_sale(connection).values_list("pk", "external_id", "item__sku"):
+            if external_id not in seen_ids:
+                report.missing.append(sku)
+                if apply:
+                    listing_missing(pk, why=f"{connection.name} did not show listing {external_id} in the audit")
+
+        tracked = {listing.external_id for listing in ours.values() if listing.actual_state == ListingState.LIVE}
+        duplicate_ids: set[str] = set()
+        for seens in by_sku.values():
+            if len(seens) < 2:
+                continue
+            keep = next((seen for seen in seens if seen.external_id in tracked), None)
+            for seen in seens:
+                if seen is keep:
+                    continue
+                report.duplicates.append(f"{seen.sku} ({seen.external_id})")
+                duplicate_ids.add(seen.external_id)
+                if apply and keep is not None:
+                    _end_duplicate(conn, connection, seen)
+
+        for seen in unknown:
+            if seen.external_id in duplicate_ids:
+                continue
+            report.unknown.append(seen.sku or seen.external_id)
+            if apply:
+                external_listing_import(connection, seen, actor=actor)
+
+        if apply and drifted:
             with transaction.atomic():
-                ChannelListing.objects.filter(pk__in=drifted).update(needs_push=True, pushed_fingerprint="")
+                ChannelListing.objects.filter(pk__in=drifted).update(
+                    needs_push=True, pushed_fingerprint="", desired_changed_at=timezone.now()
+                )
                 _enqueue(drifted)
+        run.updated = len(report.drifted)
+        run.ended = len(report.ended_on_channel) + len(report.missing)
+        run.created = len(report.unknown)
+        run.skipped = report.unchanged
+        run.errors = 0
+        run.report = {"applied": apply, **report.as_dict()}
     return run
+
+
+# The nightly audit's old name (commands and benchmarks used it): an audit that applies.
+def listings_reconcile(*, connection_id: int) -> SyncRun:
+    return listings_audit(connection_id=connection_id, apply=True)
+
+
+def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: ListingSeen, *, alert: bool) -> bool:
+    pushed = listing.pushed_content
+    price_drift = seen.price is not None and pushed.get("price") and f"{seen.price:.2f}" != pushed.get("price")
+    quantity_drift = (
+        seen.quantity is not None and pushed.get("quantity") is not None and seen.quantity != pushed["quantity"]
+    )
+    title_drift = bool(seen.title) and pushed.get("title") and seen.title != pushed["title"]
+    if price_drift and alert:
+        alert_raise(
+            account_id=connection.account_id,
+            kind=AlertKind.PRICE_DRIFT,
+            dedupe_key=f"price-drift:{listing.pk}",
+            title=f"{listing.item.sku} costs {seen.price} on {connection.name}, not {pushed.get('price')}",
+            message="The channel's price was changed outside this system; ours will be pushed back.",
+            item=listing.item,
+            listing=listing,
+        )
+    return bool(price_drift or quantity_drift or title_drift)
+
+
+def _end_duplicate(conn, connection: ChannelConnection, seen: ListingSeen) -> None:
+    """End a second live listing of a SKU we already track there (an oversell waiting to happen)."""
+    try:
+        channel(connection.channel).end(conn, seen.external_id, END_WITHDRAWN)
+    except ChannelError as error:
+        alert_raise(
+            account_id=connection.account_id,
+            kind=AlertKind.LISTING_MISMATCH,
+            dedupe_key=f"duplicate:{connection.pk}:{seen.external_id}",
+            title=f"{seen.sku} is listed twice on {connection.name}; ending the duplicate failed",
+            message=f"Listing {seen.external_id}: {error}. End it on the channel.",
+        )
 
 
 # --- Webhook inbox --------------------------------------------------------------------
@@ -296,12 +524,15 @@ def listings_reconcile(*, connection_id: int) -> SyncRun:
 
 def webhook_receive(
     *, connection: ChannelConnection, headers: Mapping[str, str], body: bytes
-) -> tuple[WebhookEvent, bool]:
+) -> tuple[WebhookEvent | WebhookReply, bool]:
     """Store a delivery once (dedupe by the channel's event identity). Returns (event, created).
 
-    Raises ChannelError (a bad delivery) before anything is stored.
+    Raises ChannelError (a bad delivery; WebhookRejected says the status) before anything is
+    stored. A delivery the channel answers without storing (a ping) returns its WebhookReply.
     """
     seen = channel(connection.channel).parse_webhook(specific_connection(connection), headers, body)
+    if isinstance(seen, WebhookReply):
+        return seen, False  # answered, nothing to store (a ping)
     existing = WebhookEvent.objects.filter(connection=connection, dedupe_key=seen.dedupe_key).first()
     if existing is None:
         try:
@@ -375,3 +606,38 @@ def _send_webhook(event_id: int) -> None:
     from ..tasks import process_webhook_event_task
 
     process_webhook_event_task.apply_async(args=[event_id], queue="webhooks")
+
+
+# --- Syncs staff asked for -------------------------------------------------------------
+
+
+def sync_request_run(*, run_id: int) -> SyncRun:
+    """Carry out a queued SyncRun (see connections.connection_sync_request) on this very row."""
+    run = SyncRun.objects.select_related("connection").get(pk=run_id)
+    if run.status not in (SyncStatus.QUEUED, SyncStatus.RUNNING):
+        return run  # already done (a redelivered task)
+    apply = bool(run.options.get("apply"))
+    connection_id = run.connection_id
+    if run.kind == SyncKind.PULL:
+        return connection_pull(connection_id=connection_id, full_scan=True, run_id=run.pk)
+    if run.kind == SyncKind.AUDIT:
+        return listings_audit(connection_id=connection_id, apply=apply, run_id=run.pk)
+    if run.kind == SyncKind.IMPORT:
+        external_listings_import(connection_id=connection_id, dry_run=not apply, run_id=run.pk)
+        return SyncRun.objects.get(pk=run.pk)
+    if run.kind == SyncKind.RECONCILE:
+        return listings_lagging_enqueue(connection_id=connection_id, run_id=run.pk)
+    raise ValueError(f"SyncRun {run.pk} has kind {run.kind}, which cannot be requested")
+
+
+def listings_lagging_enqueue(*, connection_id: int, run_id: int | None = None) -> SyncRun:
+    """Converge every listing of the connection that lags what the shop wants, now."""
+    from .listings import listings_lagging
+
+    connection = ChannelConnection.objects.get(pk=connection_id)
+    with sync_run(connection, SyncKind.RECONCILE, run_id=run_id) as run:
+        lagging = listings_lagging(older_than=timezone.timedelta(0), connection_id=connection_id)
+        _enqueue(lagging)
+        run.updated = len(lagging)
+        run.report = {"enqueued": len(lagging)}
+    return run

@@ -42,11 +42,22 @@ class Command(BaseCommand):
                 },
             )
             self.stdout.write(f"{'created' if created else 'kept'}: {connection} -> {connection.base_url}")
-        active = list(Item.objects.filter(account=owner, state=ItemState.ACTIVE).values_list("pk", flat=True))
-        result = listings_publish(account=owner, item_ids=active, actor=Actor(source=Source.COMMAND))
-        self.stdout.write(
-            f"Listing {len(result.done)} item(s) on both sandbox shops (the worker publishes them once the sandboxes run)."
+        # Only items never listed on these shops: a second run must not override what staff
+        # decided since (a delisted item stays delisted). The sandboxes keep their state on disk.
+        connections = ReverbConnection.objects.filter(account=owner, name__in=list(DEMO_SHOPS))
+        fresh = list(
+            Item.objects.filter(account=owner, state=ItemState.ACTIVE)
+            .exclude(listings__connection__in=connections)
+            .values_list("pk", flat=True)
         )
+        if fresh:
+            result = listings_publish(account=owner, item_ids=fresh, actor=Actor(source=Source.COMMAND))
+            self.stdout.write(
+                f"Listing {len(result.done)} item(s) on both sandbox shops (the worker publishes them once the "
+                "sandboxes run)."
+            )
+        else:
+            self.stdout.write("Every active demo item was listed before; nothing changed (staff decisions are kept).")
         self.stdout.write(
             "Sell one on the main shop and watch it end on the outlet: "
             ".venv/bin/python manage.py reverb_simulate_sale --sku DEMO-001"

@@ -1,7 +1,9 @@
 """Run the loopback Reverb in the foreground (the demo's stand-in for api.reverb.com)."""
 
 import signal
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from channels_reverb.sandbox import DEFAULT_TOKEN, ReverbSandbox
@@ -31,6 +33,12 @@ class Command(BaseCommand):
             help="Serve the sandbox a Reverb connection points at (its name or id): port, token and "
             "webhook URL (SITE_URL + the connection's secret path) are taken from it.",
         )
+        parser.add_argument(
+            "--state-file",
+            default=None,
+            help="Keep the shop's listings and orders in this file across restarts (with --connection: "
+            "var/sandbox/reverb-<port>.state unless set; --state-file '' forgets on stop).",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--error-rate", type=float, default=0.0)
         parser.add_argument("--rate-limit-rate", type=float, default=0.0)
@@ -40,7 +48,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["connection"]:
             options.update(self._from_connection(options["connection"]))
+            if options["state_file"] is None:
+                folder = Path(settings.BASE_DIR) / "var" / "sandbox"
+                folder.mkdir(parents=True, exist_ok=True)
+                options["state_file"] = str(folder / f"reverb-{options['port']}.state")
         sandbox = ReverbSandbox(
+            state_file=options["state_file"] or None,
             host=options["host"],
             port=options["port"],
             token=options["token"],
@@ -72,7 +85,6 @@ class Command(BaseCommand):
     def _from_connection(self, name_or_id: str) -> dict:
         from urllib.parse import urlsplit
 
-        from django.conf import settings
         from django.core.management.base import CommandError
 
         from channels_reverb.models import ReverbConnection
