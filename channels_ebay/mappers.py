@@ -66,10 +66,12 @@ def clean_cut(text: str, limit: int) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     if len(text) <= limit:
         return text
-    cut = text[: limit + 1]
-    space = cut.rfind(" ")
-    cut = cut[:space] if space > limit // 2 else text[:limit]
-    return cut.rstrip(" ,;:-/(").rstrip()
+    cut = text[:limit]
+    if text[limit].isalnum() and cut[-1].isalnum():  # the limit falls inside a word: back to the last space
+        space = cut.rfind(" ")
+        if space > limit // 2:
+            cut = cut[:space]
+    return cut.rstrip(" ,;:-/(&").rstrip()
 
 
 def aspects(payload: ListingPayload) -> dict[str, list[str]]:

@@ -474,6 +474,7 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
             before = client.total_calls
             result.listings = list(read_all_listings(connection))
             result.pages_read += client.total_calls - before
+            result.listings_complete = True
         except Exception:
             cache.delete(_scan_key(connection))
             raise
