@@ -156,6 +156,33 @@ def _spend_revision(connection: EbayConnection, sku: str, n: int = 1) -> None:
         EbayListingDetail.objects.filter(pk=row.pk).update(revision_day=today, revisions_today=spent + n)
 
 
+def _spend_revisions(connection: EbayConnection, skus: list[str]) -> set[str]:
+    """One revision for each SKU in a few statements (a bulk sweep); returns the SKUs out of budget."""
+    today = ebay_today()
+    with transaction.atomic():
+        EbayListingDetail.objects.bulk_create(
+            [EbayListingDetail(account_id=connection.account_id, connection=connection, sku=sku) for sku in skus],
+            ignore_conflicts=True,
+        )
+        rows = list(
+            EbayListingDetail.objects.select_for_update()
+            .filter(connection=connection, sku__in=skus)
+            .order_by("pk")
+            .only("pk", "sku", "revision_day", "revisions_today")
+        )
+        spent_out = set()
+        for row in rows:
+            spent = row.revisions_today if row.revision_day == today else 0
+            if spent + 1 > REVISIONS_PER_DAY:
+                spent_out.add(row.sku)
+                continue
+            row.revision_day, row.revisions_today = today, spent + 1
+        EbayListingDetail.objects.bulk_update(
+            [row for row in rows if row.sku not in spent_out], ["revision_day", "revisions_today"], batch_size=500
+        )
+    return spent_out
+
+
 def _refund_revision(connection: EbayConnection, sku: str) -> None:
     EbayListingDetail.objects.filter(
         connection=connection, sku=sku, revision_day=ebay_today(), revisions_today__gt=0
@@ -217,10 +244,16 @@ def _write_item(client: EbayClient, connection: EbayConnection, payload: Listing
     return True
 
 
-def _ensure_offer(client: EbayClient, connection: EbayConnection, payload: ListingPayload, external_id: str | None):
-    """The offer for this SKU, created only when none exists (looked up again on every try)."""
+_LOOK_UP = object()
+
+
+def _ensure_offer(
+    client: EbayClient, connection: EbayConnection, payload: ListingPayload, external_id: str | None, found=_LOOK_UP
+):
+    """The offer for this SKU, created only when none exists. `found` is what a lookup just said; a
+    retry looks up again (the create that timed out may have been applied)."""
     body = mappers.offer_body(payload, **_listing_settings(connection, payload))
-    offer = _find_offer(client, connection, payload.sku, external_id)
+    offer = _find_offer(client, connection, payload.sku, external_id) if found is _LOOK_UP else found
     if offer is not None:
         update = mappers.offer_update_body(offer, body)
         if update != mappers.offer_update_body(offer, {}):
@@ -251,7 +284,14 @@ def publish(connection, payload: ListingPayload, external_id: str | None) -> Pub
         existing = retry_transient(_find_offer, client, connection, payload.sku, external_id)
         published = bool(existing and existing.get("status") == "PUBLISHED")
         retry_transient(_write_item, client, connection, payload, published)
-        offer, created = retry_transient(_ensure_offer, client, connection, payload, external_id)
+        tries = []
+
+        def ensure_offer():
+            tries.append(1)  # the first try uses the lookup above; a retry looks up again
+            found = existing if len(tries) == 1 else _LOOK_UP
+            return _ensure_offer(client, connection, payload, external_id, found)
+
+        offer, created = retry_transient(ensure_offer)
         offer_id = str(offer.get("offerId") or "")
         if not offer_id:
             raise PermanentChannelError(f"eBay accepted the offer for {payload.sku} but returned no offerId.")
@@ -312,10 +352,10 @@ def bulk_revise_price_quantity(connection, changes: Iterable[PriceQuantityChange
         merged[change.sku] = change
     outcomes: list[PriceQuantityOutcome] = []
     sendable = []
+    spent_out = _spend_revisions(connection, list(merged))
     for change in merged.values():
-        try:
-            _spend_revision(connection, change.sku)
-        except RevisionBudgetSpent as refusal:
+        if change.sku in spent_out:
+            refusal = _budget_refusal(change.sku)
             outcomes.append(PriceQuantityOutcome(change.sku, change.offer_id, False, 0, refusal.message, refusal))
             _remember_error(connection, change.sku, refusal)
             continue
@@ -327,18 +367,22 @@ def bulk_revise_price_quantity(connection, changes: Iterable[PriceQuantityChange
             for c in batch
         ]
         responses = retry_transient(client.bulk_update_price_quantity, entries)
+        applied: list[str] = []
         by_sku = {str(r.get("sku") or ""): r for r in responses}
         for change in batch:
             answer = by_sku.get(change.sku) or {}
             status = int(answer.get("statusCode") or 0)
             if 200 <= status < 300:
                 outcomes.append(PriceQuantityOutcome(change.sku, change.offer_id, True, status))
-                EbayListingDetail.objects.filter(connection=connection, sku=change.sku).update(last_error="")
+                applied.append(change.sku)
             else:
                 error = error_for(status or 500, {"errors": answer.get("errors") or []})
                 _refund_revision(connection, change.sku)  # eBay did not apply it
                 outcomes.append(PriceQuantityOutcome(change.sku, change.offer_id, False, status, error.message, error))
                 _remember_error(connection, change.sku, error)
+        EbayListingDetail.objects.filter(connection=connection, sku__in=applied).exclude(last_error="").update(
+            last_error=""
+        )
     return outcomes
 
 
