@@ -8,7 +8,7 @@ from django.shortcuts import render
 from accounts.admin import AccountScopedAdmin
 from inventory.admin_connections import ConnectionAdmin, ConnectionAdminForm
 
-from .models import EbayConnection, EbayListingDetail
+from .models import EbayConnection, EbayLegacyListing, EbayListingDetail
 from .services import legacy_listings_migrate
 
 
@@ -154,3 +154,59 @@ class EbayListingDetailAdmin(AccountScopedAdmin):
     @admin.display(boolean=True, description="Refused")
     def has_error(self, obj: EbayListingDetail) -> bool:
         return bool(obj.last_error)
+
+
+@admin.register(EbayLegacyListing)
+class EbayLegacyListingAdmin(AccountScopedAdmin):
+    """Listings made on eBay's website that sold (so we know of them): the Inventory API cannot end them
+    until they are migrated. Migration is one way and runs only when staff confirm it."""
+
+    list_display = [
+        "listing_id",
+        "sku",
+        "title",
+        "connection",
+        "first_order_id",
+        "seen_at",
+        "migrated_at",
+        "what_to_do",
+    ]
+    list_filter = ["connection", ("migrated_at", admin.EmptyFieldListFilter)]
+    search_fields = ["listing_id", "sku", "title"]
+    list_select_related = ["connection"]
+    actions = ["migrate_selected"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="What to do")
+    def what_to_do(self, obj: EbayLegacyListing) -> str:
+        return obj.what_to_do
+
+    @admin.action(description="Migrate the selected listings to the Inventory API (one way)")
+    def migrate_selected(self, request, queryset):
+        pending = list(queryset.filter(migrated_at__isnull=True).select_related("connection"))
+        if request.POST.get("confirm") != "yes":
+            return render(
+                request,
+                "admin/channels_ebay/migrate_confirm.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Migrate these eBay listings?",
+                    "listings": pending,
+                    "action": "migrate_selected",
+                    "opts": self.model._meta,
+                },
+            )
+        by_connection: dict[int, list[EbayLegacyListing]] = {}
+        for listing in pending:
+            by_connection.setdefault(listing.connection_id, []).append(listing)
+        for listings in by_connection.values():
+            connection = listings[0].connection
+            for line in legacy_listings_migrate(connection, [x.listing_id for x in listings]):
+                level = messages.SUCCESS if ": migrated" in line else messages.ERROR
+                self.message_user(request, f"{connection.name}: {line}", level)
+        return None

@@ -167,3 +167,39 @@ class EbayOrderBuyer(AccountOwned):
     class Meta:
         verbose_name = "eBay order buyer"
         constraints = [models.UniqueConstraint(fields=["connection", "order_id"], name="ebay_order_buyer_once")]
+
+
+class EbayLegacyListing(AccountOwned):
+    """A listing made on eBay's website (or with the Trading API), seen through one of its orders.
+
+    The Inventory API cannot see or change such listings until they are migrated
+    (bulkMigrateListing, one way). Staff find them in the admin with what to do, and migrate
+    them from there on purpose.
+    """
+
+    connection = models.ForeignKey(EbayConnection, on_delete=models.CASCADE, related_name="legacy_listings")
+    listing_id = models.CharField(max_length=40, help_text="eBay's item number.")
+    sku = models.CharField(max_length=100, blank=True, help_text="The listing's custom label, if it has one.")
+    title = models.CharField(max_length=200, blank=True)
+    first_order_id = models.CharField(max_length=100, blank=True)
+    seen_at = models.DateTimeField(auto_now_add=True)
+    migrated_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, help_text="eBay's words when a migration was refused.")
+
+    class Meta:
+        verbose_name = "eBay listing made outside the Inventory API"
+        ordering = ["-seen_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["connection", "listing_id"], name="ebay_legacy_listing_once")]
+
+    def __str__(self) -> str:
+        return f"eBay item {self.listing_id}"
+
+    @property
+    def what_to_do(self) -> str:
+        if self.migrated_at:
+            return "Migrated: the next pull imports it."
+        label = "" if self.sku else "Give it a SKU (Custom label) on eBay, then m"
+        return (
+            f"{label or 'M'}igrate it (action below) so this back office can end it when it sells elsewhere, "
+            "or end it on eBay. Until then it is not ended automatically."
+        )

@@ -6,11 +6,12 @@ import logging
 from collections.abc import Iterable, Mapping
 
 from django.db import transaction
+from django.utils import timezone
 
 from inventory.channels import ChannelError
 from inventory.models import Order
 
-from .models import EbayConnection, EbayOrderBuyer
+from .models import EbayConnection, EbayLegacyListing, EbayOrderBuyer
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def legacy_listings_migrate(connection: EbayConnection, listing_ids: list[str]) 
     One way: a migrated listing can no longer be revised through the Trading API or the site's
     old tools. Staff run it from the admin, on purpose.
     """
-    from .sync import client_for
+    from .sync import client_for, listing_scan_due_now
 
     client = client_for(connection)
     lines: list[str] = []
@@ -75,10 +76,15 @@ def legacy_listings_migrate(connection: EbayConnection, listing_ids: list[str]) 
         for answer in answers:
             listing_id = str(answer.get("listingId") or "?")
             status = int(answer.get("statusCode") or 0)
+            legacy = EbayLegacyListing.objects.filter(connection=connection, listing_id=listing_id)
             if 200 <= status < 300:
                 skus = ", ".join(str(i.get("sku")) for i in answer.get("inventoryItems") or [])
                 lines.append(f"{listing_id}: migrated (SKU {skus or '?'}); the next pull imports it")
+                legacy.update(migrated_at=timezone.now(), last_error="")
             else:
                 messages = "; ".join(str(e.get("message") or e.get("errorId")) for e in answer.get("errors") or [])
                 lines.append(f"{listing_id}: not migrated: {messages or f'HTTP {status}'}")
+                legacy.update(last_error=messages or f"HTTP {status}")
+    if any(": migrated" in line for line in lines):
+        listing_scan_due_now(connection)  # the next pull reads every listing and imports the migrated ones
     return lines

@@ -48,7 +48,7 @@ from inventory.channels import (
 
 from . import mappers, webhooks
 from .client import BULK_LIMIT, EbayClient, EbayRequestError, error_for
-from .models import EbayConnection, EbayListingDetail
+from .models import EbayConnection, EbayLegacyListing, EbayListingDetail
 from .services import buyer_data_erase, order_buyers_record
 
 logger = logging.getLogger(__name__)
@@ -502,6 +502,7 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
     for page in client.orders(start):
         result.pages_read += 1
         order_buyers_record(connection, page.items)
+        legacy_listings_note(connection, client, page.items)
         for raw in page.items:
             try:
                 order = mappers.order_seen(raw)
@@ -529,6 +530,11 @@ def _scan_key(connection: EbayConnection) -> str:
     return f"channels_ebay:listing-scan:{connection.pk}"
 
 
+def listing_scan_due_now(connection: EbayConnection) -> None:
+    """The next pull reads every listing (e.g. after a migration made some visible)."""
+    cache.delete(_scan_key(connection))
+
+
 def _listing_scan_due(connection: EbayConnection, *, first_pull: bool) -> bool:
     interval = connection.listing_scan_interval_seconds
     if interval == 0:
@@ -537,6 +543,57 @@ def _listing_scan_due(connection: EbayConnection, *, first_pull: bool) -> bool:
         cache.set(_scan_key(connection), "1", timeout=interval)
         return True
     return cache.add(_scan_key(connection), "1", timeout=interval)
+
+
+def legacy_listings_note(connection: EbayConnection, client: EbayClient, orders: Iterable[Mapping]) -> None:
+    """Orders for listings the Inventory API cannot see (made on eBay's website): kept for staff to migrate.
+
+    A line is ours when its item number is one of our offers' listings, or its SKU has an offer
+    with that listing; only lines that are neither cost a lookup (rare: a legacy listing).
+    """
+    lines = [
+        (str(order.get("orderId") or ""), line)
+        for order in orders
+        for line in order.get("lineItems") or []
+        if line.get("legacyItemId")
+    ]
+    if not lines:
+        return
+    ids = {str(line["legacyItemId"]) for _order, line in lines}
+    known = set(
+        EbayListingDetail.objects.filter(connection=connection, listing_id__in=ids).values_list("listing_id", flat=True)
+    )
+    known |= set(
+        EbayLegacyListing.objects.filter(connection=connection, listing_id__in=ids).values_list("listing_id", flat=True)
+    )
+    found = []
+    for order_id, line in lines:
+        listing_id = str(line["legacyItemId"])
+        if listing_id in known:
+            continue
+        sku = str(line.get("sku") or "")
+        offers = client.offers_for_sku(sku, connection.marketplace_id) if sku else []
+        if any(str((o.get("listing") or {}).get("listingId") or "") == listing_id for o in offers):
+            known.add(listing_id)
+            continue
+        known.add(listing_id)
+        found.append(
+            EbayLegacyListing(
+                account_id=connection.account_id,
+                connection=connection,
+                listing_id=listing_id,
+                sku=sku[:100],
+                title=str(line.get("title") or "")[:200],
+                first_order_id=order_id,
+            )
+        )
+    if found:
+        EbayLegacyListing.objects.bulk_create(found, ignore_conflicts=True)
+        logger.warning(
+            "%d eBay listing(s) made outside the Inventory API sold on %s: migrate them (admin) to manage them here",
+            len(found),
+            connection,
+        )
 
 
 # --- webhooks ------------------------------------------------------------------------------------
@@ -580,6 +637,7 @@ def webhook_orders(connection, event: WebhookSeen) -> list[OrderSeen]:
         logger.warning("eBay notification for order %s, which eBay does not have for this seller: ignored.", order_id)
         return []
     order_buyers_record(connection, [fresh])
+    legacy_listings_note(connection, client_for(connection), [fresh])
     return [mappers.order_seen(fresh)]
 
 
