@@ -67,6 +67,7 @@ def test_a_listing_out_of_revisions_says_so_and_sends_nothing(account, market):
 
     item_update(item_id=listing.item_id, actor=STAFF, changes={"price": Decimal("99.00")})
     [outcome] = converge_all()
+    assert outcome.startswith("error: eBay allows 250 revisions")
 
     listing.refresh_from_db()
     assert listing.actual_state == ListingState.ERROR
