@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -179,6 +179,10 @@ def orders_filter(since: datetime | None) -> str | None:
     return "lastmodifieddate:" + quote(f"[{format_time(since)}..]", safe=":.-")
 
 
+def _once(call: Callable, *args: Any, **kwargs: Any) -> Any:
+    return call(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[dict]
@@ -301,12 +305,16 @@ class EbayClient:
             "PUT", f"{INVENTORY}/inventory_item/{_segment(sku)}", body=body, content_language=True, want_status=True
         )
 
-    def inventory_items(self, limit: int = 100) -> Iterator[Page]:
-        """Every inventory item, page by page. `offset` is a page index on this call (CHANNELS.md 1.2)."""
+    def inventory_items(self, limit: int = 100, *, attempt: Callable = _once) -> Iterator[Page]:
+        """Every inventory item, page by page. `offset` is a page index on this call (CHANNELS.md 1.2).
+        `attempt` runs each page read (the sync passes retry_transient: a read is safe to repeat)."""
         page_index = 0
         while True:
-            data = self._request(
-                "GET", f"{INVENTORY}/inventory_item", params={"limit": str(limit), "offset": str(page_index)}
+            data = attempt(
+                self._request,
+                "GET",
+                f"{INVENTORY}/inventory_item",
+                params={"limit": str(limit), "offset": str(page_index)},
             )
             items = list(data.get("inventoryItems") or [])
             yield Page(items, data.get("total"), data.get("next"))
@@ -376,13 +384,13 @@ class EbayClient:
 
     # --- Fulfillment --------------------------------------------------------------------------
 
-    def orders(self, since: datetime | None, limit: int = 200) -> Iterator[Page]:
+    def orders(self, since: datetime | None, limit: int = 200, *, attempt: Callable = _once) -> Iterator[Page]:
         """getOrders modified since `since`, page by page (`offset` counts orders on this call)."""
         offset = 0
         flt = orders_filter(since)
         while True:
             query = f"limit={limit}&offset={offset}" + (f"&filter={flt}" if flt else "")
-            data = self._request("GET", f"{FULFILLMENT}/order?{query}")
+            data = attempt(self._request, "GET", f"{FULFILLMENT}/order?{query}")
             orders = list(data.get("orders") or [])
             yield Page(orders, data.get("total"), data.get("next"))
             offset += len(orders)

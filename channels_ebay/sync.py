@@ -475,15 +475,17 @@ def find_listing(connection, sku: str) -> ListingSeen | None:
 
 
 def read_all_listings(connection) -> Iterator[ListingSeen]:
-    """Every inventory item page by page, and each SKU's offer (getOffers needs a SKU: one call per item)."""
+    """Every inventory item page by page, and each SKU's offer (getOffers needs a SKU: one call per item).
+    Reads only; each is retried briefly on a blip (retry_transient)."""
     connection = ebay_connection(connection)
     client = client_for(connection)
-    for page in client.inventory_items():
+    for page in client.inventory_items(attempt=retry_transient):
         for item in page.items:
             sku = str(item.get("sku") or "")
             if not sku:
                 continue
-            offer = best_offer(client.offers_for_sku(sku, connection.marketplace_id), sku, connection.marketplace_id)
+            found = retry_transient(client.offers_for_sku, sku, connection.marketplace_id)
+            offer = best_offer(found, sku, connection.marketplace_id)
             if offer is not None:
                 yield mappers.listing_seen(offer, item)
 
@@ -499,7 +501,7 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
     result = PullResult(watermark=since)
     start = since - ORDER_OVERLAP if since else timezone.now() - FIRST_PULL_LOOKBACK
     seen: dict[str, OrderSeen] = {}
-    for page in client.orders(start):
+    for page in client.orders(start, attempt=retry_transient):
         result.pages_read += 1
         order_buyers_record(connection, page.items)
         legacy_listings_note(connection, client, page.items)
