@@ -50,6 +50,7 @@ USER_SCOPES = (
     "https://api.ebay.com/oauth/api_scope/sell.account",
 )
 APP_SCOPE = "https://api.ebay.com/oauth/api_scope"
+NOTIFY_SCOPE = "https://api.ebay.com/oauth/api_scope/commerce.notification.subscription"
 TRANSIENT_ERROR_IDS = frozenset({25001, 25025})
 NOT_FOUND_ERROR_IDS = frozenset({25702, 25713})
 TOKEN_MARGIN = 300  # seconds before expiry at which a cached token is no longer used
@@ -220,7 +221,7 @@ class EbayClient:
     # --- OAuth ------------------------------------------------------------------------------
 
     def _cache_key(self, kind: str) -> str:
-        secret = f"{self.token_url}|{self.client_id}|{self.refresh_token if kind == 'user' else ''}"
+        secret = f"{self.token_url}|{self.client_id}|{self.refresh_token if kind != 'app' else ''}"
         return f"channels_ebay:token:{kind}:{hashlib.sha256(secret.encode()).hexdigest()[:24]}"
 
     def access_token(self, kind: str = "user") -> str:
@@ -261,6 +262,10 @@ class EbayClient:
             if not self.refresh_token:
                 raise PermanentChannelError("No eBay refresh token is set: authorise the app for this seller.")
             form = {"grant_type": "refresh_token", "refresh_token": self.refresh_token, "scope": " ".join(USER_SCOPES)}
+        elif kind == "notify":  # seller topics need this scope; asked for apart so the sell calls never depend on it
+            if not self.refresh_token:
+                raise PermanentChannelError("No eBay refresh token is set: authorise the app for this seller.")
+            form = {"grant_type": "refresh_token", "refresh_token": self.refresh_token, "scope": NOTIFY_SCOPE}
         else:
             form = {"grant_type": "client_credentials", "scope": APP_SCOPE}
         basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
@@ -283,9 +288,9 @@ class EbayClient:
             if isinstance(body, Mapping):
                 reason = str(body.get("error_description") or body.get("error") or "")
             raise PermanentChannelError(
-                f"eBay refused the {'refresh token' if kind == 'user' else 'app keys'}"
+                f"eBay refused the {'app keys' if kind == 'app' else 'refresh token'}"
                 f"{': ' + reason if reason else ''}. "
-                + (_HINTS[401] if kind == "user" else "Check the client id and client secret."),
+                + ("Check the client id and client secret." if kind == "app" else _HINTS[401]),
                 status=response.status_code,
             )
         expires_in = int(body.get("expires_in") or 7200)
@@ -412,6 +417,35 @@ class EbayClient:
         except ListingNotFound:
             return None
 
+    # --- Notification: destination and subscriptions ------------------------------------------
+
+    def destinations(self) -> list[dict]:
+        data = self._request("GET", f"{NOTIFICATION}/destination", params={"limit": "100"}, token_kind="app")
+        return list(data.get("destinations") or [])
+
+    def create_destination(self, body: Mapping) -> str:
+        """createDestination (eBay first sends the endpoint its challenge). Returns the new destination id."""
+        _status, headers, _body = self._request(
+            "POST", f"{NOTIFICATION}/destination", body=body, token_kind="app", want_response=True
+        )
+        return str(headers.get("Location") or "").rstrip("/").rsplit("/", 1)[-1]
+
+    def update_destination(self, destination_id: str, body: Mapping) -> None:
+        self._request("PUT", f"{NOTIFICATION}/destination/{_segment(destination_id)}", body=body, token_kind="app")
+
+    def subscriptions(self) -> list[dict]:
+        data = self._request("GET", f"{NOTIFICATION}/subscription", params={"limit": "100"}, token_kind="notify")
+        return list(data.get("subscriptions") or [])
+
+    def create_subscription(self, body: Mapping) -> str:
+        _status, headers, _body = self._request(
+            "POST", f"{NOTIFICATION}/subscription", body=body, token_kind="notify", want_response=True
+        )
+        return str(headers.get("Location") or "").rstrip("/").rsplit("/", 1)[-1]
+
+    def enable_subscription(self, subscription_id: str) -> None:
+        self._request("POST", f"{NOTIFICATION}/subscription/{_segment(subscription_id)}/enable", token_kind="notify")
+
     # --- plumbing -----------------------------------------------------------------------------
 
     @property
@@ -427,6 +461,7 @@ class EbayClient:
         body: Any = None,
         content_language: bool = False,
         want_status: bool = False,
+        want_response: bool = False,
         token_kind: str = "user",
     ) -> Any:
         url = self.api_base_url + path
@@ -458,6 +493,8 @@ class EbayClient:
             raise error_for(status, parsed, retry_after=response.headers.get("Retry-After"))
         if want_status:
             return status
+        if want_response:
+            return status, response.headers, parsed
         if not response.content:
             return {}
         if parsed is None:

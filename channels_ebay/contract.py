@@ -7,6 +7,8 @@ Schemas are validated *closed*: an object property the document does not declare
 error, so a misspelt field cannot pass. One correction, taken from the document's own words:
 `Product.aspects` is typed `string` in eBay's OAS but described (and accepted by eBay) as an
 object of name -> [values] (`"aspects": {"Brand": ["GoPro"]}`); it is validated as that object.
+Likewise `Destination.deliveryConfig` (typed string, "the configuration associated with this
+destination") is validated as the DeliveryConfig object the request side sends.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ def _registry(api: str) -> tuple[Registry, str]:
     schemas = doc["components"]["schemas"]
     if "Product" in schemas:
         schemas["Product"]["properties"]["aspects"] = ASPECTS
+    if "Destination" in schemas:  # typed string, described as "the configuration": the DeliveryConfig object
+        schemas["Destination"]["properties"]["deliveryConfig"] = {"$ref": "#/components/schemas/DeliveryConfig"}
     doc["components"] = {"schemas": _close(schemas)}
     uri = f"urn:ebay:{api}"
     resource = Resource(contents={"components": doc["components"]}, specification=DRAFT7)

@@ -58,10 +58,7 @@ LABEL = "eBay"
 CONNECTION_MODEL = "channels_ebay.EbayConnection"
 CONNECTION_SERIALIZER = "channels_ebay.serializers.EbayConnectionSerializer"
 DEFAULT_PRIORITY = 40
-WEBHOOK_SETUP = (
-    "eBay developer portal > Alerts & Notifications: paste the webhook URL as the Marketplace Account Deletion "
-    "endpoint with the connection's verification token, and subscribe ORDER_CONFIRMATION to the same URL."
-)
+ORDER_TOPIC = "ORDER_CONFIRMATION"
 
 REVISIONS_PER_DAY = 250
 EBAY_DAY = ZoneInfo("America/Los_Angeles")  # eBay's calendar day
@@ -641,6 +638,69 @@ def webhook_orders(connection, event: WebhookSeen) -> list[OrderSeen]:
     order_buyers_record(connection, [fresh])
     legacy_listings_note(connection, client_for(connection), [fresh])
     return [mappers.order_seen(fresh)]
+
+
+def register_webhooks(connection, base_url: str) -> list[str]:
+    """The Notification API destination (this connection's webhook URL) and its ORDER_CONFIRMATION
+    subscription, created or brought back to ENABLED; idempotent. eBay challenges the endpoint when
+    the destination is created, so the endpoint URL is stored first (the challenge hashes it)."""
+    connection = ebay_connection(connection)
+    token = connection.verification_token
+    if not 32 <= len(token) <= 80:
+        raise PermanentChannelError(
+            "Set the connection's verification token (32 to 80 characters) first: eBay's endpoint challenge uses it."
+        )
+    endpoint = base_url.rstrip("/") + connection.webhook_path
+    if connection.endpoint_url != endpoint:
+        EbayConnection.objects.filter(pk=connection.pk).update(endpoint_url=endpoint)
+        connection.endpoint_url = endpoint
+    client = client_for(connection)
+    lines = []
+    wanted = {
+        "name": f"Back office connection {connection.pk}"[:50],
+        "status": "ENABLED",
+        "deliveryConfig": {"endpoint": endpoint, "verificationToken": token},
+    }
+    mine = [d for d in client.destinations() if (d.get("deliveryConfig") or {}).get("endpoint") == endpoint]
+    if mine:
+        destination_id = str(mine[0].get("destinationId") or "")
+        if (
+            mine[0].get("status") != "ENABLED"
+            or (mine[0].get("deliveryConfig") or {}).get("verificationToken") != token
+        ):
+            client.update_destination(destination_id, wanted)
+            lines.append(f"Destination {endpoint}: updated and enabled")
+        else:
+            lines.append(f"Destination {endpoint}: already registered")
+    else:
+        destination_id = client.create_destination(wanted)
+        lines.append(f"Destination {endpoint}: created (eBay's challenge answered)")
+    subscriptions = [
+        s
+        for s in client.subscriptions()
+        if s.get("topicId") == ORDER_TOPIC and s.get("destinationId") == destination_id
+    ]
+    if subscriptions:
+        if subscriptions[0].get("status") != "ENABLED":
+            client.enable_subscription(str(subscriptions[0]["subscriptionId"]))
+            lines.append(f"{ORDER_TOPIC}: subscription enabled again")
+        else:
+            lines.append(f"{ORDER_TOPIC}: already subscribed")
+    else:
+        client.create_subscription(
+            {
+                "topicId": ORDER_TOPIC,
+                "status": "ENABLED",
+                "destinationId": destination_id,
+                "payload": {"format": "JSON", "schemaVersion": "1.0", "deliveryProtocol": "HTTPS"},
+            }
+        )
+        lines.append(f"{ORDER_TOPIC}: subscribed")
+    lines.append(
+        "Marketplace account deletion is set per app, not by this API: in eBay's developer portal paste "
+        f"{endpoint} and the verification token (Alerts & Notifications)."
+    )
+    return lines
 
 
 # --- check ---------------------------------------------------------------------------------------

@@ -11,14 +11,18 @@ A whole selling day runs against the sandbox (publish, adopt, revise, bulk price
 - every answer's status is documented for the operation and its body fits the response schema.
 """
 
+import json
+import threading
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.utils import timezone
 
-from channels_ebay import contract, mappers, sync
+from channels_ebay import contract, mappers, sync, webhooks
 from channels_ebay.client import EbayRequestError
 from channels_ebay.models import EbayConnection
 from channels_ebay.sandbox import EbaySandbox
@@ -74,8 +78,37 @@ def test_the_validator_has_teeth():
     ]
 
 
+class _Challenged(BaseHTTPRequestHandler):
+    """A stand-in for our webhook endpoint: answers eBay's challenge as the real view does."""
+
+    token = "c" * 40
+
+    def do_GET(self):
+        code = parse_qs(urlsplit(self.path).query)["challenge_code"][0]
+        endpoint = f"http://127.0.0.1:{self.server.server_address[1]}{urlsplit(self.path).path}"
+        body = json.dumps({"challengeResponse": webhooks.challenge_response(code, self.token, endpoint)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        return
+
+
 @pytest.fixture
-def day(account):
+def endpoint_host():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Challenged)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def day(account, endpoint_host):
     """A selling day on the loopback eBay, every request logged."""
     with EbaySandbox() as sandbox:
         connection = EbayConnection.objects.create(
@@ -111,6 +144,10 @@ def day(account):
         with pytest.raises(EbayRequestError):  # 619 is not a leaf category: publishOffer answers 400
             sync.publish(connection, replace(STRAT, sku="CT-BAD", category="Guitars"), None)
         sync.check(connection)
+        connection.verification_token = _Challenged.token
+        connection.save()
+        sync.register_webhooks(connection, endpoint_host)
+        sync.register_webhooks(connection, endpoint_host)  # again: reads only
         yield sandbox
 
 
@@ -143,6 +180,10 @@ def test_every_request_the_client_sent_is_what_ebays_documents_allow(day):
         ("GET", "/fulfillment_policy/{fulfillmentPolicyId}"),
         ("GET", "/payment_policy/{payment_policy_id}"),
         ("GET", "/return_policy/{return_policy_id}"),
+        ("GET", "/destination"),
+        ("POST", "/destination"),
+        ("GET", "/subscription"),
+        ("POST", "/subscription"),
     } <= operations
     assert [r for r in day.requests() if r.problems] == []
 

@@ -207,3 +207,36 @@ def test_with_20_percent_faults_no_order_is_lost_and_no_offer_duplicated(account
 def _photo(item) -> None:
     """eBay needs a picture to publish."""
     item.photos.create(url=PHOTO, position=0)
+
+
+def test_register_webhooks_answers_ebays_challenge_and_subscribes_once(account, markets, live_server):
+    from inventory.services.connections import connection_webhooks
+
+    _reverb, ebay = markets
+    ebay.connection.verification_token = "v" * 40
+    ebay.connection.save()
+    ebay.sandbox.webhook_urls.clear()  # deliveries now go where the registration says
+
+    setup = connection_webhooks(connection=ebay.connection, base_url=live_server.url, register=True)
+
+    endpoint = live_server.url + ebay.connection.webhook_path
+    assert setup.registered[:2] == [
+        f"Destination {endpoint}: created (eBay's challenge answered)",
+        "ORDER_CONFIRMATION: subscribed",
+    ]
+    [destination] = ebay.sandbox.destinations.values()
+    assert destination["deliveryConfig"] == {"endpoint": endpoint, "verificationToken": "v" * 40}
+    again = connection_webhooks(connection=ebay.connection, base_url=live_server.url, register=True)
+    assert again.registered[:2] == [
+        f"Destination {endpoint}: already registered",
+        "ORDER_CONFIRMATION: already subscribed",
+    ]
+    assert len(ebay.sandbox.subscriptions) == 1
+
+    # and a sale's notification now reaches the endpoint through the subscription
+    item = make_item(account, n=9, sku="EB-HOOK", title="Fender Twin")
+    _photo(item)
+    listed_everywhere(account, markets, item)
+    ebay.sell("EB-HOOK")
+    assert [d.status for d in ebay.sandbox.deliveries] == [200]
+    assert wait_until(lambda: Item.objects.get(pk=item.pk).state == ItemState.SOLD)

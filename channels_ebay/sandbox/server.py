@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -185,6 +186,8 @@ class EbaySandbox:
         self.store = EbayStore(clock=clock)
         self.client_id, self.client_secret, self.refresh_token = CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
         self.tokens: dict[str, _Token] = {}
+        self.destinations: dict[str, dict] = {}
+        self.subscriptions: dict[str, dict] = {}
         self.token_grants: list[str] = []
         self.faults = Faults()
         self._rng = random.Random(seed)
@@ -320,7 +323,9 @@ class EbaySandbox:
     def deliver(self, payload: Mapping, urls: Iterable[str] | None = None) -> list[Delivery]:
         body, headers = self.signed(payload)
         topic = payload["metadata"]["topic"]
-        return [self._post(url, topic, body, headers) for url in (urls or self.webhook_urls)]
+        if urls is None:  # the URLs given at start, and the destinations subscribed to this topic
+            urls = list(dict.fromkeys([*self.webhook_urls, *self.subscribed_urls(topic)]))
+        return [self._post(url, topic, body, headers) for url in urls]
 
     def redeliver(self, index: int = -1) -> Delivery:
         earlier = self.deliveries[index]
@@ -457,7 +462,8 @@ class EbaySandbox:
                 answer(*error(400, 25002, "Send Content-Type: application/json with a body."))
                 return
         token = self._bearer(headers)
-        needed = "any" if api == "notification" and sub.startswith("/public_key/") else "user"
+        # app tokens: public keys and destinations; seller topics' subscriptions need the seller's token
+        needed = "any" if api == "notification" and sub.startswith(("/public_key/", "/destination")) else "user"
         if token is None or (needed == "user" and token.kind != "user"):
             answer(
                 401,
@@ -502,16 +508,18 @@ class EbaySandbox:
             status, body = error(429, 2001, "Too many requests (injected).", category="REQUEST", domain="ACCESS")
             answer(status, body, fault=fault, extra={"Retry-After": str(self.faults.retry_after)})
             return
-        status, body = self._route(api, method, sub, query, split.query, parsed)
+        routed = self._route(api, method, sub, query, split.query, parsed)
+        status, body = routed[0], routed[1]
+        extra = routed[2] if len(routed) > 2 else None
         if fault == "timeout":
             with self._log_lock:
                 self._log.append(
                     RecordedRequest(method, path, query, split.query, parsed, status, kept_headers, body, (), fault)
                 )
             time.sleep(self.faults.timeout_delay)
-            self._send(handler, status, body)
+            self._send(handler, status, body, extra)
             return
-        answer(status, body)
+        answer(status, body, extra=extra)
 
     def _bearer(self, headers: Mapping[str, str]) -> _Token | None:
         value = headers.get("authorization", "")
@@ -578,12 +586,123 @@ class EbaySandbox:
             ("fulfillment", "GET", r"/order", lambda: store.search_orders(raw_query, query)),
             ("fulfillment", "GET", r"/order/([^/]+)", lambda oid: store.get_order(oid)),
             ("notification", "GET", r"/public_key/([^/]+)", self._public_key),
+            ("notification", "GET", r"/destination", self._destinations),
+            ("notification", "POST", r"/destination", lambda: self._create_destination(body)),
+            ("notification", "PUT", r"/destination/([^/]+)", lambda did: self._update_destination(did, body)),
+            ("notification", "GET", r"/subscription", self._subscriptions),
+            ("notification", "POST", r"/subscription", lambda: self._create_subscription(body)),
+            ("notification", "POST", r"/subscription/([^/]+)/enable", self._enable_subscription),
         ]
         for route_api, verb, pattern, action in routes:
             match = re.fullmatch(pattern, path)
             if match and route_api == api and verb == method:
                 return action(*match.groups())
         return error(404, 2002, f"The loopback eBay does not serve {method} {path}.", domain="ACCESS")
+
+    # --- Notification API: destinations and subscriptions -----------------------------------------
+
+    def _destinations(self) -> tuple[int, Any]:
+        with self.store.lock:
+            found = [dict(d) for d in self.destinations.values()]
+        return 200, {"destinations": found, "total": len(found), "limit": 100}
+
+    def _challenge_passes(self, config: Mapping[str, Any]) -> bool:
+        """eBay GETs the endpoint with a challenge code before it accepts a destination."""
+        endpoint, token = str(config.get("endpoint") or ""), str(config.get("verificationToken") or "")
+        code = secrets.token_hex(16)
+        try:
+            answer = requests.get(endpoint, params={"challenge_code": code}, timeout=5).json()
+        except (requests.RequestException, ValueError):
+            return False
+        expected = hashlib.sha256((code + token + endpoint).encode()).hexdigest()
+        return isinstance(answer, dict) and answer.get("challengeResponse") == expected
+
+    def _create_destination(self, body: Mapping[str, Any]) -> tuple[int, Any, dict]:
+        config = dict(body.get("deliveryConfig") or {})
+        if not 32 <= len(str(config.get("verificationToken") or "")) <= 80:
+            return error(
+                400,
+                195007,
+                "The verification token must be 32 to 80 characters.",
+                field="verificationToken",
+                domain="API_NOTIFICATION",
+            )
+        if not self._challenge_passes(config):
+            return error(
+                400,
+                195016,
+                "The endpoint did not answer the challenge correctly.",
+                field="endpoint",
+                domain="API_NOTIFICATION",
+            )
+        with self.store.lock:
+            if any(d["deliveryConfig"]["endpoint"] == config["endpoint"] for d in self.destinations.values()):
+                return error(
+                    409, 195012, "A destination with this endpoint exists.", field="endpoint", domain="API_NOTIFICATION"
+                )
+            destination_id = secrets.token_hex(8)
+            self.destinations[destination_id] = {
+                "destinationId": destination_id,
+                "name": str(body.get("name") or ""),
+                "status": str(body.get("status") or "ENABLED"),
+                "deliveryConfig": config,
+            }
+        return 201, {}, {"Location": f"{self.base_url}/commerce/notification/v1/destination/{destination_id}"}
+
+    def _update_destination(self, destination_id: str, body: Mapping[str, Any]) -> tuple[int, Any]:
+        with self.store.lock:
+            destination = self.destinations.get(destination_id)
+            if destination is None:
+                return error(404, 195004, "No such destination.", field="destination_id", domain="API_NOTIFICATION")
+            destination.update(
+                {"name": body.get("name") or destination["name"], "status": body.get("status") or "ENABLED"}
+            )
+            destination["deliveryConfig"] = dict(body.get("deliveryConfig") or destination["deliveryConfig"])
+        return 204, None
+
+    def _subscriptions(self) -> tuple[int, Any]:
+        with self.store.lock:
+            found = [dict(x) for x in self.subscriptions.values()]
+        return 200, {"subscriptions": found, "total": len(found), "limit": 100}
+
+    def _create_subscription(self, body: Mapping[str, Any]) -> tuple[int, Any, dict]:
+        with self.store.lock:
+            if body.get("destinationId") not in self.destinations:
+                return error(400, 195004, "No such destination.", field="destinationId", domain="API_NOTIFICATION")
+            if body.get("topicId") not in ("ORDER_CONFIRMATION", "MARKETPLACE_ACCOUNT_DELETION", "ITEM_SOLD"):
+                return error(
+                    400, 195005, f"Unknown topic {body.get('topicId')}.", field="topicId", domain="API_NOTIFICATION"
+                )
+            for existing in self.subscriptions.values():
+                if (existing["topicId"], existing["destinationId"]) == (body["topicId"], body["destinationId"]):
+                    return error(409, 195024, "This subscription exists.", field="topicId", domain="API_NOTIFICATION")
+            subscription_id = secrets.token_hex(8)
+            self.subscriptions[subscription_id] = {
+                "subscriptionId": subscription_id,
+                "topicId": body["topicId"],
+                "status": str(body.get("status") or "ENABLED"),
+                "destinationId": body["destinationId"],
+                "creationDate": iso(self.store.clock()),
+                "payload": dict(body.get("payload") or {}),
+            }
+        return 201, {}, {"Location": f"{self.base_url}/commerce/notification/v1/subscription/{subscription_id}"}
+
+    def _enable_subscription(self, subscription_id: str) -> tuple[int, Any]:
+        with self.store.lock:
+            if subscription_id not in self.subscriptions:
+                return error(404, 195025, "No such subscription.", field="subscription_id", domain="API_NOTIFICATION")
+            self.subscriptions[subscription_id]["status"] = "ENABLED"
+        return 204, None
+
+    def subscribed_urls(self, topic: str) -> list[str]:
+        with self.store.lock:
+            return [
+                self.destinations[x["destinationId"]]["deliveryConfig"]["endpoint"]
+                for x in self.subscriptions.values()
+                if x["topicId"] == topic
+                and x["status"] == "ENABLED"
+                and self.destinations[x["destinationId"]]["status"] == "ENABLED"
+            ]
 
     def _public_key(self, kid: str) -> tuple[int, Any]:
         if kid != self.kid:
