@@ -176,6 +176,8 @@ def test_with_20_percent_faults_no_order_is_lost_and_no_offer_duplicated(account
     listings_publish(account=account, item_ids=[item.pk for item in items], actor=STAFF)
     assert wait_until(all_converged, timeout=120), lagging()
 
+    grants = len(ebay.sandbox.token_grants)
+    ebay.sandbox.expire_tokens()  # the access token dies mid-run: the next call gets 401
     sales = [(ebay, "EBF-00", True), (ebay, "EBF-01", False), (reverb, "EBF-02", True), (reverb, "EBF-03", False)]
     orders = [(market, market.sell(sku, webhook=webhook), sku) for market, sku, webhook in sales]
     for market in (reverb, ebay):
@@ -185,6 +187,8 @@ def test_with_20_percent_faults_no_order_is_lost_and_no_offer_duplicated(account
         pull_until_read(market)
     assert wait_until(all_converged, timeout=120), lagging()
 
+    # one refresh for all the workers after the expiry (the token is shared through the cache)
+    assert ebay.sandbox.token_grants[grants:].count("refresh_token") == 1
     faults = {r.fault for r in ebay.sandbox.requests() if r.fault}
     assert {"error", "rate_limit", "timeout"} <= faults
     assert ebay.listing_count_by_sku() == {item.sku: 1 for item in items}  # 0 duplicate offers

@@ -258,3 +258,31 @@ def test_migration_from_the_admin_asks_first_then_migrates(admin_client_for, sta
     row.refresh_from_db()
     assert row.migrated_at is not None
     assert len(market.offered("EN-OLD")) == 1
+
+
+def test_an_unpaid_order_reserves_payment_commits_and_a_cancellation_releases(account, market):
+    listing = listed(account, market, n=5, sku="EN-PAY", quantity=2, condition="brand_new")
+    store = market.sandbox.store
+
+    order = store.sell("EN-PAY", 1, paid=False)
+    connection_pull(connection_id=market.connection.pk)
+    item = Item.objects.get(pk=listing.item_id)
+    recorded = Order.objects.get(external_id=order["orderId"])
+    assert (recorded.status, item.quantity_on_hand, item.quantity_locked) == ("open", 2, 1)
+
+    store.set_order(order["orderId"], cancelState="CANCELED")
+    connection_pull(connection_id=market.connection.pk)
+    item.refresh_from_db()
+    recorded.refresh_from_db()
+    assert (recorded.status, item.quantity_on_hand, item.quantity_locked) == ("cancelled", 2, 0)
+
+    second = store.sell("EN-PAY", 1, paid=False)
+    connection_pull(connection_id=market.connection.pk)
+    store.set_order(second["orderId"], orderPaymentStatus="PAID")
+    connection_pull(connection_id=market.connection.pk)
+    item.refresh_from_db()
+    assert (Order.objects.get(external_id=second["orderId"]).status, item.quantity_on_hand, item.quantity_locked) == (
+        "completed",
+        1,
+        0,
+    )
