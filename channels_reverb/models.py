@@ -57,13 +57,6 @@ class ReverbConnection(ChannelConnection):
         self.channel = "reverb"
         super().save(*args, **kwargs)
 
-    @property
-    def token_hint(self) -> str:
-        """Enough of the token for staff to recognise it, never enough to use it."""
-        if not self.api_token:
-            return "not set"
-        return f"set, ends …{self.api_token[-4:]}" if len(self.api_token) >= 12 else "set"
-
 
 class ReverbListingDetail(AccountOwned):
     """What Reverb last said about one of our listings: slug, links, state and its warnings.

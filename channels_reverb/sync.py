@@ -31,6 +31,7 @@ from inventory.channels import (
     PublishResult,
     PullResult,
     WebhookSeen,
+    retry_transient,
 )
 
 from . import mappers, webhooks
@@ -104,7 +105,12 @@ def check(connection) -> ConnectionCheck:
     try:
         account = client.account()
     except ChannelError as error:
-        hint = " Paste a new token from reverb.com/my/api_settings." if error.status in (401, 403) else ""
+        if error.status in (401, 403):
+            hint = " Paste a new token from reverb.com/my/api_settings."
+        elif error.transient:
+            hint = f" Check the base URL ({connection.base_url}), or try again in a minute."
+        else:
+            hint = ""
         return ConnectionCheck(steps=(CheckStep("Token", False, f"{error.message}.{hint}".replace("..", ".")),))
     shop = str(account.get("shop_name") or account.get("name") or "")
     steps.append(CheckStep("Token", True, f"The token works{f' for {shop}' if shop else ''}."))
@@ -159,24 +165,26 @@ def publish(connection, payload: ListingPayload, external_id: str | None) -> Pub
     existing = None
     if external_id:
         try:
-            current = client.get_listing(external_id)
+            current = retry_transient(client.get_listing, external_id)
         except ListingNotFound:
             current = None
         if current is not None and _adoptable(current, payload.sku):
             existing = current
     if existing is None:
-        existing = best_listing_to_adopt(client.find_listings_by_sku(payload.sku), payload.sku)
+        existing = best_listing_to_adopt(retry_transient(client.find_listings_by_sku, payload.sku), payload.sku)
 
     if existing is not None:
-        written = client.update_listing(existing["id"], body)
+        written = retry_transient(client.update_listing, existing["id"], body)  # a PUT: safe to repeat
         adopted = str(existing["id"]) != str(external_id or "")
         listing = written.listing if written.listing.get("id") else existing
     else:
+        # Not retried here: a create that timed out may have been applied, and /my/listings lags,
+        # so the next attempt looks the SKU up again (after the engine's backoff) before creating.
         written = client.create_listing(body)
         adopted = False
         listing = written.listing
         if not listing.get("id"):  # no id in the answer: the SKU lookup knows it
-            listing = client.find_listing_by_sku(payload.sku) or {}
+            listing = retry_transient(client.find_listing_by_sku, payload.sku) or {}
             if not listing.get("id"):
                 raise PermanentChannelError(
                     f"Reverb accepted the listing for {payload.sku} but returned no id.", body=written.message

@@ -192,16 +192,7 @@ class ChannelListingAdmin(AccountScopedAdmin):
 class ChannelConnectionAdmin(ConnectionActionsMixin, ReadOnlyAdmin):
     """Every connection, whatever its channel; each channel app edits its own."""
 
-    list_display = [
-        "name",
-        "channel",
-        "status",
-        "priority",
-        "pull_interval_seconds",
-        "pull_offset_seconds",
-        "last_pull_at",
-        "live",
-    ]
+    list_display = ["name", "channel", "status", "priority", "last_pull_at", "live"]
     list_filter = ["channel", "enabled", "paused"]
 
     def get_queryset(self, request):

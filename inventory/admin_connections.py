@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 
 from accounts.admin import AccountScopedAdmin
 from billing.errors import BillingError
@@ -22,6 +23,7 @@ from billing.gates import check_channel_connect
 from .channels import channel
 from .errors import InventoryError
 from .models import ChannelConnection, ChannelListing
+from .models.channels import secret_hint
 from .services.connections import (
     connection_check,
     connection_create,
@@ -33,12 +35,6 @@ from .services.connections import (
     default_priority,
 )
 from .services.listings import ENDED_STATES
-
-
-def secret_hint(value: str) -> str:
-    if not value:
-        return "not set"
-    return f"set, ends …{value[-4:]}" if len(value) >= 12 else "set"
 
 
 class ConnectionAdminForm(forms.ModelForm):
@@ -95,7 +91,8 @@ class ConnectionAdminForm(forms.ModelForm):
             .exists()
         )
         if clash:
-            self.add_error("name", "This account already has a connection of this channel with this name.")
+            label = getattr(channel(self.channel_name), "LABEL", self.channel_name)
+            self.add_error("name", f"This account already has a {label} connection with this name.")
         was_enabled = (
             bool(self.instance.pk) and ChannelConnection.objects.filter(pk=self.instance.pk, enabled=True).exists()
         )
@@ -231,7 +228,9 @@ class ConnectionAdmin(ConnectionActionsMixin, AccountScopedAdmin):
     def secret_status(self, obj) -> str:
         names = getattr(self.form.Meta, "secret_fields", ())
         return format_html_join(
-            ", ", "{}: {}", ((obj._meta.get_field(n).verbose_name, secret_hint(getattr(obj, n, ""))) for n in names)
+            ", ",
+            "{}: {}",
+            ((capfirst(obj._meta.get_field(n).verbose_name), secret_hint(getattr(obj, n, ""))) for n in names),
         )
 
     @admin.display(description="Webhooks")

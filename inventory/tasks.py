@@ -13,12 +13,18 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from .channels import ListingBusy, RateLimited, TransientChannelError
+from .channels import ChannelError, ListingBusy, RateLimited, TransientChannelError
 from .models import ChannelConnection, ChannelListing, SyncRun
 from .services import items_auto_archive
 from .services.connections import connections_disconnect_finish
 from .services.listings import listing_attempt_failed, listing_converge, listing_failed, listings_lagging
-from .services.sync import connection_pull, listings_reconcile, sync_request_run, webhook_process
+from .services.sync import (
+    connection_pull,
+    connection_pull_failed,
+    listings_reconcile,
+    sync_request_run,
+    webhook_process,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +113,7 @@ def pull_connection_task(self, connection_id: int) -> str:
     try:
         run = connection_pull(connection_id=connection_id)
     except TransientChannelError as error:
+        connection_pull_failed(connection_id=connection_id, error=error)
         # The next scheduled pull reads the same window again; a short retry catches a blip.
         countdown = (
             error.retry_after
@@ -114,6 +121,14 @@ def pull_connection_task(self, connection_id: int) -> str:
             else backoff_seconds(self.request.retries)
         )
         raise self.retry(exc=error, countdown=countdown) from error
+    except Exception as error:
+        # Refused by the channel, or a surprise: the failed SyncRun says why, staff get an alert,
+        # and the next scheduled pull tries again (no retry loop on a revoked token).
+        log.warning(
+            "pull of connection %s failed: %s", connection_id, error, exc_info=not isinstance(error, ChannelError)
+        )
+        connection_pull_failed(connection_id=connection_id, error=error)
+        return f"failed: {type(error).__name__}: {error}"
     return f"{run.status}: {run.created} new, {run.updated} updated, {run.errors} errors"
 
 

@@ -65,7 +65,7 @@ def test_only_active_items_with_stock_are_listed_and_the_rest_say_why(account, c
 
 def test_listing_without_any_connection_says_what_to_do(account):
     item = make_item(account)
-    with pytest.raises(PermanentChannelError, match="No enabled channel connection"):
+    with pytest.raises(PermanentChannelError, match="No active channel connection"):
         listings_publish(account=account, item_ids=[item.pk], actor=ACTOR)
 
 

@@ -56,7 +56,7 @@ def test_a_new_connection_needs_a_token(admin_client_for, staff):
     response = admin_client_for(staff).post(ADD_URL, form_data(api_token=""))
 
     assert response.status_code == 200
-    assert "Paste the shop&#x27;s Reverb API token." in response.content.decode()
+    assert "Paste the API token." in response.content.decode()
     assert not ReverbConnection.objects.exists()
 
 
@@ -109,8 +109,9 @@ def test_check_connection_reads_the_account_and_reports_a_bad_token(admin_client
         )
 
         page = response.content.decode()
-        assert "Good: The token works for Loopback Guitars." in page
-        assert "Bad: Reverb refused GET /api/my/account (401)" in page
+        assert "Good: Everything works: The token works for Loopback Guitars." in page
+        assert "Bad: To fix: Token: Reverb refused GET /api/my/account (401)" in page
+        assert "reverb.com/my/api_settings" in page  # where a new token comes from
         assert TOKEN not in page
         assert sandbox.writes == 0
 

@@ -233,6 +233,8 @@ def test_publish_sends_multi_unit_stock_for_new_gear(sandbox, connection):
 
 
 def test_a_rate_limited_lookup_creates_nothing(sandbox, connection):
+    # A rate limit asking for longer than a brief in-attempt wait goes back to the engine
+    sandbox.set_faults(retry_after=30)
     sandbox.fail_next("rate_limit", method="GET", path_prefix="/my/listings")
 
     with pytest.raises(RateLimited):
@@ -240,6 +242,16 @@ def test_a_rate_limited_lookup_creates_nothing(sandbox, connection):
 
     assert sandbox.listings() == []
     assert writes(sandbox) == []
+
+
+def test_a_blip_on_a_lookup_is_retried_inside_the_publish_and_creates_once(sandbox, connection):
+    sandbox.fail_next("error", method="GET", path_prefix="/my/listings", count=2)
+
+    published = sync.publish(connection, STRAT, None)
+
+    assert [listing["id"] for listing in sandbox.listings()] == [int(published.external_id)]
+    assert sandbox.calls(method="GET", path_prefix="/my/listings") == 3
+    assert [method for method, _path in writes(sandbox)] == ["POST"]
 
 
 # --- revise ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from accounts.api.base import AccountScopedViewSetMixin
 from inventory.channels import channel, channel_names, specific_connection
 from inventory.models import ChannelConnection
+from inventory.models.channels import secret_hint
 from inventory.services.connections import (
     connection_check,
     connection_create,
@@ -34,13 +35,6 @@ from inventory.services.connections import (
 )
 
 from .channel_views import SyncRunSerializer
-
-
-def secret_hint(value: str) -> str:
-    """Enough of a secret for staff to recognise it, never enough to use it."""
-    if not value:
-        return "not set"
-    return f"set, ends …{value[-4:]}" if len(value) >= 12 else "set"
 
 
 def site_base_url(request) -> str:
@@ -72,7 +66,9 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
     COMMON_FIELDS = COMMON_CONNECTION_FIELDS
 
-    channel = serializers.CharField(read_only=True)
+    channel = serializers.CharField(
+        required=False, help_text="On create: which channel (a name in settings.CHANNELS, e.g. reverb). Never changes."
+    )
     status = serializers.CharField(read_only=True, help_text="active, paused, disconnecting or disconnected")
     paused = serializers.BooleanField(read_only=True, help_text="Use the pause and resume actions.")
     priority = serializers.IntegerField(
@@ -104,6 +100,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
         return {name: secret_hint(getattr(obj, name, "") or "") for name in getattr(self.Meta, "secret_fields", ())}
 
     def validate(self, attrs):
+        attrs.pop("channel", None)  # chosen by the view on create; a connection never changes channel
         if self.instance is not None:
             for name in getattr(self.Meta, "secret_fields", ()):
                 if name in attrs and not attrs[name]:
@@ -127,16 +124,11 @@ def _all_connection_serializers() -> dict[str, type]:
     return found
 
 
-class _LazyPolymorphic(PolymorphicProxySerializer):
+def _connection_schema(component_name: str = "ChannelConnection") -> PolymorphicProxySerializer:
     """The schema of a connection: one shape per configured channel (read when the schema is built)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(
-            component_name=kwargs.pop("component_name", "ChannelConnection"),
-            serializers=_all_connection_serializers,
-            resource_type_field_name=None,
-            **kwargs,
-        )
+    return PolymorphicProxySerializer(
+        component_name=component_name, serializers=_all_connection_serializers, resource_type_field_name=None
+    )
 
 
 class CheckStepSerializer(serializers.Serializer):
@@ -209,7 +201,7 @@ class ChannelConnectionViewSet(AccountScopedViewSetMixin, viewsets.ModelViewSet)
             raise ValidationError({"channel": [f"Choose one of: {', '.join(settings.CHANNELS)}."]})
         return name
 
-    @extend_schema(request=_LazyPolymorphic(component_name="ChannelConnectionInput"), responses=_LazyPolymorphic())
+    @extend_schema(request=_connection_schema("ChannelConnectionInput"), responses=_connection_schema())
     def create(self, request, *args, **kwargs):
         name = self._requested_channel()
         serializer = connection_serializer_class(name)(data=request.data, context=self.get_serializer_context())
@@ -218,11 +210,11 @@ class ChannelConnectionViewSet(AccountScopedViewSetMixin, viewsets.ModelViewSet)
         out = connection_serializer_class(name)(connection, context=self.get_serializer_context())
         return Response(out.data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=_LazyPolymorphic())
+    @extend_schema(responses=_connection_schema())
     def retrieve(self, request, *args, **kwargs):
         return super().retrieve(request, *args, **kwargs)
 
-    @extend_schema(request=_LazyPolymorphic(component_name="ChannelConnectionInput"), responses=_LazyPolymorphic())
+    @extend_schema(request=_connection_schema("ChannelConnectionInput"), responses=_connection_schema())
     def update(self, request, *args, **kwargs):
         connection = self.get_object()
         serializer = self.get_serializer(connection, data=request.data, partial=kwargs.get("partial", False))
@@ -230,7 +222,7 @@ class ChannelConnectionViewSet(AccountScopedViewSetMixin, viewsets.ModelViewSet)
         connection = connection_update(connection=connection, fields=serializer.validated_data)
         return Response(self.get_serializer(connection).data)
 
-    @extend_schema(request=_LazyPolymorphic(component_name="ChannelConnectionInput"), responses=_LazyPolymorphic())
+    @extend_schema(request=_connection_schema("ChannelConnectionInput"), responses=_connection_schema())
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)
 

@@ -14,6 +14,13 @@ def new_webhook_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def secret_hint(value: str) -> str:
+    """Enough of a secret for staff to recognise it, never enough to use it."""
+    if not value:
+        return "not set"
+    return f"set, ends …{value[-4:]}" if len(value) >= 12 else "set"
+
+
 class ChannelConnection(AccountOwned):
     """A seller's shop on one marketplace. Each channel app subclasses it with its credentials.
 

@@ -31,7 +31,7 @@ from ..channels import (
 )
 from ..errors import InventoryError
 from ..models import ChannelConnection, ChannelListing, DesiredState, ListingState, SyncKind, SyncRun, SyncStatus
-from .listings import ENDED_STATES, _enqueue, _never_reached_channel
+from .listings import ENDED_STATES, _enqueue, listings_want_ended
 from .schedules import connection_schedule_sync
 
 
@@ -191,21 +191,7 @@ def connection_disconnect(*, connection: ChannelConnection, dry_run: bool = True
         if dry_run:
             return report
         now = timezone.now()
-        to_converge = []
-        for listing in listings:
-            listing.desired_state = DesiredState.ENDED
-            listing.end_reason = END_WITHDRAWN
-            listing.relist_requested = False
-            listing.desired_changed_at = now
-            if _never_reached_channel(listing):
-                listing.actual_state = ListingState.ENDED
-                listing.ended_at = now
-            else:
-                to_converge.append(listing.pk)
-        ChannelListing.objects.bulk_update(
-            listings,
-            ["desired_state", "end_reason", "relist_requested", "desired_changed_at", "actual_state", "ended_at"],
-        )
+        to_converge = listings_want_ended(listings, reason=END_WITHDRAWN, now=now)
         locked.disconnect_requested_at = now
         locked.paused = False
         locked.save(update_fields=["disconnect_requested_at", "paused"])

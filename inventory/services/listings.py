@@ -229,24 +229,31 @@ def listings_end(
         if except_connection_id is not None:
             qs = qs.exclude(connection_id=except_connection_id)
         listings = list(qs.select_for_update().order_by("pk"))
-        for listing in listings:
-            listing.desired_state = DesiredState.ENDED
-            listing.end_reason = reason
-            listing.relist_requested = False
-            listing.desired_changed_at = now
-            if _never_reached_channel(listing):
-                listing.actual_state = ListingState.ENDED
-                listing.ended_at = now
-        ChannelListing.objects.bulk_update(
-            listings,
-            ["desired_state", "end_reason", "relist_requested", "desired_changed_at", "actual_state", "ended_at"],
-        )
+        listings_want_ended(listings, reason=reason, now=now)
         by_item: dict[int, int] = {}
         for listing in listings:
             by_item[listing.item_id] = by_item.get(listing.item_id, 0) + 1
         result.done = [{"id": item_id, "listings": n} for item_id, n in by_item.items()]
         _enqueue(listing.pk for listing in listings if not listing.converged)
     return result
+
+
+def listings_want_ended(listings: Sequence[ChannelListing], *, reason: str, now) -> list[int]:
+    """Set these (locked) listings' desired state to ended. Returns the ids a worker must end;
+    one that never reached its channel is ended here and then (nothing is there to end)."""
+    for listing in listings:
+        listing.desired_state = DesiredState.ENDED
+        listing.end_reason = reason
+        listing.relist_requested = False
+        listing.desired_changed_at = now
+        if _never_reached_channel(listing):
+            listing.actual_state = ListingState.ENDED
+            listing.ended_at = now
+    ChannelListing.objects.bulk_update(
+        listings,
+        ["desired_state", "end_reason", "relist_requested", "desired_changed_at", "actual_state", "ended_at"],
+    )
+    return [listing.pk for listing in listings if listing.actual_state not in ENDED_STATES]
 
 
 def _never_reached_channel(listing: ChannelListing) -> bool:

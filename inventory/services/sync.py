@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from billing.errors import BillingError
@@ -64,6 +64,7 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
     sync = channel(connection.channel)
     actor = Actor(source=connection.channel)
     with sync_run(connection, SyncKind.PULL, run_id=run_id) as run:
+        read_started = timezone.now()
         conn = specific_connection(connection)
         result = (
             sync.pull(conn, connection.watermark, full_scan=True)
@@ -89,7 +90,8 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
             counted = listing_seen_apply(connection, seen, actor=actor)
             setattr(run, counted, getattr(run, counted) + 1)
         if result.listings_complete:
-            run.ended += _mark_missing(connection, {seen.external_id for seen in result.listings}, "a full read")
+            seen_ids = {seen.external_id for seen in result.listings}
+            run.ended += _mark_missing(connection, seen_ids, "a full read", before=read_started)
         fields = {"last_pull_at": timezone.now()}
         if not run.errors and result.watermark is not None:
             fields["watermark"] = result.watermark
@@ -97,18 +99,59 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
     return run
 
 
-def _believed_on_sale(connection: ChannelConnection):
-    """Our listings the channel should have: live (or being ended), with an id."""
-    return ChannelListing.objects.filter(
-        connection=connection, actual_state__in=[ListingState.LIVE, ListingState.ENDING]
-    ).exclude(external_id="")
+PULL_FAILURES_BEFORE_ALERT = 3
 
 
-def _mark_missing(connection: ChannelConnection, seen_ids: set[str], how: str) -> int:
+def connection_pull_failed(*, connection_id: int, error: Exception) -> bool:
+    """A pull failed (its SyncRun says why). Alert staff when the connection needs them: at once
+    for a refusal (a revoked token, a missing scope), after a few failures in a row otherwise.
+    Returns whether an alert is open."""
+    connection = ChannelConnection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        return False
+    refused = isinstance(error, ChannelError) and not error.transient
+    recent = list(
+        SyncRun.objects.filter(connection_id=connection_id, kind=SyncKind.PULL)
+        .exclude(status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING])
+        .order_by("-started_at", "-id")
+        .values_list("status", flat=True)[:PULL_FAILURES_BEFORE_ALERT]
+    )
+    failing = len(recent) == PULL_FAILURES_BEFORE_ALERT and all(status == SyncStatus.FAILED for status in recent)
+    if not (refused or failing):
+        return False
+    alert_raise(
+        account_id=connection.account_id,
+        kind=AlertKind.CONNECTION,
+        dedupe_key=f"pull-failing:{connection.pk}",
+        title=f"{connection.name} cannot be read: sales there may not reach us",
+        message=(
+            f"{type(error).__name__}: {error}. "
+            + (
+                "The channel refused the request: test the connection and fix what it says."
+                if refused
+                else f"The last {PULL_FAILURES_BEFORE_ALERT} pulls failed; they are retried on schedule."
+            )
+        ),
+    )
+    return True
+
+
+def _believed_on_sale(connection: ChannelConnection, *, before):
+    """Our listings the channel should have shown in a read that started at `before`: live (or
+    being ended), with an id, and not published or revised while the read was under way (a
+    listing created after the read passed its page is not missing)."""
+    return (
+        ChannelListing.objects.filter(connection=connection, actual_state__in=[ListingState.LIVE, ListingState.ENDING])
+        .exclude(external_id="")
+        .filter(Q(last_synced_at__lt=before) | Q(last_synced_at__isnull=True))
+    )
+
+
+def _mark_missing(connection: ChannelConnection, seen_ids: set[str], how: str, *, before) -> int:
     """Every listing we believe on sale that the channel did not show is missing. Returns how many."""
     missing = [
         (pk, external_id)
-        for pk, external_id in _believed_on_sale(connection).values_list("pk", "external_id")
+        for pk, external_id in _believed_on_sale(connection, before=before).values_list("pk", "external_id")
         if external_id not in seen_ids
     ]
     for pk, external_id in missing:
@@ -400,7 +443,8 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
         .select_related("item")
     }
     report = AuditReport()
-    drifted: list[int] = []
+    drifted: dict[int, dict] = {}
+    read_started = timezone.now()
     with sync_run(connection, SyncKind.AUDIT, run_id=run_id) as run:
         seen_ids: set[str] = set()
         by_sku: dict[str, list[ListingSeen]] = {}
@@ -432,13 +476,15 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
                     if apply:
                         _known_listing_seen(listing, seen)
                 continue
-            if _drifted(connection, listing, seen, alert=apply):
+            drift = _drifted(connection, listing, seen, alert=apply)
+            if drift:
                 report.drifted.append(listing.item.sku)
-                drifted.append(listing.pk)
+                drifted[listing.pk] = drift
             else:
                 report.unchanged += 1
 
-        for pk, external_id, sku in _believed_on_sale(connection).values_list("pk", "external_id", "item__sku"):
+        believed = _believed_on_sale(connection, before=read_started)
+        for pk, external_id, sku in believed.values_list("pk", "external_id", "item__sku"):
             if external_id not in seen_ids:
                 report.missing.append(sku)
                 if apply:
@@ -461,16 +507,14 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
         for seen in unknown:
             if seen.external_id in duplicate_ids:
                 continue
+            if ChannelListing.objects.filter(connection=connection, external_id=seen.external_id).exists():
+                continue  # published by a worker while the audit read: ours after all
             report.unknown.append(seen.sku or seen.external_id)
             if apply:
                 external_listing_import(connection, seen, actor=actor)
 
         if apply and drifted:
-            with transaction.atomic():
-                ChannelListing.objects.filter(pk__in=drifted).update(
-                    needs_push=True, pushed_fingerprint="", desired_changed_at=timezone.now()
-                )
-                _enqueue(drifted)
+            _push_back(drifted)
         run.updated = len(report.drifted)
         run.ended = len(report.ended_on_channel) + len(report.missing)
         run.created = len(report.unknown)
@@ -485,14 +529,17 @@ def listings_reconcile(*, connection_id: int) -> SyncRun:
     return listings_audit(connection_id=connection_id, apply=True)
 
 
-def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: ListingSeen, *, alert: bool) -> bool:
+def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: ListingSeen, *, alert: bool) -> dict:
+    """What the channel shows that differs from what we pushed: {field: the channel's value}."""
     pushed = listing.pushed_content
-    price_drift = seen.price is not None and pushed.get("price") and f"{seen.price:.2f}" != pushed.get("price")
-    quantity_drift = (
-        seen.quantity is not None and pushed.get("quantity") is not None and seen.quantity != pushed["quantity"]
-    )
-    title_drift = bool(seen.title) and pushed.get("title") and seen.title != pushed["title"]
-    if price_drift and alert:
+    drift = {}
+    if seen.price is not None and pushed.get("price") and f"{seen.price:.2f}" != pushed.get("price"):
+        drift["price"] = f"{seen.price:.2f}"
+    if seen.quantity is not None and pushed.get("quantity") is not None and seen.quantity != pushed["quantity"]:
+        drift["quantity"] = seen.quantity
+    if seen.title and pushed.get("title") and seen.title != pushed["title"]:
+        drift["title"] = seen.title
+    if "price" in drift and alert:
         alert_raise(
             account_id=connection.account_id,
             kind=AlertKind.PRICE_DRIFT,
@@ -502,7 +549,19 @@ def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: Listi
             item=listing.item,
             listing=listing,
         )
-    return bool(price_drift or quantity_drift or title_drift)
+    return drift
+
+
+def _push_back(drifted: dict[int, dict]) -> None:
+    """Ours goes out again: what the channel shows is recorded as pushed, so exactly those fields are revised."""
+    with transaction.atomic():
+        for listing in ChannelListing.objects.select_for_update().filter(pk__in=list(drifted)):
+            listing.pushed_content = {**listing.pushed_content, **drifted[listing.pk]}
+            listing.pushed_fingerprint = ""
+            listing.needs_push = True
+            listing.desired_changed_at = timezone.now()
+            listing.save(update_fields=["pushed_content", "pushed_fingerprint", "needs_push", "desired_changed_at"])
+        _enqueue(list(drifted))
 
 
 def _end_duplicate(conn, connection: ChannelConnection, seen: ListingSeen) -> None:
@@ -556,6 +615,9 @@ def _enqueue_webhook(event_id: int) -> None:
     transaction.on_commit(lambda: _send_webhook(event_id))
 
 
+WEBHOOK_ATTEMPTS_BEFORE_ALERT = 3
+
+
 def webhook_process(*, event_id: int) -> str:
     """Act on a stored delivery: record the orders it carries, else pull the connection.
 
@@ -580,7 +642,18 @@ def webhook_process(*, event_id: int) -> str:
         WebhookEvent.objects.filter(pk=event.pk).update(
             status=WebhookStatus.FAILED, last_error=f"{type(error).__name__}: {error}"[:2000]
         )
-        log.exception("webhook %s failed", event_id)
+        if event.attempts + 1 >= WEBHOOK_ATTEMPTS_BEFORE_ALERT:
+            alert_raise(
+                account_id=event.account_id,
+                kind=AlertKind.SYNC_ERROR,
+                dedupe_key=f"webhook-failed:{event.pk}",
+                title=f"A {event.topic} delivery from {connection.name} could not be processed",
+                message=f"{type(error).__name__}: {error}. Fix the cause, then replay it from the webhook inbox.",
+            )
+        if isinstance(error, ChannelError) and error.transient:
+            log.warning("webhook %s: %s (retried)", event_id, error)
+        else:
+            log.exception("webhook %s failed", event_id)
         raise
     WebhookEvent.objects.filter(pk=event.pk).update(
         status=WebhookStatus.PROCESSED, processed_at=timezone.now(), last_error=""

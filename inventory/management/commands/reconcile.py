@@ -2,14 +2,15 @@ from django.core.management.base import BaseCommand
 
 from inventory.models import ChannelConnection
 from inventory.services.listings import listings_lagging
-from inventory.services.sync import listings_reconcile
+from inventory.services.sync import listings_audit
 from inventory.tasks import enqueue_converge
 
 
 class Command(BaseCommand):
     help = (
-        "Re-enqueue every listing whose channel state lags what the shop wants; with --audit, also read "
-        "every live listing back from each channel and push what drifted. Without --apply, only reports."
+        "Re-enqueue every listing whose channel state lags what the shop wants; with --audit, also read every "
+        "listing on each channel back and report drift, listings ended or missing there, listings we do not "
+        "know, duplicates of one SKU and ids that now carry another SKU. Without --apply, only reports."
     )
 
     def add_arguments(self, parser):
@@ -27,11 +28,15 @@ class Command(BaseCommand):
                 enqueue_converge(listing_id)
             self.stdout.write(self.style.SUCCESS(f"Enqueued {len(lagging)}."))
         if audit:
-            if not apply:
-                self.stdout.write("--audit reads channels and re-pushes drift; add --apply to run it.")
-                return
             for connection in ChannelConnection.objects.filter(enabled=True).order_by("pk"):
-                run = listings_reconcile(connection_id=connection.pk)
+                run = listings_audit(connection_id=connection.pk, apply=apply)
+                found = {k: v for k, v in run.report.items() if isinstance(v, list) and v}
+                lines = [
+                    f"{name.replace('_', ' ')}: {len(v)} ({', '.join(map(str, v[:10]))})" for name, v in found.items()
+                ]
                 self.stdout.write(
-                    f"{connection}: {run.status}: {run.updated} drifted, {run.ended} ended, {run.skipped} unchanged"
+                    f"{connection}: {run.report.get('unchanged', 0)} unchanged"
+                    + ("; " + "; ".join(lines) if lines else "; nothing to fix")
                 )
+            if not apply:
+                self.stdout.write("Dry run: add --apply to fix what the audit found.")
