@@ -86,7 +86,7 @@ class EbayMarket:
                 "product": {"title": title, "imageUrls": ["https://i.ebayimg.com/direct.jpg"]},
                 "availability": {"shipToLocationAvailability": {"quantity": quantity}},
             }
-            offer_id = str(next(store._offer_ids))
+            offer_id = store.new_id("offer")
             store.offers[offer_id] = {
                 "offerId": offer_id,
                 "sku": sku,
@@ -95,7 +95,7 @@ class EbayMarket:
                 "availableQuantity": quantity,
                 "pricingSummary": {"price": {"value": price, "currency": "USD"}},
                 "status": "PUBLISHED",
-                "listing": {"listingId": str(next(store._listing_ids)), "listingStatus": "ACTIVE", "soldQuantity": 0},
+                "listing": {"listingId": store.new_id("listing"), "listingStatus": "ACTIVE", "soldQuantity": 0},
             }
         return self.seen(offer_id)
 

@@ -252,3 +252,21 @@ def test_an_account_deletion_anonymises_that_buyers_orders(client, connection, s
         "",
     )
     assert order.total == Decimal("10.00")  # the books keep the sale
+
+
+def test_the_sandbox_keeps_its_shop_across_restarts(tmp_path):
+    state = str(tmp_path / "ebay.state")
+    with EbaySandbox(state_file=state) as first:
+        client = make_client(first)
+        client.put_inventory_item("KEPT-1", {"product": {"title": "Kept", "imageUrls": ["https://x.example/a.jpg"]}})
+        kid = first.kid
+    with EbaySandbox(state_file=state) as second:
+        assert second.kid == kid
+        assert second.store.items["KEPT-1"]["product"]["title"] == "Kept"
+        body, headers = second.signed(second.notification("ORDER_CONFIRMATION", {"orderId": "1"}))
+        from channels_ebay import webhooks
+
+        pem = make_client(second).public_key(kid)["key"]
+        assert webhooks.verify(
+            None, body, webhooks.decode_signature_header(headers["X-EBAY-SIGNATURE"])["signature"], pem
+        )

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import logging
+import os
 import random
 import re
 import secrets
@@ -27,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .. import contract
@@ -162,6 +164,7 @@ class EbaySandbox(NotificationSide):
         seed: int = 0,
         validate: bool = True,
         clock: Callable[[], datetime] | None = None,
+        state_file: str | None = None,
         **faults: Any,
     ) -> None:
         self.host = host
@@ -169,6 +172,7 @@ class EbaySandbox(NotificationSide):
         self.webhook_urls = list(webhook_urls)
         self.token_lifetime = token_lifetime
         self.validate = validate
+        self.state_file = state_file
         if validate:
             contract.document("inventory")  # fail at once, loudly, when the contracts are missing
         self.store = EbayStore(clock=clock)
@@ -200,8 +204,38 @@ class EbaySandbox(NotificationSide):
     def token_url(self) -> str:
         return f"{self.base_url}/identity/v1/oauth2/token"
 
+    def save(self) -> None:
+        """Write the shop (items, offers, orders, destinations, the signing key) to state_file, atomically."""
+        if not self.state_file:
+            return
+        state = {
+            "store": self.store.state(),
+            "destinations": self.destinations,
+            "subscriptions": self.subscriptions,
+            "kid": self.kid,
+            "signing_key": self._signing_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode(),
+        }
+        tmp = f"{self.state_file}.tmp"
+        with open(tmp, "w") as out:
+            json.dump(state, out)
+        os.replace(tmp, self.state_file)
+
+    def load(self) -> bool:
+        if not self.state_file or not os.path.exists(self.state_file):
+            return False
+        with open(self.state_file) as source:
+            state = json.load(source)
+        self.store.restore(state["store"])
+        self.destinations, self.subscriptions = state["destinations"], state["subscriptions"]
+        self.kid = state["kid"]
+        self._signing_key = serialization.load_pem_private_key(state["signing_key"].encode(), password=None)
+        return True
+
     def start(self) -> str:
         if self._server is None:
+            self.load()
             self._server = _Server((self.host, self.port), _Handler)
             self._server.sandbox = self
             self.port = self._server.server_address[1]
@@ -220,6 +254,7 @@ class EbaySandbox(NotificationSide):
         self._server = None
 
     def serve_forever(self, ready: Callable[[str], None] | None = None) -> None:
+        self.load()
         self._server = _Server((self.host, self.port), _Handler)
         self._server.sandbox = self
         self.port = self._server.server_address[1]
@@ -335,6 +370,13 @@ class EbaySandbox(NotificationSide):
     # --- HTTP ---------------------------------------------------------------------------------
 
     def _handle(self, handler: _Handler) -> None:
+        try:
+            self._answer(handler)
+        finally:
+            if self.state_file and handler.command != "GET":
+                self.save()
+
+    def _answer(self, handler: _Handler) -> None:
         method = handler.command
         split = urlsplit(handler.path)
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}

@@ -10,7 +10,6 @@ per listing per day, a withdrawn offer republished under a new listing id).
 from __future__ import annotations
 
 import copy
-import itertools
 import threading
 import uuid
 from collections.abc import Callable
@@ -75,9 +74,28 @@ class EbayStore:
         self.non_leaf_categories = set(non_leaf_categories)
         self.legacy_listings: dict[str, dict] = {}  # made on eBay's site: invisible to the Inventory API
         self.revisions: dict[str, tuple[str, int]] = {}  # listingId -> (day, count)
-        self._offer_ids = itertools.count(7_000_000_001)
-        self._listing_ids = itertools.count(110_000_000_001)
-        self._order_ids = itertools.count(1)
+        self.counters = {"offer": 7_000_000_000, "listing": 110_000_000_000, "order": 0}
+
+    def new_id(self, kind: str) -> str:
+        with self.lock:
+            self.counters[kind] += 1
+            return str(self.counters[kind])
+
+    # --- keeping state across restarts (the demo) ---------------------------------------------
+
+    KEPT = ("items", "offers", "orders", "locations", "policies", "legacy_listings", "revisions", "counters")
+
+    def state(self) -> dict:
+        with self.lock:
+            state = copy.deepcopy({name: getattr(self, name) for name in self.KEPT})
+        state["locations"] = sorted(state["locations"])
+        return state
+
+    def restore(self, state: dict) -> None:
+        with self.lock:
+            for name in self.KEPT:
+                if name in state:
+                    setattr(self, name, set(state[name]) if name == "locations" else state[name])
 
     # --- inventory items ---------------------------------------------------------------------
 
@@ -151,7 +169,7 @@ class EbayStore:
                     status, answer = error(400, 25002, "Offer entity already exists.", field="offerId")
                     answer["errors"][0]["parameters"] = [{"name": "offerId", "value": offer["offerId"]}]
                     return status, answer
-            offer_id = str(next(self._offer_ids))
+            offer_id = self.new_id("offer")
             self.offers[offer_id] = {**copy.deepcopy(body), "offerId": offer_id, "status": "UNPUBLISHED"}
             return 201, {"offerId": offer_id}
 
@@ -207,7 +225,7 @@ class EbayStore:
                 return problem
             if offer["status"] == "PUBLISHED":
                 return 200, {"listingId": offer["listing"]["listingId"]}
-            listing_id = str(next(self._listing_ids))
+            listing_id = self.new_id("listing")
             offer["status"] = "PUBLISHED"
             offer["listing"] = {"listingId": listing_id, "listingStatus": "ACTIVE", "soldQuantity": 0}
             return 200, {"listingId": listing_id}
@@ -347,7 +365,7 @@ class EbayStore:
 
     def add_legacy_listing(self, sku: str, *, title: str, price: str, quantity: int = 1) -> str:
         with self.lock:
-            listing_id = str(next(self._listing_ids))
+            listing_id = self.new_id("listing")
             self.legacy_listings[listing_id] = {"sku": sku, "title": title, "price": price, "quantity": quantity}
             return listing_id
 
@@ -375,7 +393,7 @@ class EbayStore:
                     "product": {"title": legacy["title"], "imageUrls": ["https://i.ebayimg.com/legacy.jpg"]},
                     "availability": {"shipToLocationAvailability": {"quantity": legacy["quantity"]}},
                 }
-                offer_id = str(next(self._offer_ids))
+                offer_id = self.new_id("offer")
                 self.offers[offer_id] = {
                     "offerId": offer_id,
                     "sku": sku,
@@ -435,7 +453,7 @@ class EbayStore:
                 item["availability"]["shipToLocationAvailability"]["quantity"] = left
             self._set_quantity(offer, left)
             now = self.clock()
-            order_id = f"{next(self._order_ids):02d}-{10000 + len(self.orders):05d}-{20000 + len(self.orders):05d}"
+            order_id = f"{int(self.new_id('order')):02d}-{10000 + len(self.orders):05d}-{20000 + len(self.orders):05d}"
             total = price * quantity
             amount = {"value": f"{total:.2f}", "currency": currency}
             order = {

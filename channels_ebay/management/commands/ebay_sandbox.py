@@ -1,6 +1,7 @@
 """Run the loopback eBay in the foreground (the demo's stand-in for api.ebay.com and its token endpoint)."""
 
 import signal
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -26,6 +27,12 @@ class Command(BaseCommand):
             help="Serve the sandbox an eBay connection points at (name or id): port and notification URL "
             "(SITE_URL + the connection's secret path) are taken from it.",
         )
+        parser.add_argument(
+            "--state-file",
+            default=None,
+            help="Keep the shop (items, offers, orders, the signing key) in this file across restarts (with "
+            "--connection: var/sandbox/ebay-<port>.state unless set; --state-file '' forgets on stop).",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--error-rate", type=float, default=0.0)
         parser.add_argument("--rate-limit-rate", type=float, default=0.0)
@@ -35,7 +42,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["connection"]:
             options.update(self._from_connection(options["connection"]))
+            if options["state_file"] is None:
+                folder = Path(settings.BASE_DIR) / "var" / "sandbox"
+                folder.mkdir(parents=True, exist_ok=True)
+                options["state_file"] = str(folder / f"ebay-{options['port']}.state")
         sandbox = EbaySandbox(
+            state_file=options["state_file"] or None,
             host=options["host"],
             port=options["port"],
             webhook_urls=options["webhook_url"],
