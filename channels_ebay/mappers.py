@@ -123,15 +123,40 @@ def inventory_item_body(payload: ListingPayload, *, condition_overrides: Mapping
     return body
 
 
+def same_content(a: Any, b: Any) -> bool:
+    """Equal as eBay means it: amounts compared as numbers ("5000.0" is "5000.00"), the rest exactly."""
+    return _normalised(a) == _normalised(b)
+
+
+def _normalised(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if set(value) >= {"value", "currency"} and _decimal(value.get("value")) is not None:
+            return {**{k: _normalised(v) for k, v in value.items()}, "value": _decimal(value["value"])}
+        return {k: _normalised(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalised(v) for v in value]
+    return value
+
+
 def merge_inventory_item(current: Mapping | None, ours: Mapping) -> dict:
     """createOrReplace replaces everything: keep what eBay holds that we do not own (package size,
-    other aspects, a condition description, upc/mpn), overwrite what we do."""
+    other aspects, a condition description, upc/mpn), overwrite what we do. Read-only parts of
+    eBay's answer (allocationByFormat, sku, locale, group keys) are never sent back."""
     if not current:
         return copy.deepcopy(dict(ours))
     merged = {k: copy.deepcopy(v) for k, v in current.items() if k in WRITABLE_ITEM_FIELDS}
+    if "availability" in merged:
+        availability = {k: v for k, v in merged["availability"].items() if k in WRITABLE_AVAILABILITY_FIELDS}
+        ship = dict(availability.get("shipToLocationAvailability") or {})
+        ship.pop("allocationByFormat", None)
+        if ship or "shipToLocationAvailability" in availability:
+            availability["shipToLocationAvailability"] = ship
+        merged["availability"] = availability
+    if "product" in merged:
+        merged["product"] = {k: v for k, v in merged["product"].items() if k in WRITABLE_PRODUCT_FIELDS}
     for key, value in ours.items():
         if key == "product":
-            product = {k: v for k, v in (merged.get("product") or {}).items() if k in WRITABLE_PRODUCT_FIELDS}
+            product = dict(merged.get("product") or {})
             for name, part in value.items():
                 if name == "aspects":
                     kept = {k: v for k, v in (product.get("aspects") or {}).items() if k not in OWNED_ASPECTS}
@@ -143,9 +168,8 @@ def merge_inventory_item(current: Mapping | None, ours: Mapping) -> dict:
             availability = dict(merged.get("availability") or {})
             ship = dict(availability.get("shipToLocationAvailability") or {})
             ship.update(value["shipToLocationAvailability"])
-            ship.pop("allocationByFormat", None)  # read-only (AvailabilityWithAll)
             availability["shipToLocationAvailability"] = ship
-            merged["availability"] = {k: v for k, v in availability.items() if k in WRITABLE_AVAILABILITY_FIELDS}
+            merged["availability"] = availability
         else:
             merged[key] = value
     return merged

@@ -237,3 +237,27 @@ def test_problems_before_any_call():
         "eBay needs at least one photo",
         "the price must be above zero",
     ]
+
+
+def test_same_content_reads_amounts_as_numbers():
+    assert mappers.same_content(
+        {"price": {"value": "5000.0", "currency": "USD"}}, {"price": {"value": "5000.00", "currency": "USD"}}
+    )
+    assert not mappers.same_content(
+        {"price": {"value": "5000.01", "currency": "USD"}}, {"price": {"value": "5000", "currency": "USD"}}
+    )
+    assert not mappers.same_content({"a": [1, 2]}, {"a": [2, 1]})
+
+
+def test_an_unchanged_item_read_back_merges_to_itself():
+    current = {
+        "sku": "MP-1",
+        "locale": "en_US",
+        "groupIds": ["G"],
+        "availability": {"shipToLocationAvailability": {"quantity": 1, "allocationByFormat": {"fixedPrice": 1}}},
+        "product": {"title": "t", "aspects": {"Brand": ["Gibson"]}},
+    }
+    assert mappers.merge_inventory_item(current, {}) == {
+        "availability": {"shipToLocationAvailability": {"quantity": 1}},
+        "product": {"title": "t", "aspects": {"Brand": ["Gibson"]}},
+    }

@@ -467,3 +467,18 @@ def test_transient_errors_are_typed(connection, sandbox):
     sandbox.set_faults(error_rate=1.0)
     with pytest.raises(TransientChannelError):
         sync.publish(connection, STRAT, None)
+
+
+def test_title_and_quantity_together_the_quantity_goes_by_bulk_only(connection, sandbox):
+    offer_id = sync.publish(connection, replace(STRAT, quantity=3), None).external_id
+    sandbox.reset_log()
+
+    sync.revise(connection, offer_id, replace(STRAT, title="Strat '64", quantity=2), frozenset({"title", "quantity"}))
+
+    [put] = sandbox.requests("PUT", "/sell/inventory/v1/inventory_item")
+    assert put.body["availability"] == {"shipToLocationAvailability": {"quantity": 3}}  # eBay's, untouched here
+    [bulk] = sandbox.requests("POST", "/sell/inventory/v1/bulk_update_price_quantity")
+    assert bulk.body["requests"][0]["offers"] == [{"offerId": offer_id, "availableQuantity": 2}]
+    assert sandbox.store.items["BN-1964"]["availability"]["shipToLocationAvailability"]["quantity"] == 2
+    assert offers(sandbox, "BN-1964")[0]["availableQuantity"] == 2
+    assert sync.revisions_left(connection, "BN-1964") == 248

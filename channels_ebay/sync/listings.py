@@ -70,13 +70,25 @@ def _as_int(value) -> int:
         return 0
 
 
-def _write_item(client: EbayClient, connection: EbayConnection, payload: ListingPayload, published: bool) -> bool:
-    """GET, merge, PUT the inventory item; nothing sent when eBay already holds exactly this. True if written."""
+def _write_item(
+    client: EbayClient,
+    connection: EbayConnection,
+    payload: ListingPayload,
+    published: bool,
+    *,
+    with_quantity: bool = True,
+) -> bool:
+    """GET, merge, PUT the inventory item; nothing sent when eBay already holds exactly this. True if written.
+
+    `with_quantity=False` keeps eBay's quantity (a revise sends it through bulkUpdatePriceQuantity,
+    which sets the item's and the offer's together: one revision, not two)."""
     ours = mappers.inventory_item_body(payload, condition_overrides=connection.condition_ids)
+    if not with_quantity:
+        ours.pop("availability")
     current = client.get_inventory_item(payload.sku)
     comparable = mappers.merge_inventory_item(current, {}) if current else None
     merged = mappers.merge_inventory_item(current, ours)
-    if comparable is not None and comparable == merged:
+    if comparable is not None and mappers.same_content(comparable, merged):
         return False
     if published:
         spend_revision(connection, payload.sku)
@@ -96,7 +108,7 @@ def _ensure_offer(
     offer = _find_offer(client, connection, payload.sku, external_id) if found is _LOOK_UP else found
     if offer is not None:
         update = mappers.offer_update_body(offer, body)
-        if update != mappers.offer_update_body(offer, {}):
+        if not mappers.same_content(update, mappers.offer_update_body(offer, {})):
             if offer.get("status") == "PUBLISHED":
                 spend_revision(connection, payload.sku)
             client.update_offer(offer["offerId"], update)
@@ -236,11 +248,11 @@ def revise(connection, external_id: str, payload: ListingPayload, fields: frozen
     published = offer.get("status") == "PUBLISHED"
     try:
         if fields & ITEM_FIELDS or (fields & {"quantity"} and not published):
-            retry_transient(_write_item, client, connection, payload, published)
+            retry_transient(_write_item, client, connection, payload, published, with_quantity=not published)
         if fields & OFFER_FIELDS or (fields & PRICE_QUANTITY_FIELDS and not published):
             body = mappers.offer_body(payload, **_listing_settings(connection, payload))
             update = mappers.offer_update_body(offer, body)
-            if update != mappers.offer_update_body(offer, {}):
+            if not mappers.same_content(update, mappers.offer_update_body(offer, {})):
                 if published:
                     spend_revision(connection, payload.sku)
                 retry_transient(client.update_offer, external_id, update)
