@@ -482,3 +482,16 @@ def test_title_and_quantity_together_the_quantity_goes_by_bulk_only(connection, 
     assert sandbox.store.items["BN-1964"]["availability"]["shipToLocationAvailability"]["quantity"] == 2
     assert offers(sandbox, "BN-1964")[0]["availableQuantity"] == 2
     assert sync.revisions_left(connection, "BN-1964") == 248
+
+
+def test_quantity_zero_ends_a_multi_quantity_listing_as_ebay_does(connection, sandbox):
+    offer_id = sync.publish(connection, replace(STRAT, quantity=3), None).external_id
+
+    [outcome] = sync.bulk_revise_price_quantity(
+        connection, [sync.PriceQuantityChange("BN-1964", offer_id, None, "USD", 0)]
+    )
+
+    assert outcome.ok
+    seen = sync.read_listing(connection, offer_id)
+    assert (seen.state, seen.quantity) == ("ended", 0)
+    assert sync.end(connection, offer_id, END_SOLD_ELSEWHERE) == EndResult(confirmed=True, state="ended")
