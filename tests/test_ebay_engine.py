@@ -286,3 +286,40 @@ def test_an_unpaid_order_reserves_payment_commits_and_a_cancellation_releases(ac
         1,
         0,
     )
+
+
+def test_an_ebay_connection_over_the_api_secrets_write_only_check_in_plain_words(api, monkeypatch):
+    from django.db import transaction
+
+    monkeypatch.setattr(transaction, "on_commit", lambda func, using=None, robust=False: func())
+    monkeypatch.setattr("inventory.tasks.enqueue_sync_request", lambda *a, **k: None)
+    with EbaySandbox() as sandbox:
+        fields = sandbox.connection_fields()
+        body = {"channel": "ebay", "name": "eBay US", **fields, "category_ids": {"Amps": "38072"}}
+        created = api.post("/api/v1/connections/", body, format="json")
+        assert created.status_code == 201, created.content
+        data = created.json()
+        text = created.content.decode()
+        assert fields["client_secret"] not in text and fields["refresh_token"] not in text
+        assert set(data["secrets"]) == {"client_secret", "refresh_token", "verification_token"}
+        assert (data["channel"], data["priority"], data["marketplace_id"]) == ("ebay", 40, "EBAY_US")
+
+        checked = api.post(f"/api/v1/connections/{data['id']}/check/").json()
+        assert checked["ok"] is True, checked
+
+        kept = api.patch(f"/api/v1/connections/{data['id']}/", {"client_secret": "", "name": "eBay"}, format="json")
+        assert kept.status_code == 200, kept.content
+        assert EbayConnection.objects.get(pk=data["id"]).client_secret == fields["client_secret"]
+
+
+def test_the_ebay_admin_pages_render(admin_client_for, staff, account, market):
+    client = admin_client_for(staff)
+    EbayLegacyListing.objects.create(account=account, connection=market.connection, listing_id="1101")
+    for url in (
+        "/admin/channels_ebay/ebayconnection/",
+        f"/admin/channels_ebay/ebayconnection/{market.connection.pk}/change/",
+        "/admin/channels_ebay/ebaylistingdetail/",
+        "/admin/channels_ebay/ebaylegacylisting/",
+        ADD_URL,
+    ):
+        assert client.get(url).status_code == 200, url
