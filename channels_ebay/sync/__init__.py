@@ -10,7 +10,10 @@ duplicated), then publishOffer.
 Revisions of a published listing are counted per SKU per day (eBay allows 250): a write whose
 merged body equals what eBay holds is not sent, and a write past the budget is refused here
 with a message staff can act on. These functions never write inventory rows; they keep
-EbayListingDetail (this app's record of what eBay said, and of the revisions spent).
+EbayListingDetail (this app's record of what eBay said, and of the revisions spent). One
+exception, on purpose: a marketplace account deletion notice blanks that buyer's name and
+address on their orders (services.buyer_data_erase), which eBay requires of every app that
+keeps eBay user data, and which the engine has no service for yet.
 """
 
 from .base import client_for, ebay_connection
