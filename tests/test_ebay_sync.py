@@ -495,3 +495,17 @@ def test_quantity_zero_ends_a_multi_quantity_listing_as_ebay_does(connection, sa
     seen = sync.read_listing(connection, offer_id)
     assert (seen.state, seen.quantity) == ("ended", 0)
     assert sync.end(connection, offer_id, END_SOLD_ELSEWHERE) == EndResult(confirmed=True, state="ended")
+
+
+def test_an_offer_whose_listing_sold_out_is_published_again_as_a_new_listing(connection, sandbox):
+    first = sync.publish(connection, STRAT, None)
+    sandbox.simulate_sale("BN-1964", deliver=False)  # sold: the listing ended, the offer stays PUBLISHED
+    assert sync.read_listing(connection, first.external_id).state == "sold"
+
+    again = sync.publish(connection, STRAT, first.external_id)  # e.g. the sale was cancelled
+
+    [offer] = offers(sandbox, "BN-1964")
+    assert again.external_id == first.external_id == offer["offerId"]
+    assert again.url != first.url  # a new eBay item number
+    assert (offer["availableQuantity"], offer["listing"]["listingStatus"]) == (1, "ACTIVE")
+    assert sync.read_listing(connection, first.external_id).state == "live"

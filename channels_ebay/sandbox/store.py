@@ -223,9 +223,9 @@ class EbayStore:
             problem = self._publish_problem(offer, item)
             if problem:
                 return problem
-            if offer["status"] == "PUBLISHED":
+            if offer["status"] == "PUBLISHED" and offer["listing"]["listingStatus"] == "ACTIVE":
                 return 200, {"listingId": offer["listing"]["listingId"]}
-            listing_id = self.new_id("listing")
+            listing_id = self.new_id("listing")  # a new listing, also for an offer whose listing ended
             offer["status"] = "PUBLISHED"
             offer["listing"] = {"listingId": listing_id, "listingStatus": "ACTIVE", "soldQuantity": 0}
             return 200, {"listingId": listing_id}

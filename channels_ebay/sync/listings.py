@@ -148,7 +148,7 @@ def publish(connection, payload: ListingPayload, external_id: str | None) -> Pub
         if not offer_id:
             raise PermanentChannelError(f"eBay accepted the offer for {payload.sku} but returned no offerId.")
         warnings: list = []
-        if offer.get("status") != "PUBLISHED":
+        if mappers.offer_state(offer) != "live":  # unpublished, or published with its listing ended (sold out)
             answer = retry_transient(client.publish_offer, offer_id)
             warnings = list(answer.get("warnings") or [])
             listing_id = str(answer.get("listingId") or "")
