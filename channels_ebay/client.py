@@ -364,6 +364,39 @@ class EbayClient:
         data = self._request("POST", f"{INVENTORY}/bulk_update_price_quantity", body={"requests": list(requests_)})
         return list((data or {}).get("responses") or [])
 
+    def bulk_get_inventory_items(self, skus: list[str]) -> list[dict]:
+        """bulkGetInventoryItem, at most 25: each SKU's item (statusCode 200) or its error."""
+        _check_batch(skus)
+        data = self._request(
+            "POST", f"{INVENTORY}/bulk_get_inventory_item", body={"requests": [{"sku": s} for s in skus]}
+        )
+        return list((data or {}).get("responses") or [])
+
+    def bulk_put_inventory_items(self, requests_: list[Mapping]) -> list[dict]:
+        """bulkCreateOrReplaceInventoryItem, at most 25 (each a full replace, with its sku and locale)."""
+        _check_batch(requests_)
+        data = self._request(
+            "POST",
+            f"{INVENTORY}/bulk_create_or_replace_inventory_item",
+            body={"requests": list(requests_)},
+            content_language=True,
+        )
+        return list((data or {}).get("responses") or [])
+
+    def bulk_create_offers(self, requests_: list[Mapping]) -> list[dict]:
+        """bulkCreateOffer, at most 25. Not retried blindly: an offer that exists answers with its offerId."""
+        _check_batch(requests_)
+        data = self._request(
+            "POST", f"{INVENTORY}/bulk_create_offer", body={"requests": list(requests_)}, content_language=True
+        )
+        return list((data or {}).get("responses") or [])
+
+    def bulk_publish_offers(self, offer_ids: list[str]) -> list[dict]:
+        _check_batch(offer_ids)
+        body = {"requests": [{"offerId": str(o)} for o in offer_ids]}
+        data = self._request("POST", f"{INVENTORY}/bulk_publish_offer", body=body)
+        return list((data or {}).get("responses") or [])
+
     def bulk_migrate_listing(self, listing_ids: list[str]) -> list[dict]:
         """bulkMigrateListing: 1 to 5 listings made on eBay's site become inventory items and offers (one way)."""
         if not 1 <= len(listing_ids) <= 5:
@@ -500,6 +533,11 @@ class EbayClient:
         if parsed is None:
             raise EbayTransientError(f"eBay answered {method} {path.split('?')[0]} with a body that is not JSON")
         return parsed
+
+
+def _check_batch(entries: list) -> None:
+    if not 1 <= len(entries) <= BULK_LIMIT:
+        raise ValueError(f"eBay's bulk calls take 1 to {BULK_LIMIT} entries, not {len(entries)}")
 
 
 def _json(response: requests.Response) -> Any:

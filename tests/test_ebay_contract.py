@@ -143,6 +143,9 @@ def day(account, endpoint_host):
         legacy_listings_migrate(connection, [legacy, "110999999999"])
         with pytest.raises(EbayRequestError):  # 619 is not a leaf category: publishOffer answers 400
             sync.publish(connection, replace(STRAT, sku="CT-BAD", category="Guitars"), None)
+        sync.bulk_publish(
+            connection, [replace(STRAT, sku=f"CT-B{n}") for n in range(3)] + [replace(STRAT, sku="CT-AMP")]
+        )
         sync.check(connection)
         connection.verification_token = _Challenged.token
         connection.save()
@@ -180,6 +183,10 @@ def test_every_request_the_client_sent_is_what_ebays_documents_allow(day):
         ("GET", "/fulfillment_policy/{fulfillmentPolicyId}"),
         ("GET", "/payment_policy/{payment_policy_id}"),
         ("GET", "/return_policy/{return_policy_id}"),
+        ("POST", "/bulk_get_inventory_item"),
+        ("POST", "/bulk_create_or_replace_inventory_item"),
+        ("POST", "/bulk_create_offer"),
+        ("POST", "/bulk_publish_offer"),
         ("GET", "/destination"),
         ("POST", "/destination"),
         ("GET", "/subscription"),

@@ -509,3 +509,24 @@ def test_an_offer_whose_listing_sold_out_is_published_again_as_a_new_listing(con
     assert again.url != first.url  # a new eBay item number
     assert (offer["availableQuantity"], offer["listing"]["listingStatus"]) == (1, "ACTIVE")
     assert sync.read_listing(connection, first.external_id).state == "live"
+
+
+def test_bulk_publish_25_at_a_time_adopts_an_offer_created_before(connection, sandbox):
+    payloads = [replace(STRAT, sku=f"BP-{n:02d}") for n in range(30)]
+    sync.publish(connection, replace(payloads[3], quantity=1), None)  # one exists already, live
+    sandbox.reset_log()
+    sandbox.fail_next("timeout", method="POST", path_prefix="/sell/inventory/v1/bulk_create_offer")
+    connection.timeout_seconds = 0.5
+    connection.save()
+    sandbox.set_faults(timeout_delay=1.0)
+
+    outcomes = sync.bulk_publish(connection, [*payloads, replace(STRAT, sku="BP-BAD", photos=())])
+
+    assert [o.sku for o in outcomes if not o.ok] == ["BP-BAD"]
+    assert all(len(offers(sandbox, p.sku)) == 1 for p in payloads)  # the timed-out create was not repeated as new
+    assert all(offers(sandbox, p.sku)[0]["status"] == "PUBLISHED" for p in payloads)
+    calls = [(r.method, r.path.rsplit("/", 1)[-1]) for r in sandbox.api_calls()]
+    assert calls.count(("POST", "bulk_create_offer")) == 3  # 25 (timed out, applied), 25 again (adopted), 5
+    assert calls.count(("POST", "bulk_publish_offer")) == 2
+    assert calls.count(("POST", "bulk_create_or_replace_inventory_item")) == 2
+    assert no_contract_problems(sandbox) == []

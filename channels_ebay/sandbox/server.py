@@ -541,6 +541,10 @@ class EbaySandbox(NotificationSide):
             ("inventory", "POST", r"/offer/([^/]+)/withdraw", lambda oid: store.withdraw_offer(oid)),
             ("inventory", "POST", r"/bulk_update_price_quantity", lambda: store.bulk_price_quantity(body)),
             ("inventory", "POST", r"/bulk_migrate_listing", lambda: store.migrate(body)),
+            ("inventory", "POST", r"/bulk_get_inventory_item", lambda: store.bulk_get_items(body)),
+            ("inventory", "POST", r"/bulk_create_or_replace_inventory_item", lambda: store.bulk_put_items(body)),
+            ("inventory", "POST", r"/bulk_create_offer", lambda: store.bulk_create_offers(body)),
+            ("inventory", "POST", r"/bulk_publish_offer", lambda: store.bulk_publish(body)),
             ("inventory", "GET", r"/location/([^/]+)", lambda key: store.get_location(key)),
             (
                 "account",

@@ -361,6 +361,75 @@ class EbayStore:
             day, count = self.revisions.get(listing_id or "", ("", 0))
             return count if day == self.clock().date().isoformat() else 0
 
+    # --- bulk item and offer calls (each entry as its single call would do it) ---------------------
+
+    @staticmethod
+    def _bulk(responses: list[dict]) -> tuple[int, Any]:
+        return (200 if all(r["statusCode"] == 200 for r in responses) else 207), {"responses": responses}
+
+    @staticmethod
+    def _outcome(status: int, answer: Any, **keys: Any) -> dict:
+        entry = {**keys, "statusCode": 200 if status < 300 else status}
+        if status >= 300:
+            entry["errors"] = answer["errors"]
+        return entry
+
+    def bulk_get_items(self, body: dict) -> tuple[int, Any]:
+        entries = body.get("requests") or []
+        if not 1 <= len(entries) <= 25:
+            return error(400, 25709, "Invalid value for requests: 1 to 25 entries.", field="requests")
+        responses = []
+        for entry in entries:
+            status, answer = self.get_item(str(entry.get("sku") or ""))
+            found = self._outcome(status, answer, sku=entry.get("sku") or "")
+            if status == 200:
+                found["inventoryItem"] = answer
+            responses.append(found)
+        return self._bulk(responses)
+
+    def bulk_put_items(self, body: dict) -> tuple[int, Any]:
+        entries = body.get("requests") or []
+        if not 1 <= len(entries) <= 25:
+            return error(400, 25709, "Invalid value for requests: 1 to 25 entries.", field="requests")
+        responses = []
+        for entry in entries:
+            sku = str(entry.get("sku") or "")
+            item = {k: v for k, v in entry.items() if k not in ("sku", "locale")}
+            status, answer = self.put_item(sku, item) if sku else error(400, 25707, "A SKU is required.", field="sku")
+            responses.append(self._outcome(status, answer, sku=sku, locale=entry.get("locale") or "en_US"))
+        return self._bulk(responses)
+
+    def bulk_create_offers(self, body: dict) -> tuple[int, Any]:
+        entries = body.get("requests") or []
+        if not 1 <= len(entries) <= 25:
+            return error(400, 25709, "Invalid value for requests: 1 to 25 entries.", field="requests")
+        responses = []
+        for entry in entries:
+            status, answer = self.create_offer(entry)
+            keys = {
+                "sku": entry.get("sku") or "",
+                "marketplaceId": entry.get("marketplaceId") or "",
+                "format": entry.get("format") or "",
+            }
+            if status < 300:
+                keys["offerId"] = answer["offerId"]
+            responses.append(self._outcome(status, answer, **keys))
+        return self._bulk(responses)
+
+    def bulk_publish(self, body: dict) -> tuple[int, Any]:
+        entries = body.get("requests") or []
+        if not 1 <= len(entries) <= 25:
+            return error(400, 25709, "Invalid value for requests: 1 to 25 entries.", field="requests")
+        responses = []
+        for entry in entries:
+            offer_id = str(entry.get("offerId") or "")
+            status, answer = self.publish_offer(offer_id)
+            found = self._outcome(status, answer, offerId=offer_id)
+            if status < 300:
+                found["listingId"] = answer["listingId"]
+            responses.append(found)
+        return self._bulk(responses)
+
     # --- migration of listings made on eBay's site -------------------------------------------
 
     def add_legacy_listing(self, sku: str, *, title: str, price: str, quantity: int = 1) -> str:

@@ -19,9 +19,11 @@ keeps eBay user data, and which the engine has no service for yet.
 from .base import client_for, ebay_connection
 from .check import check
 from .listings import (
+    BulkPublishOutcome,
     PriceQuantityChange,
     PriceQuantityOutcome,
     best_offer,
+    bulk_publish,
     bulk_revise_price_quantity,
     end,
     find_listing,
@@ -48,10 +50,12 @@ __all__ = [
     "NAME",
     "ORDER_TOPIC",
     "REVISIONS_PER_DAY",
+    "BulkPublishOutcome",
     "PriceQuantityChange",
     "PriceQuantityOutcome",
     "RevisionBudgetSpent",
     "best_offer",
+    "bulk_publish",
     "bulk_revise_price_quantity",
     "check",
     "client_for",
