@@ -530,3 +530,17 @@ def test_bulk_publish_25_at_a_time_adopts_an_offer_created_before(connection, sa
     assert calls.count(("POST", "bulk_publish_offer")) == 2
     assert calls.count(("POST", "bulk_create_or_replace_inventory_item")) == 2
     assert no_contract_problems(sandbox) == []
+
+
+def test_bulk_publish_keeps_each_skus_refusal_in_ebays_words(connection, sandbox):
+    connection.category_ids = {"Electric Guitars": "33034", "Guitars": "619"}
+    connection.save()
+    good, bad = replace(STRAT, sku="BPW-1"), replace(STRAT, sku="BPW-2", category="Guitars")
+
+    outcomes = {o.sku: o for o in sync.bulk_publish(connection, [good, bad])}
+
+    assert outcomes["BPW-1"].ok and not outcomes["BPW-2"].ok
+    assert outcomes["BPW-2"].message == "eBay 25005: Category 619 is not a leaf category. (field: categoryId)"
+    assert EbayListingDetail.objects.get(connection=connection, sku="BPW-2").last_error == outcomes["BPW-2"].message
+    [publish] = sandbox.requests("POST", "/sell/inventory/v1/bulk_publish_offer")
+    assert publish.status == 207

@@ -226,9 +226,13 @@ def bulk_publish(connection, payloads: Iterable[ListingPayload]) -> list[BulkPub
         to_publish = list(offer_ids.values())
         listings: dict[str, str] = {}
         if to_publish:
+            refused: dict[str, str] = {}
             for answer in retry_transient(client.bulk_publish_offers, to_publish):
                 if answer.get("statusCode") == 200:
                     listings[str(answer.get("offerId"))] = str(answer.get("listingId") or "")
+                else:
+                    refused[str(answer.get("offerId"))] = _bulk_error(answer)
+            failed.update({sku: refused[oid] for sku, oid in offer_ids.items() if oid in refused})
         for sku in batch:
             offer_id = offer_ids.get(sku, "")
             if sku in failed or offer_id not in listings:
