@@ -323,3 +323,23 @@ def test_the_ebay_admin_pages_render(admin_client_for, staff, account, market):
         ADD_URL,
     ):
         assert client.get(url).status_code == 200, url
+
+
+def test_a_relist_withdraws_and_publishes_the_same_offer_again(account, market):
+    from inventory.services.listings import listings_relist
+
+    listing = listed(account, market, n=6, sku="EN-RELIST")
+    first_url = listing.external_url
+
+    listings_relist(account=account, item_ids=[listing.item_id], actor=STAFF)
+    outcome = converge_all()
+
+    listing.refresh_from_db()
+    assert outcome == ["ended; relisting; adopted"]
+    assert (listing.actual_state, listing.external_id) == (
+        ListingState.LIVE,
+        market.offered("EN-RELIST")[0].external_id,
+    )
+    assert listing.external_url != first_url  # a new eBay item number for the same offer
+    assert [w.kind for w in market.writes()] == ["end", "publish"]
+    assert len(market.offered("EN-RELIST")) == 1
