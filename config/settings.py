@@ -224,6 +224,7 @@ CHANNELS = {
     "reverb": "channels_reverb.sync",
     "woocommerce": "channels_woocommerce.sync",
     "vr": "channels_vr.sync",
+    "ebay": "channels_ebay.sync",
 }
 # Alerts: a listing still for sale this long after its item sold elsewhere is critical; a
 # connection that sends webhooks and went quiet this long while its pulls find orders is flagged.
