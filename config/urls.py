@@ -8,10 +8,6 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from inventory.webhooks import channel_webhook
 
-admin.site.site_header = "Gear back office"
-admin.site.site_title = "Gear back office"
-admin.site.index_title = "Catalogue, stock and sales"
-
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
@@ -13,8 +14,9 @@ from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.html import format_html
+from django.utils import formats, timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from import_export.admin import ImportMixin
 
 from accounts.admin import AccountScopedAdmin, AccountScopedMixin
@@ -22,10 +24,30 @@ from billing.errors import BillingError
 from billing.gates import Feature, require
 
 from .errors import InventoryError
-from .models import Item, ItemPhoto, ItemStateChange, Order, OrderLine, Source, StockLock, StockMovement
+from .models import (
+    ChannelConnection,
+    Item,
+    ItemPhoto,
+    ItemStateChange,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Source,
+    StockLock,
+    StockMovement,
+)
 from .pagination import LargeTablePaginator
 from .resources import ItemResource, item_csv_lines
-from .selectors import inventory_summary, item_channel_counts, sale_end_seconds
+from .selectors import (
+    inventory_summary,
+    item_channel_counts,
+    item_first_photos,
+    item_listing_states,
+    item_sale,
+    low_stock_items,
+    orders_to_ship,
+    sale_end_seconds,
+)
 from .services import (
     EDITABLE_FIELDS,
     Actor,
@@ -35,7 +57,9 @@ from .services import (
     item_update,
     order_cancel,
     order_complete,
+    order_ship,
 )
+from .services.orders import shipment_push_supported
 from .services.photos import items_mark_reviewed, photos_changed
 from .states import ItemState, allowed_targets
 
@@ -44,6 +68,11 @@ FILTER_OPTIONS_CACHE_SECONDS = 60
 
 def admin_actor(request) -> Actor:
     return Actor(user=request.user, source=Source.ADMIN)
+
+
+def plural(n: int, word: str, words: str = "") -> str:
+    """ "1 item", "2 items" (never "1 item(s)")."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
 class ExtensibleAdmin:
@@ -56,15 +85,34 @@ class ExtensibleAdmin:
     """
 
     object_tools: tuple[tuple[str, str], ...] = ()
+    url_makers: tuple = ()
+    context_makers: tuple = ()
 
     @classmethod
-    def extend(cls, *, actions=(), object_tools=()) -> None:
+    def extend(cls, *, actions=(), object_tools=(), urls=(), context=()) -> None:
+        """`urls`: functions (model_admin) -> [path(...)]; `context`: functions (request, obj) -> dict
+        merged into the object page's template context."""
         cls.actions = [*(cls.actions or []), *actions]
         cls.object_tools = (*cls.object_tools, *object_tools)
+        cls.url_makers = (*cls.url_makers, *urls)
+        cls.context_makers = (*cls.context_makers, *context)
+
+    def get_urls(self):
+        own = [url for make in self.url_makers for url in make(self)]
+        return own + super().get_urls()
+
+    def object_tool_url(self, name: str, obj) -> str | None:
+        """The URL of an object tool another app added whose URL name ends with `name`, if any."""
+        for _label, url_name in self.object_tools:
+            if url_name.endswith(name):
+                return reverse(url_name, args=[obj.pk])
+        return None
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context["extra_object_tools"] = [(label, reverse(name, args=[obj.pk])) for label, name in self.object_tools]
+            for make in self.context_makers:
+                context.update(make(request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
@@ -127,6 +175,17 @@ class StorageLocationFilter(CountedValuesFilter):
     field_name = "storage_location"
 
 
+class LowStockFilter(admin.SimpleListFilter):
+    title = "stock"
+    parameter_name = "stock"
+
+    def lookups(self, request, model_admin):
+        return [("low", "Low (multi-unit stock, 2 or fewer left)")]
+
+    def queryset(self, request, queryset):
+        return low_stock_items(queryset) if self.value() == "low" else queryset
+
+
 class PriceRangeFilter(admin.SimpleListFilter):
     title = "price"
     parameter_name = "price_range"
@@ -153,6 +212,7 @@ class PriceRangeFilter(admin.SimpleListFilter):
 class ItemPhotoInline(AccountScopedMixin, admin.TabularInline):
     model = ItemPhoto
     extra = 1
+    classes = ["photos-inline"]  # sized in item/change_form.html so long URLs and file names do not widen the page
     fields = ["position", "image", "url", "alt_text", "preview"]
     readonly_fields = ["preview"]
 
@@ -239,11 +299,17 @@ def _transition_action(to_state: str, label: str):
 
 
 class ItemChangeList(ChangeList):
-    """Adds each row's channel counts for the page's rows only (two queries per page)."""
+    """Adds each row's channel counts, listing states and first photo for the page's rows only."""
 
     def get_results(self, request):
         super().get_results(request)
-        self.result_list = item_channel_counts(list(self.result_list))
+        rows = item_channel_counts(list(self.result_list))
+        states = item_listing_states(rows)
+        photos = item_first_photos(rows)
+        for item in rows:
+            item.listing_states = states[item.pk]
+            item.first_photo = photos.get(item.pk)
+        self.result_list = rows
 
 
 @admin.register(Item)
@@ -254,10 +320,11 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
     import_export_change_list_template = "admin/inventory/item/change_list.html"
     change_form_template = "admin/inventory/item/change_form.html"
     list_display = [
+        "thumbnail",
         "sku",
         "title",
         # No brand, model or dates: brand and model are in every title (and searchable, and the
-        # brand is a filter); at 1400 px with the sidebar open the channels column needs the room.
+        # brand is a filter); at 1280 px with the sidebar open the channels column needs the room.
         "state_badge",
         "price_display",
         "available",
@@ -273,6 +340,7 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
         PriceRangeFilter,
         StorageLocationFilter,
         "needs_review",
+        LowStockFilter,
     ]
     search_fields = ["sku", "title", "brand", "model", "serial_number"]
     search_help_text = "Search by SKU, title, brand, model or serial number."
@@ -288,7 +356,7 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
         "sold_on",
         "sold_at",
         "sale_cascade",
-        "needs_review",
+        "review_note",
     ]
     inlines = [ItemPhotoInline, ItemStateChangeInline, StockMovementInline]
     actions = [
@@ -306,7 +374,6 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
             "Price and stock",
             {"fields": [("price", "cost", "currency"), ("quantity_on_hand", "quantity_locked"), "storage_location"]},
         ),
-        ("Sale", {"fields": [("sold_on", "sold_at"), "sale_cascade", "needs_review"]}),
         ("SEO", {"classes": ["collapse"], "fields": ["seo_title", "seo_description", "seo_keywords"]}),
         ("Dates", {"classes": ["collapse"], "fields": ["state_changed_at", "created_at", "updated_at"]}),
     ]
@@ -330,29 +397,56 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
 
     @admin.display(description="channels")
     def channels(self, item):
+        """Each shop by name with its state (pending / live / error...), the error on hover."""
+        from .admin_channels import listing_badge
+
+        states = getattr(item, "listing_states", None)
+        if states is None:
+            states = item_listing_states([item])[item.pk]
         total = getattr(item, "connection_total", 0)
-        if not total:
-            return "-"
-        live = item.live_listings
-        colour = "#2a7" if live == total else ("#c90" if live else "#777")
+        if not states:
+            return "-" if not total else mark_safe('<span class="listing-badge">not listed</span>')
+        live = sum(1 for status in states if status.state == "live")
         return format_html(
-            '<span title="live on {} of {} channels" style="color:{};white-space:nowrap">{}/{} live</span>',
+            '<span class="channel-states" title="{}/{} live">{}</span>',
             live,
             total,
-            colour,
-            live,
-            total,
+            format_html_join(mark_safe("<br>"), "{}", ((listing_badge(status),) for status in states)),
         )
+
+    @admin.display(description="")
+    def thumbnail(self, item):
+        photo = getattr(item, "first_photo", None)
+        if not photo:
+            return ""
+        return format_html('<img src="{}" alt="" class="item-thumb" loading="lazy">', photo)
+
+    @admin.display(description="needs review")
+    def review_note(self, item):
+        return "Imported from a channel: check the title, price, condition and photos, then mark it reviewed."
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.needs_review:
+            first_name, first = fieldsets[0]
+            fieldsets = [(first_name, {**first, "fields": [*first["fields"], "review_note"]}), *fieldsets[1:]]
+        return fieldsets
 
     @admin.display(description="ended everywhere")
     def sale_cascade(self, item):
         seconds = sale_end_seconds(item)
-        if seconds is None:
-            return "-" if item.sold_recorded_at is None else "ending on the other channels…"
-        return f"ended everywhere {seconds:.1f} s after the sale was recorded"
+        if seconds is not None:
+            return f"ended everywhere {seconds:.1f} s after the sale was recorded"
+        if item.sold_recorded_at is None:
+            return "-"
+        sale = item_sale(item)
+        if sale is not None and sale.still_ending:
+            return f"ending on {', '.join(sale.still_ending)}…"
+        return "nothing else was listed to end"
 
-    @admin.display(description="available")
+    @admin.display(description="qty")
     def available(self, item):
+        """Units free to sell (on hand, less what open orders hold)."""
         return item.quantity_available
 
     @admin.display(description="location", ordering="storage_location")
@@ -442,6 +536,12 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context["transition_targets"] = [(s, ItemState(s).label) for s in allowed_targets(obj.state)]
+            sale = item_sale(obj)
+            context["sale"] = sale
+            if sale is not None and sale.order is not None:
+                context["sale_order_url"] = reverse("admin:inventory_order_change", args=[sale.order.pk])
+                order_admin = self.admin_site._registry.get(Order)
+                context["packing_slip_url"] = order_admin and order_admin.object_tool_url("packing_slip", sale.order)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
@@ -453,22 +553,202 @@ class OrderLineInline(ReadOnlyInline):
         return True
 
 
+class ShopFilter(admin.SimpleListFilter):
+    """The account's shops by name (a connection's name says which shop it is)."""
+
+    title = "shop"
+    parameter_name = "shop"
+    lookup = "connection_id"
+
+    def lookups(self, request, model_admin):
+        return list(
+            ChannelConnection.objects.for_user(request.user).order_by("priority", "pk").values_list("pk", "name")
+        )
+
+    def queryset(self, request, queryset):
+        if self.value() and str(self.value()).isdigit():
+            return queryset.filter(**{self.lookup: int(self.value())})
+        return queryset
+
+
+class OrderProgressFilter(admin.SimpleListFilter):
+    """Where an order is, in the words of the packing table."""
+
+    title = "progress"
+    parameter_name = "progress"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("to_ship", "Paid, to ship"),
+            ("awaiting_payment", "Reserved, awaiting payment"),
+            ("shipped", "Shipped"),
+            ("cancelled", "Cancelled"),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "to_ship":
+            return orders_to_ship(queryset)
+        if value == "awaiting_payment":
+            return queryset.filter(status=OrderStatus.OPEN)
+        if value == "shipped":
+            return queryset.filter(shipped_at__isnull=False).exclude(status=OrderStatus.CANCELLED)
+        if value == "cancelled":
+            return queryset.filter(status=OrderStatus.CANCELLED)
+        return queryset
+
+
+def order_progress(order) -> tuple[str, str]:
+    """(word, colour): "Completed" means paid and stock committed, which is not yet shipped."""
+    if order.status == OrderStatus.CANCELLED:
+        return "Cancelled", "#777"
+    conflict = getattr(order, "conflict", None)  # the losing side of a double sale
+    if conflict is not None and conflict.status == "open":
+        return "Double sale: cancel", "#c33"
+    if order.status == OrderStatus.OPEN:
+        return "Awaiting payment", "#c90"
+    if order.shipped_at is None:
+        return "Paid, to ship", "#c60"
+    return "Shipped", "#2a7"
+
+
+class OrderShipForm(forms.Form):
+    carrier = forms.CharField(max_length=60, help_text="e.g. UPS, DHL, USPS, Royal Mail.")
+    tracking_number = forms.CharField(max_length=100, required=False)
+
+
 @admin.register(Order)
 class OrderAdmin(ExtensibleAdmin, AccountScopedAdmin):
-    list_display = ["__str__", "status", "placed_at", "buyer_name", "ship_country", "total", "currency"]
-    list_filter = ["status", "channel", ("connection", admin.RelatedOnlyFieldListFilter)]
-    search_fields = ["external_id", "buyer_name", "buyer_email", "lines__sku"]
+    list_display = ["order_ref", "placed", "progress", "skus", "buyer", "total_display"]
+    list_display_links = ["order_ref"]
+    list_filter = [OrderProgressFilter, ShopFilter]
+    search_fields = ["external_id", "buyer_name", "buyer_email", "lines__sku", "tracking_number"]
+    search_help_text = "Search by order number, buyer, SKU or tracking number."
     date_hierarchy = "placed_at"
-    readonly_fields = ["channel", "external_id", "status", "placed_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "shop",
+        "external_id",
+        "progress",
+        "placed_at",
+        "shipment",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [OrderLineInline]
     list_per_page = 50
     show_full_result_count = False
     paginator = LargeTablePaginator
     actions = ["complete_orders", "cancel_orders"]
+    change_form_template = "admin/inventory/order/change_form.html"
+    empty_hint = "Orders from every shop, and those recorded through the API, appear here as they are placed."
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("connection", "conflict").prefetch_related("lines")
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        # The readonly words replace the raw columns they explain.
+        return [f for f in fields if f not in ("channel", "connection", "status")]
 
     def has_add_permission(self, request):
         # Orders come from channels and the API, which reserve stock as they are recorded.
         return False
+
+    @admin.display(description="order", ordering="external_id")
+    def order_ref(self, order):
+        shop = order.connection.name if order.connection_id else order.channel
+        return format_html('{} <span class="order-number">#{}</span>', shop, order.external_id)
+
+    @admin.display(description="shop")
+    def shop(self, order):
+        return order.connection.name if order.connection_id else order.channel
+
+    @admin.display(description="buyer", ordering="buyer_name")
+    def buyer(self, order):
+        country = f" ({order.ship_country})" if order.ship_country else ""
+        return f"{order.buyer_name or '-'}{country}"
+
+    @admin.display(description="placed", ordering="placed_at")
+    def placed(self, order):
+        return formats.date_format(timezone.localtime(order.placed_at), "j M Y, H:i")
+
+    @admin.display(description="progress", ordering="status")
+    def progress(self, order):
+        word, colour = order_progress(order)
+        return format_html('<span style="color:{}">{}</span>', colour, word)
+
+    @admin.display(description="SKUs")
+    def skus(self, order):
+        skus = [line.sku for line in order.lines.all()]
+        shown = format_html_join(mark_safe("<br>"), "{}", ((sku,) for sku in skus[:2]))
+        more = f" +{len(skus) - 2}" if len(skus) > 2 else ""
+        return format_html('<span title="{}">{}{}</span>', ", ".join(skus), shown, more)
+
+    @admin.display(description="total", ordering="total")
+    def total_display(self, order):
+        return f"{intcomma(order.total)}\N{NO-BREAK SPACE}{order.currency}"
+
+    @admin.display(description="shipment")
+    def shipment(self, order):
+        if order.shipped_at is None:
+            return "not shipped"
+        when = formats.date_format(timezone.localtime(order.shipped_at), "j M Y, H:i")
+        tracking = f", tracking {order.tracking_number}" if order.tracking_number else ""
+        return f"{when} with {order.carrier}{tracking}"
+
+    def get_urls(self):
+        own = [
+            path("<int:order_id>/ship/", self.admin_site.admin_view(self.ship_view), name="inventory_order_ship"),
+        ]
+        return own + super().get_urls()
+
+    def ship_view(self, request, order_id: int):
+        """Mark one order shipped: carrier and tracking (order_ship)."""
+        order = get_object_or_404(self.get_queryset(request), pk=order_id)
+        if not self.has_change_permission(request, order):
+            raise PermissionDenied
+        form = OrderShipForm(
+            request.POST or None, initial={"carrier": order.carrier, "tracking_number": order.tracking_number}
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                shipped = order_ship(
+                    order_id=order.pk,
+                    actor=admin_actor(request),
+                    carrier=form.cleaned_data["carrier"],
+                    tracking_number=form.cleaned_data["tracking_number"],
+                )
+            except InventoryError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                pushed = (
+                    "the tracking is being sent to the shop"
+                    if shipment_push_supported(shipped)
+                    else "enter the tracking on the shop too (it cannot be sent from here yet)"
+                    if shipped.connection_id
+                    else "recorded here"
+                )
+                self.message_user(
+                    request,
+                    f"Order #{shipped.external_id} marked shipped with {shipped.carrier}; {pushed}.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:inventory_order_change", args=[order.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Mark order #{order.external_id} shipped",
+            "order": order,
+            "form": form,
+            "opts": self.model._meta,
+            "progress": order_progress(order)[0],
+        }
+        return TemplateResponse(request, "admin/inventory/order/ship.html", context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["can_ship"] = obj.status == OrderStatus.COMPLETED
+            context["ship_url"] = reverse("admin:inventory_order_ship", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _run(self, request, queryset, operation, verb):
         done, failed = 0, []
@@ -478,13 +758,13 @@ class OrderAdmin(ExtensibleAdmin, AccountScopedAdmin):
                 done += 1
             except InventoryError as error:
                 failed.append(f"{order}: {error.message}")
-        self.message_user(request, f"{done} order(s) {verb}.", messages.SUCCESS)
+        self.message_user(request, f"{plural(done, 'order')} {verb}.", messages.SUCCESS)
         if failed:
             self.message_user(request, "Not " + verb + ": " + "; ".join(failed), messages.WARNING)
 
-    @admin.action(description="Complete (commit stock)", permissions=["change"])
+    @admin.action(description="Mark paid (commit stock)", permissions=["change"])
     def complete_orders(self, request, queryset):
-        self._run(request, queryset, order_complete, "completed")
+        self._run(request, queryset, order_complete, "marked paid")
 
     @admin.action(description="Cancel (release or return stock)", permissions=["change"])
     def cancel_orders(self, request, queryset):
