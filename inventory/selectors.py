@@ -349,3 +349,65 @@ def item_first_photos(items: list[Item]) -> dict[int, str]:
         if photo.item_id not in first and photo.src:
             first[photo.item_id] = photo.src
     return first
+
+
+# Alerts that carry no listing or conflict name their subject in the dedupe key the services
+# write ("pull-failing:<connection id>", "unmatched-order:<order id>"...): read the shop from it.
+_KEY_CONNECTION = ("pull-failing", "listing-mismatch", "duplicate", "not-imported")
+_KEY_ORDER = ("unmatched-order", "unsellable-sale")
+_KEY_WEBHOOK = ("webhook-failed",)
+_KEY_LISTING = ("listing-error", "listing-missing", "live-not-for-sale", "price-drift")
+
+
+def alert_shops(alerts: list) -> dict[int, str]:
+    """Per alert id, the name of the shop it is about ("" when it is about none). A few queries per page."""
+    from .models import ChannelConnection, ChannelListing, Order, WebhookEvent
+
+    wanted: dict[str, dict[int, list[int]]] = {"connection": {}, "order": {}, "webhook": {}, "listing": {}}
+    names: dict[int, str] = {}
+    for alert in alerts:
+        if alert.listing_id:
+            names[alert.pk] = alert.listing.connection.name
+            continue
+        if alert.conflict_id:
+            conflict = alert.conflict
+            sides = [
+                o.connection.name if o.connection_id else o.channel
+                for o in (conflict.winning_order, conflict.losing_order)
+            ]
+            names[alert.pk] = " / ".join(dict.fromkeys(sides))
+            continue
+        prefix, _, rest = alert.dedupe_key.partition(":")
+        subject = rest.split(":", 1)[0]
+        if not subject.isdigit():
+            continue
+        kind = next(
+            (
+                kind
+                for kind, prefixes in (
+                    ("connection", _KEY_CONNECTION),
+                    ("order", _KEY_ORDER),
+                    ("webhook", _KEY_WEBHOOK),
+                    ("listing", _KEY_LISTING),
+                )
+                if prefix in prefixes
+            ),
+            None,
+        )
+        if kind:
+            wanted[kind].setdefault(int(subject), []).append(alert.pk)
+    lookups = {
+        "connection": lambda ids: ChannelConnection.objects.filter(pk__in=ids).values_list("pk", "name"),
+        "order": lambda ids: Order.objects.filter(pk__in=ids, connection__isnull=False).values_list(
+            "pk", "connection__name"
+        ),
+        "webhook": lambda ids: WebhookEvent.objects.filter(pk__in=ids).values_list("pk", "connection__name"),
+        "listing": lambda ids: ChannelListing.objects.filter(pk__in=ids).values_list("pk", "connection__name"),
+    }
+    for kind, subjects in wanted.items():
+        if not subjects:
+            continue
+        for pk, name in lookups[kind](list(subjects)):
+            for alert_id in subjects[pk]:
+                names[alert_id] = name
+    return names

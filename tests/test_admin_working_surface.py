@@ -258,6 +258,8 @@ def test_every_list_page_fits_1280_px_with_its_decisive_columns(page: Page, shop
 def test_listing_one_item_on_one_chosen_shop_from_its_page(page: Page, shop, tmp_path):
     strat_free = shop["items"]["FEN-DLX-66"]
     vox = make_item(shop["account"], n=9, sku="FEN-TWIN-65", title="1965 Fender Twin Reverb", price=Decimal("2900"))
+    # A photo with a very long address: the photos table must wrap it, not widen the page.
+    ItemPhoto.objects.create(item=vox, url="/static/inventory/favicon.svg?" + "long-photo-name-" * 20, position=0)
     log_in(page)
     page.goto(f"/admin/inventory/item/{vox.pk}/change/")
     panel = page.locator("#channel-panel")

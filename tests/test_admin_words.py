@@ -1,0 +1,115 @@
+"""The admin's words and menus: what staff read before they click (issue 12)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from inventory.channels import OrderLineSeen, OrderSeen
+from inventory.models import Alert, ChannelConnection, ChannelListing
+from inventory.services.alerts import alert_raise
+from inventory.services.selling import sale_record
+from tests.factories import make_item
+
+pytestmark = pytest.mark.django_db
+
+
+def _shop(account, name="Main shop", priority=1):
+    from django.conf import settings
+
+    return ChannelConnection.objects.create(
+        account=account, channel=next(iter(settings.CHANNELS)), name=name, priority=priority
+    )
+
+
+def test_items_come_first_and_delete_selected_is_the_last_action(admin_client_for, staff):
+    client = admin_client_for(staff)
+    index = client.get("/admin/")
+    apps = index.context["app_list"]
+    assert apps[0]["app_label"] == "inventory"
+    assert [m["object_name"] for m in apps[0]["models"]][:4] == ["Item", "Order", "Conflict", "Alert"]
+    actions = [
+        name for name, _label in client.get("/admin/inventory/item/").context["action_form"].fields["action"].choices
+    ]
+    assert actions[0] == "" and actions[1] != "delete_selected" and actions[-1] == "delete_selected"
+
+
+def test_every_page_has_a_favicon_and_no_view_site_link_to_nowhere(admin_client_for, staff):
+    page = admin_client_for(staff).get("/admin/inventory/item/").content.decode()
+    assert 'rel="icon"' in page and "inventory/favicon.svg" in page
+    assert "View site" not in page
+
+
+def test_empty_lists_say_what_would_appear_there(admin_client_for, staff):
+    client = admin_client_for(staff)
+    conflicts = client.get("/admin/inventory/conflict/").content.decode()
+    assert 'id="empty-hint"' in conflicts and "No double sales" in conflicts and "good news" in conflicts
+    alerts = client.get("/admin/inventory/alert/").content.decode()
+    assert "No alerts." in alerts
+
+
+def test_messages_count_in_words_not_item_s(admin_client_for, staff, account):
+    shop = _shop(account)
+    listing = ChannelListing.objects.create(
+        account=account, item=make_item(account), connection=shop, actual_state="error"
+    )
+    response = admin_client_for(staff).post(
+        "/admin/inventory/channellisting/", {"action": "retry_now", "_selected_action": [listing.pk]}, follow=True
+    )
+    assert [str(m) for m in response.context["messages"]] == ["1 listing queued."]
+
+
+def test_needs_review_shows_only_on_items_that_need_it(admin_client_for, staff, account):
+    client = admin_client_for(staff)
+    plain = make_item(account, n=1)
+    imported = make_item(account, n=2)
+    type(imported).objects.filter(pk=imported.pk).update(needs_review=True)
+    assert "check the title, price" not in client.get(f"/admin/inventory/item/{plain.pk}/change/").content.decode()
+    assert "check the title, price" in client.get(f"/admin/inventory/item/{imported.pk}/change/").content.decode()
+
+
+def test_alerts_name_the_shop_and_filter_in_plain_words(admin_client_for, staff, account):
+    shop = _shop(account, "Vintage outlet")
+    alert_raise(account_id=account.pk, kind="connection", dedupe_key=f"pull-failing:{shop.pk}", title="Pulls failing")
+    page = admin_client_for(staff).get("/admin/inventory/alert/?state=open").content.decode()
+    assert '<td class="field-shop">Vintage outlet</td>' in page
+    assert ">Open</a>" in page and ">Acknowledged</a>" in page
+    assert "Empty" not in page
+
+
+def test_the_list_action_lets_staff_pick_the_shops(admin_client_for, staff, account):
+    main, outlet = _shop(account), _shop(account, "Outlet", 2)
+    item = make_item(account)
+    client = admin_client_for(staff)
+    picking = client.post("/admin/inventory/item/", {"action": "list_on_chosen", "_selected_action": [item.pk]})
+    body = picking.content.decode()
+    assert f'name="connection" value="{main.pk}"' in body and f'name="connection" value="{outlet.pk}"' in body
+    assert not ChannelListing.objects.exists(), "picking lists nothing yet"
+    done = client.post(
+        "/admin/inventory/item/",
+        {"action": "list_on_chosen", "_selected_action": [item.pk], "apply": "yes", "connection": [outlet.pk]},
+        follow=True,
+    )
+    assert [str(m) for m in done.context["messages"]] == ["1 item listed on Outlet."]
+    assert list(ChannelListing.objects.values_list("connection__name", flat=True)) == ["Outlet"]
+
+
+def test_the_dashboard_counts_todays_work_and_links_to_the_filtered_lists(admin_client_for, staff, account):
+    a, b = _shop(account, "A"), _shop(account, "B", 2)
+    make_item(account, sku="ONE-OFF")
+    now = timezone.now()
+    for shop, number, when in ((a, "A1", now - timedelta(seconds=5)), (b, "B1", now)):
+        seen = OrderSeen(
+            external_id=number,
+            status="paid",
+            placed_at=when,
+            updated_at=when,
+            lines=(OrderLineSeen(sku="ONE-OFF", external_listing_id="", quantity=1),),
+        )
+        sale_record(connection=shop, seen=seen)
+    page = admin_client_for(staff).get("/admin/")
+    tiles = {tile["label"]: tile for tile in page.context["dashboard_tiles"]}
+    assert tiles["Double sales"]["count"] == 1 and tiles["Double sales"]["url"].endswith("?status__exact=open")
+    assert tiles["Orders to ship"]["count"] == 1, "the winner only: the loser of an open double sale is not shipped"
+    assert [row["shop"] for row in page.context["sales_today"]] == ["A"]
+    assert Alert.objects.filter(acknowledged_at__isnull=True).count() == tiles["Open alerts"]["count"]
