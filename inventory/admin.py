@@ -161,9 +161,37 @@ class CategoryFilter(CountedValuesFilter):
 
 
 class StorageLocationFilter(CountedValuesFilter):
+    """A search box, not a list of every bin: "A-03" finds A-03-1, A-03-2... The most used
+    locations are offered as the browser's autocomplete (a datalist)."""
+
     title = "storage location"
     parameter_name = "storage_location"
     field_name = "storage_location"
+    template = "admin/inventory/filter_search.html"
+    max_options = 50
+
+    def has_output(self):
+        return True
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(storage_location__istartswith=self.value().strip())
+        return queryset
+
+    def choices(self, changelist):
+        hidden = []
+        for key, value in changelist.params.items():
+            if key in (self.parameter_name, "p"):
+                continue
+            for one in value if isinstance(value, list) else [value]:
+                hidden.append((key, one))
+        yield {
+            "value": self.value() or "",
+            "parameter_name": self.parameter_name,
+            "options": [value for value, _label in self.lookup_choices],
+            "hidden": hidden,
+            "clear_url": changelist.get_query_string(remove=[self.parameter_name]),
+        }
 
 
 class LowStockFilter(admin.SimpleListFilter):
@@ -443,6 +471,33 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
     @admin.display(description="location", ordering="storage_location")
     def location(self, item):
         return item.storage_location
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if "_save_list_everywhere" in request.POST:
+            return self._list_everywhere_after_save(request, obj)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        if "_save_list_everywhere" in request.POST:
+            return self._list_everywhere_after_save(request, obj)
+        return super().response_change(request, obj)
+
+    def _list_everywhere_after_save(self, request, obj):
+        """ "Save and list everywhere": make it active if it is a draft, then list it on every shop."""
+        from .admin_channels import _publish  # the channel screens load after this module
+
+        self.message_user(request, f"{obj.sku} saved.", messages.SUCCESS)
+        if obj.state == ItemState.DRAFT:
+            try:
+                item_transition(
+                    item_id=obj.pk, to_state=ItemState.ACTIVE, actor=admin_actor(request), reason="save and list"
+                )
+            except BillingError as error:
+                self.message_user(request, error.admin_html(), messages.ERROR)
+            except (InventoryError, ValidationError) as error:
+                self.message_user(request, getattr(error, "message", str(error)), messages.ERROR)
+        _publish(self, request, [obj.pk])
+        return HttpResponseRedirect(reverse("admin:inventory_item_change", args=[obj.pk]))
 
     def get_import_resource_kwargs(self, request, **kwargs):
         return {"account": self.account_for(request), "actor": admin_actor(request)}

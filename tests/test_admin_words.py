@@ -113,3 +113,43 @@ def test_the_dashboard_counts_todays_work_and_links_to_the_filtered_lists(admin_
     assert tiles["Orders to ship"]["count"] == 1, "the winner only: the loser of an open double sale is not shipped"
     assert [row["shop"] for row in page.context["sales_today"]] == ["A"]
     assert Alert.objects.filter(acknowledged_at__isnull=True).count() == tiles["Open alerts"]["count"]
+
+
+def test_storage_location_is_a_search_box_matching_the_start_of_the_location(admin_client_for, staff, account):
+    make_item(account, n=1, sku="ROW-3A", storage_location="A-03-1")
+    make_item(account, n=2, sku="ROW-3B", storage_location="A-03-2")
+    make_item(account, n=3, sku="ROW-4", storage_location="A-04-1")
+    page = admin_client_for(staff).get("/admin/inventory/item/?storage_location=a-03").content.decode()
+    assert "ROW-3A" in page and "ROW-3B" in page and "ROW-4" not in page
+    assert 'type="search" name="storage_location" value="a-03"' in page
+    assert '<option value="A-04-1">' in page, "the known locations are offered as autocomplete"
+
+
+def test_save_and_list_everywhere_makes_a_draft_active_and_lists_it_on_every_shop(admin_client_for, staff, account):
+    _shop(account, "Main")
+    _shop(account, "Outlet", 2)
+    form = {
+        "sku": "QUICK-1",
+        "title": "1978 Gibson Les Paul Custom",
+        "brand": "Gibson",
+        "model": "Les Paul Custom",
+        "year": "1978",
+        "condition": "excellent",
+        "price": "4200",
+        "currency": "USD",
+        "quantity_on_hand": "1",
+        "storage_location": "B-01",
+        "_save_list_everywhere": "Save and list everywhere",
+    }
+    for prefix in ("photos", "state_changes", "stock_movements", "listings"):
+        form.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    response = admin_client_for(staff).post("/admin/inventory/item/add/", form, follow=True)
+    from inventory.models import Item
+
+    item = Item.objects.get(sku="QUICK-1")
+    assert item.state == "active"
+    assert sorted(ChannelListing.objects.filter(item=item).values_list("connection__name", "desired_state")) == [
+        ("Main", "live"),
+        ("Outlet", "live"),
+    ]
+    assert [str(m) for m in response.context["messages"]] == ["QUICK-1 saved.", "1 item listed on Main, Outlet."]
