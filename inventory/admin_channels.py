@@ -36,6 +36,7 @@ from .models import (
     WebhookEvent,
 )
 from .selectors import ListingStatus, item_listing_states
+from .services.listing_staff import listing_end_on
 from .services.listings import listings_end, listings_publish, listings_relist, listings_retry
 from .services.sync import webhook_replay
 
@@ -217,6 +218,13 @@ def item_listing_view(modeladmin, request, item_id: int, verb: str):
     connection = request.POST.get("connection", "")
     if verb == "list":
         _publish(modeladmin, request, [item.pk], [int(connection)] if connection.isdigit() else None)
+    elif verb == "delist" and connection.isdigit():
+        shop = get_object_or_404(ChannelConnection.objects.for_user(request.user), pk=int(connection))
+        ended = listing_end_on(account=item.account, item_id=item.pk, connection_id=shop.pk, actor=admin_actor(request))
+        if ended:
+            modeladmin.message_user(request, f"Delisted from {shop.name}.", messages.SUCCESS)
+        else:
+            modeladmin.message_user(request, f"{item.sku} is not for sale on {shop.name}.", messages.WARNING)
     elif verb == "delist":
         _delist(modeladmin, request, [item.pk])
     elif verb == "relist":
@@ -266,6 +274,7 @@ def item_channel_panel(request, item) -> dict:
                 "external_id": listing.external_id if listing else "",
                 "can_list": item.state == "active" and shop.accepts_new_listings and not listed,
                 "can_retry": status is not None and status.state == "error",
+                "can_delist": listed or (status is not None and status.state == "error" and status.wanted == "live"),
                 "note": "" if shop.accepts_new_listings else f"{shop.status}: takes no new listings",
             }
         )

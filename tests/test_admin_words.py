@@ -153,3 +153,27 @@ def test_save_and_list_everywhere_makes_a_draft_active_and_lists_it_on_every_sho
         ("Outlet", "live"),
     ]
     assert [str(m) for m in response.context["messages"]] == ["QUICK-1 saved.", "1 item listed on Main, Outlet."]
+
+
+def test_delisting_on_one_shop_ends_only_that_listing(admin_client_for, staff, account):
+    from inventory.services import Actor
+    from inventory.services.listing_staff import listing_end_on
+
+    main, outlet = _shop(account), _shop(account, "Outlet", 2)
+    item = make_item(account)
+    for shop in (main, outlet):
+        ChannelListing.objects.create(
+            account=account, item=item, connection=shop, actual_state="live", external_id=f"x{shop.pk}"
+        )
+    assert listing_end_on(account=account, item_id=item.pk, connection_id=outlet.pk, actor=Actor(user=staff)) is True
+    states = dict(ChannelListing.objects.values_list("connection__name", "desired_state"))
+    assert states == {"Main shop": "live", "Outlet": "ended"}
+    assert ChannelListing.objects.get(connection=outlet).end_reason == "withdrawn"
+    # Again: nothing left for sale there, nothing changes.
+    assert listing_end_on(account=account, item_id=item.pk, connection_id=outlet.pk, actor=Actor(user=staff)) is False
+    # From the item page's button, as staff do.
+    response = admin_client_for(staff).post(
+        f"/admin/inventory/item/{item.pk}/listings/delist/", {"connection": main.pk}, follow=True
+    )
+    assert [str(m) for m in response.context["messages"]] == ["Delisted from Main shop."]
+    assert set(ChannelListing.objects.values_list("desired_state", flat=True)) == {"ended"}
