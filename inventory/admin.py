@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Count
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -24,6 +26,7 @@ from billing.gates import Feature, require
 
 from .errors import InventoryError
 from .models import (
+    Condition,
     Item,
     ItemPhoto,
     ItemStateChange,
@@ -51,7 +54,7 @@ from .services import (
     item_transition,
     item_update,
 )
-from .services.photos import items_mark_reviewed, photos_changed
+from .services.photos import items_mark_reviewed, photo_add, photos_changed
 from .states import ItemState, allowed_targets
 
 FILTER_OPTIONS_CACHE_SECONDS = 60
@@ -317,6 +320,37 @@ def _transition_action(to_state: str, label: str):
     return admin.action(description=label, permissions=["change"])(action)
 
 
+class MultipleImageInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleImageField(forms.ImageField):
+    """Several photos in one input (Django's documented pattern)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleImageInput(attrs={"accept": "image/*"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, (list, tuple)):
+            return [single(one, initial) for one in data]
+        return [single(data, initial)] if data else []
+
+
+class QuickAddForm(forms.Form):
+    """A used guitar in one screen: what a dealer types with the instrument on the bench."""
+
+    title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autofocus": True, "size": 50}))
+    brand = forms.CharField(max_length=100, required=False)
+    model = forms.CharField(max_length=100, required=False)
+    year = forms.CharField(max_length=20, required=False, help_text='e.g. "1964" or "1960s".')
+    condition = forms.ChoiceField(choices=Condition.choices, initial=Condition.EXCELLENT)
+    price = forms.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    storage_location = forms.CharField(max_length=100, required=False, label="Location", help_text="Shelf or bin.")
+    photos = MultipleImageField(required=False, help_text="Pick several at once.")
+
+
 class ItemChangeList(ChangeList):
     """Adds each row's channel counts, listing states and first photo for the page's rows only."""
 
@@ -532,6 +566,7 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
 
     def get_urls(self):
         own = [
+            path("quick-add/", self.admin_site.admin_view(self.quick_add_view), name="inventory_item_quick_add"),
             path("export-csv/", self.admin_site.admin_view(self.export_csv_view), name="inventory_item_export_csv"),
             path("summary/", self.admin_site.admin_view(self.summary_view), name="inventory_item_summary"),
             path(
@@ -541,6 +576,52 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
             ),
         ]
         return own + super().get_urls()
+
+    def quick_add_view(self, request):
+        """Title, brand, model, year, condition, price, location and photos in one screen; then
+        save as draft, or save and list everywhere (item_create, photo_add, listings_publish)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = QuickAddForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            fields = {
+                name: data[name]
+                for name in ("title", "brand", "model", "year", "condition", "price", "storage_location")
+            }
+            list_it = "_list_everywhere" in request.POST or "_another" in request.POST
+            try:
+                with transaction.atomic():
+                    item = item_create(
+                        account=self.account_for(request),
+                        actor=admin_actor(request),
+                        fields=fields,
+                        quantity=1,
+                        state=ItemState.ACTIVE if list_it else ItemState.DRAFT,
+                    )
+                    for image in data["photos"]:
+                        photo_add(item_id=item.pk, actor=admin_actor(request), image=image)
+            except BillingError as error:
+                self.message_user(request, error.admin_html(), messages.ERROR)
+            except ValidationError as error:
+                for field, problems in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, problems)
+            else:
+                self.message_user(request, f"{item.sku} added.", messages.SUCCESS)
+                if list_it:
+                    from .admin_channels import _publish  # the channel screens load after this module
+
+                    _publish(self, request, [item.pk])
+                if "_another" in request.POST:
+                    return HttpResponseRedirect(reverse("admin:inventory_item_quick_add"))
+                return HttpResponseRedirect(reverse("admin:inventory_item_change", args=[item.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Quick add: a used instrument",
+            "opts": self.model._meta,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/inventory/item/quick_add.html", context)
 
     def export_csv_view(self, request):
         """The current filtered changelist as CSV, streamed row by row."""

@@ -177,3 +177,63 @@ def test_delisting_on_one_shop_ends_only_that_listing(admin_client_for, staff, a
     )
     assert [str(m) for m in response.context["messages"]] == ["Delisted from Main shop."]
     assert set(ChannelListing.objects.values_list("desired_state", flat=True)) == {"ended"}
+
+
+def test_quick_add_makes_a_used_guitar_with_photos_and_lists_it_everywhere(
+    admin_client_for, staff, account, settings, tmp_path
+):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    from inventory.models import Item
+
+    settings.MEDIA_ROOT = tmp_path
+    _shop(account, "Main")
+
+    def png(name):
+        data = io.BytesIO()
+        Image.new("RGB", (40, 30), "orange").save(data, "PNG")
+        return SimpleUploadedFile(name, data.getvalue(), content_type="image/png")
+
+    client = admin_client_for(staff)
+    assert "autofocus" in client.get("/admin/inventory/item/quick-add/").content.decode()
+    response = client.post(
+        "/admin/inventory/item/quick-add/",
+        {
+            "title": "1972 Fender Telecaster Thinline",
+            "brand": "Fender",
+            "model": "Telecaster Thinline",
+            "year": "1972",
+            "condition": "very_good",
+            "price": "3850",
+            "storage_location": "C-02",
+            "photos": [png("front.png"), png("back.png")],
+            "_list_everywhere": "1",
+        },
+        follow=True,
+    )
+    item = Item.objects.get(title="1972 Fender Telecaster Thinline")
+    assert (item.state, item.condition, item.storage_location, item.quantity_on_hand) == (
+        "active",
+        "very_good",
+        "C-02",
+        1,
+    )
+    assert item.photos.count() == 2
+    assert list(ChannelListing.objects.filter(item=item).values_list("connection__name", flat=True)) == ["Main"]
+    assert [str(m) for m in response.context["messages"]] == [f"{item.sku} added.", "1 item listed on Main."]
+
+
+def test_quick_add_as_draft_lists_nothing_and_a_bad_price_writes_nothing(admin_client_for, staff, account):
+    from inventory.models import Item
+
+    _shop(account, "Main")
+    client = admin_client_for(staff)
+    bad = client.post("/admin/inventory/item/quick-add/", {"title": "Amp", "condition": "good", "price": "-1"})
+    assert bad.status_code == 200 and not Item.objects.exists()
+    client.post(
+        "/admin/inventory/item/quick-add/", {"title": "Amp", "condition": "good", "price": "300", "_draft": "1"}
+    )
+    assert Item.objects.get().state == "draft" and not ChannelListing.objects.exists()

@@ -277,6 +277,14 @@ def test_listing_one_item_on_one_chosen_shop_from_its_page(page: Page, shop, tmp
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0
     assert strat_free.pk != vox.pk
+    # Delist it there again with the same panel.
+    panel.locator("tr", has_text=f"{LABEL} outlet").locator("button.delist-here").click()
+    expect(page.locator("ul.messagelist li.success")).to_have_text(f"Delisted from {LABEL} outlet.")
+    assert listings.get().desired_state == "ended"
+    # The quick add screen, keyboard first: the title has the focus.
+    page.goto("/admin/inventory/item/quick-add/")
+    expect(page.locator("#id_title")).to_be_focused()
+    screenshot(page, "quick-add", tmp_path)
 
 
 def test_resolving_a_double_sale_from_the_conflict_page(page: Page, shop, tmp_path):
