@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -54,7 +54,7 @@ from .services import (
     item_transition,
     item_update,
 )
-from .services.photos import items_mark_reviewed, photo_add, photos_changed
+from .services.photos import items_mark_reviewed, photo_add, photos_changed, photos_reorder
 from .states import ItemState, allowed_targets
 
 FILTER_OPTIONS_CACHE_SECONDS = 60
@@ -567,6 +567,11 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
     def get_urls(self):
         own = [
             path("quick-add/", self.admin_site.admin_view(self.quick_add_view), name="inventory_item_quick_add"),
+            path(
+                "<int:item_id>/photos/reorder/",
+                self.admin_site.admin_view(self.photos_reorder_view),
+                name="inventory_item_photos_reorder",
+            ),
             path("export-csv/", self.admin_site.admin_view(self.export_csv_view), name="inventory_item_export_csv"),
             path("summary/", self.admin_site.admin_view(self.summary_view), name="inventory_item_summary"),
             path(
@@ -622,6 +627,18 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
             "form": form,
         }
         return TemplateResponse(request, "admin/inventory/item/quick_add.html", context)
+
+    def photos_reorder_view(self, request, item_id: int):
+        """Drag-to-reorder on the item page posts the photo ids in their new order (photos_reorder)."""
+        item = get_object_or_404(self.get_queryset(request), pk=item_id)
+        if request.method != "POST" or not self.has_change_permission(request, item):
+            raise PermissionDenied
+        ids = [int(pk) for pk in request.POST.getlist("photo") if pk.isdigit()]
+        try:
+            photos = photos_reorder(item_id=item.pk, actor=admin_actor(request), photo_ids=ids)
+        except ValidationError as error:
+            return JsonResponse({"error": " ".join(error.messages)}, status=400)
+        return JsonResponse({"photos": [{"id": photo.pk, "position": photo.position} for photo in photos]})
 
     def export_csv_view(self, request):
         """The current filtered changelist as CSV, streamed row by row."""

@@ -281,6 +281,15 @@ def test_listing_one_item_on_one_chosen_shop_from_its_page(page: Page, shop, tmp
     panel.locator("tr", has_text=f"{LABEL} outlet").locator("button.delist-here").click()
     expect(page.locator("ul.messagelist li.success")).to_have_text(f"Delisted from {LABEL} outlet.")
     assert listings.get().desired_state == "ended"
+    # Drag the second photo above the first: the order is saved at once.
+    second = ItemPhoto.objects.create(item=vox, url="/static/inventory/favicon.svg?back", position=1)
+    page.reload()
+    photo_rows = page.locator(".photos-inline tbody tr.has_original")
+    expect(photo_rows).to_have_count(2)
+    photo_rows.nth(1).drag_to(photo_rows.nth(0))
+    expect(page.locator("body")).to_have_attribute("data-photos-saved", "yes")
+    assert vox.photos.order_by("position", "pk").values_list("pk", flat=True).first() == second.pk
+    expect(photo_rows.nth(0).locator("td.field-position input")).to_have_value("0")
     # The quick add screen, keyboard first: the title has the focus.
     page.goto("/admin/inventory/item/quick-add/")
     expect(page.locator("#id_title")).to_be_focused()
