@@ -237,3 +237,57 @@ def test_quick_add_as_draft_lists_nothing_and_a_bad_price_writes_nothing(admin_c
         "/admin/inventory/item/quick-add/", {"title": "Amp", "condition": "good", "price": "300", "_draft": "1"}
     )
     assert Item.objects.get().state == "draft" and not ChannelListing.objects.exists()
+
+
+def _queries(client, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_orders_alerts_listings_and_the_dashboard_make_a_constant_number_of_queries(admin_client_for, staff, account):
+    from django.core.cache import cache
+
+    from inventory.models import Order
+    from inventory.services import Actor, LineSpec, order_create
+
+    shop = _shop(account)
+    client = admin_client_for(staff)
+    pages = ["/admin/inventory/order/", "/admin/inventory/alert/", "/admin/inventory/channellisting/", "/admin/"]
+
+    def add(n):
+        item = make_item(account, n=n, sku=f"Q-{n}")
+        order, _ = order_create(
+            account=account,
+            actor=Actor(source="test"),
+            channel=shop.channel,
+            connection=shop,
+            external_id=f"O-{n}",
+            placed_at=timezone.now(),
+            lines=[LineSpec(item.pk, 1)],
+        )
+        listing = ChannelListing.objects.create(account=account, item=item, connection=shop, actual_state="error")
+        alert_raise(
+            account_id=account.pk,
+            kind="sync_error",
+            dedupe_key=f"listing-error:{listing.pk}",
+            title="x",
+            listing=listing,
+        )
+        alert_raise(account_id=account.pk, kind="connection", dedupe_key=f"pull-failing:{shop.pk}:{n}", title="y")
+        return order
+
+    add(0)
+    for url in pages:
+        client.get(url)
+    few = {url: _queries(client, url) for url in pages}
+    for n in range(1, 15):
+        add(n)
+    cache.clear()
+    for url in pages:
+        client.get(url)
+    assert {url: _queries(client, url) for url in pages} == few
+    assert Order.objects.count() == 15
