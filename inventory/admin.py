@@ -467,7 +467,7 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
             format_html_join(mark_safe("<br>"), "{}", ((listing_badge(status),) for status in states)),
         )
 
-    @admin.display(description="")
+    @admin.display(description="", empty_value="")
     def thumbnail(self, item):
         photo = getattr(item, "first_photo", None)
         if not photo:
