@@ -46,8 +46,8 @@ CONFLICT_TABLE_HEAD = mark_safe(
 )
 STATE_COLOURS = {
     "live": "#2a7",
-    "pending": "#c90",
-    "ending": "#c90",
+    "pending": "#a66f00",
+    "ending": "#a66f00",
     "ended": "#777",
     "sold": "#c60",
     "missing": "#c33",
@@ -82,7 +82,7 @@ def listing_badge(status: ListingStatus) -> str:
     word = status.state_label
     if status.wanted and status.state not in ("error", "missing"):
         word = "pending" if status.wanted == "live" else "ending"
-        colour = "#c90"
+        colour = "#a66f00"
     else:
         colour = STATE_COLOURS.get(status.state, "#777")
     hover = status.error or (f"{status.state_label}, wanted {status.wanted}" if status.wanted else status.state_label)

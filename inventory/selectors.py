@@ -357,13 +357,20 @@ _KEY_CONNECTION = ("pull-failing", "listing-mismatch", "duplicate", "not-importe
 _KEY_ORDER = ("unmatched-order", "unsellable-sale")
 _KEY_WEBHOOK = ("webhook-failed",)
 _KEY_LISTING = ("listing-error", "listing-missing", "live-not-for-sale", "price-drift")
+_KEY_IMPORTED_ITEM = ("imported",)
 
 
 def alert_shops(alerts: list) -> dict[int, str]:
     """Per alert id, the name of the shop it is about ("" when it is about none). A few queries per page."""
     from .models import ChannelConnection, ChannelListing, Order, WebhookEvent
 
-    wanted: dict[str, dict[int, list[int]]] = {"connection": {}, "order": {}, "webhook": {}, "listing": {}}
+    wanted: dict[str, dict[int, list[int]]] = {
+        "connection": {},
+        "order": {},
+        "webhook": {},
+        "listing": {},
+        "imported": {},
+    }
     names: dict[int, str] = {}
     for alert in alerts:
         if alert.listing_id:
@@ -389,6 +396,7 @@ def alert_shops(alerts: list) -> dict[int, str]:
                     ("order", _KEY_ORDER),
                     ("webhook", _KEY_WEBHOOK),
                     ("listing", _KEY_LISTING),
+                    ("imported", _KEY_IMPORTED_ITEM),
                 )
                 if prefix in prefixes
             ),
@@ -403,6 +411,9 @@ def alert_shops(alerts: list) -> dict[int, str]:
         ),
         "webhook": lambda ids: WebhookEvent.objects.filter(pk__in=ids).values_list("pk", "connection__name"),
         "listing": lambda ids: ChannelListing.objects.filter(pk__in=ids).values_list("pk", "connection__name"),
+        "imported": lambda ids: ChannelListing.objects.filter(item_id__in=ids, imported=True).values_list(
+            "item_id", "connection__name"
+        ),
     }
     for kind, subjects in wanted.items():
         if not subjects:
