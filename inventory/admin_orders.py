@@ -125,10 +125,37 @@ class OrderAdmin(ExtensibleAdmin, AccountScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("connection", "conflict").prefetch_related("lines")
 
-    def get_fields(self, request, obj=None):
-        fields = super().get_fields(request, obj)
-        # The readonly words replace the raw columns they explain.
-        return [f for f in fields if f not in ("channel", "connection", "status")]
+    fieldsets = [
+        (None, {"fields": [("shop", "external_id"), ("progress", "placed_at"), "shipment"]}),
+        (
+            "Buyer and shipping address",
+            {
+                "fields": [
+                    ("buyer_name", "buyer_email"),
+                    "ship_name",
+                    "ship_line1",
+                    "ship_line2",
+                    ("ship_city", "ship_region"),
+                    ("ship_postal_code", "ship_country"),
+                ]
+            },
+        ),
+        ("Money", {"fields": [("subtotal", "shipping", "tax", "total"), "currency"]}),
+        ("Note", {"fields": ["note"]}),
+        ("Dates", {"classes": ["collapse"], "fields": ["channel_updated_at", "created_at", "updated_at"]}),
+    ]
+
+    def has_delete_permission(self, request, obj=None):
+        # An order is the record of a sale: it is cancelled (stock back), never deleted.
+        return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        order = self.get_object(request, object_id)
+        extra = {}
+        if order is not None:
+            shop = order.connection.name if order.connection_id else order.channel
+            extra["title"] = f"Order #{order.external_id} on {shop}"
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def has_add_permission(self, request):
         # Orders come from channels and the API, which reserve stock as they are recorded.

@@ -334,6 +334,7 @@ def test_marking_an_order_shipped(page: Page, shop, tmp_path):
     page.click("#ship-form input[type=submit]")
     expect(page.locator("ul.messagelist li.success")).to_contain_text("marked shipped with UPS")
     expect(page.locator(".field-shipment")).to_contain_text("1Z999AA10123456784")
+    screenshot(page, "order-page", tmp_path)
     sale.refresh_from_db()
     assert (sale.carrier, sale.tracking_number) == ("UPS", "1Z999AA10123456784")
     assert shop["items"]["VOX-AC30-63"].__class__.objects.get(sku="VOX-AC30-63").state == "shipped"
