@@ -354,7 +354,7 @@ class StripeEventAdmin(PlatformOnlyAdmin):
         for event_id in queryset.filter(processed_at__isnull=True).values_list("pk", flat=True):
             event = stripe_event_process(event_id)
             done += bool(event and event.processed_at)
-        self.message_user(request, f"{done} event(s) processed.", messages.SUCCESS)
+        self.message_user(request, f"{done} event{'' if done == 1 else 's'} processed.", messages.SUCCESS)
 
 
 @admin.register(SubscriptionChange)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Count
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from import_export.admin import ImportMixin
 
 from accounts.admin import AccountScopedAdmin, AccountScopedMixin
@@ -22,10 +25,27 @@ from billing.errors import BillingError
 from billing.gates import Feature, require
 
 from .errors import InventoryError
-from .models import Item, ItemPhoto, ItemStateChange, Order, OrderLine, Source, StockLock, StockMovement
+from .models import (
+    Condition,
+    Item,
+    ItemPhoto,
+    ItemStateChange,
+    Order,
+    Source,
+    StockLock,
+    StockMovement,
+)
 from .pagination import LargeTablePaginator
 from .resources import ItemResource, item_csv_lines
-from .selectors import inventory_summary, item_channel_counts, sale_end_seconds
+from .selectors import (
+    inventory_summary,
+    item_channel_counts,
+    item_first_photos,
+    item_listing_states,
+    item_sale,
+    low_stock_items,
+    sale_end_seconds,
+)
 from .services import (
     EDITABLE_FIELDS,
     Actor,
@@ -33,10 +53,8 @@ from .services import (
     item_create,
     item_transition,
     item_update,
-    order_cancel,
-    order_complete,
 )
-from .services.photos import items_mark_reviewed, photos_changed
+from .services.photos import items_mark_reviewed, photo_add, photos_changed, photos_reorder
 from .states import ItemState, allowed_targets
 
 FILTER_OPTIONS_CACHE_SECONDS = 60
@@ -44,6 +62,11 @@ FILTER_OPTIONS_CACHE_SECONDS = 60
 
 def admin_actor(request) -> Actor:
     return Actor(user=request.user, source=Source.ADMIN)
+
+
+def plural(n: int, word: str, words: str = "") -> str:
+    """ "1 item", "2 items" (never "1 item(s)")."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
 class ExtensibleAdmin:
@@ -56,15 +79,34 @@ class ExtensibleAdmin:
     """
 
     object_tools: tuple[tuple[str, str], ...] = ()
+    url_makers: tuple = ()
+    context_makers: tuple = ()
 
     @classmethod
-    def extend(cls, *, actions=(), object_tools=()) -> None:
+    def extend(cls, *, actions=(), object_tools=(), urls=(), context=()) -> None:
+        """`urls`: functions (model_admin) -> [path(...)]; `context`: functions (request, obj) -> dict
+        merged into the object page's template context."""
         cls.actions = [*(cls.actions or []), *actions]
         cls.object_tools = (*cls.object_tools, *object_tools)
+        cls.url_makers = (*cls.url_makers, *urls)
+        cls.context_makers = (*cls.context_makers, *context)
+
+    def get_urls(self):
+        own = [url for make in self.url_makers for url in make(self)]
+        return own + super().get_urls()
+
+    def object_tool_url(self, name: str, obj) -> str | None:
+        """The URL of an object tool another app added whose URL name ends with `name`, if any."""
+        for _label, url_name in self.object_tools:
+            if url_name.endswith(name):
+                return reverse(url_name, args=[obj.pk])
+        return None
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context["extra_object_tools"] = [(label, reverse(name, args=[obj.pk])) for label, name in self.object_tools]
+            for make in self.context_makers:
+                context.update(make(request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
@@ -122,9 +164,48 @@ class CategoryFilter(CountedValuesFilter):
 
 
 class StorageLocationFilter(CountedValuesFilter):
+    """A search box, not a list of every bin: "A-03" finds A-03-1, A-03-2... The most used
+    locations are offered as the browser's autocomplete (a datalist)."""
+
     title = "storage location"
     parameter_name = "storage_location"
     field_name = "storage_location"
+    template = "admin/inventory/filter_search.html"
+    max_options = 50
+
+    def has_output(self):
+        return True
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(storage_location__istartswith=self.value().strip())
+        return queryset
+
+    def choices(self, changelist):
+        hidden = []
+        for key, value in changelist.params.items():
+            if key in (self.parameter_name, "p"):
+                continue
+            for one in value if isinstance(value, list) else [value]:
+                hidden.append((key, one))
+        yield {
+            "value": self.value() or "",
+            "parameter_name": self.parameter_name,
+            "options": [value for value, _label in self.lookup_choices],
+            "hidden": hidden,
+            "clear_url": changelist.get_query_string(remove=[self.parameter_name]),
+        }
+
+
+class LowStockFilter(admin.SimpleListFilter):
+    title = "stock"
+    parameter_name = "stock"
+
+    def lookups(self, request, model_admin):
+        return [("low", "Low (multi-unit stock, 2 or fewer left)")]
+
+    def queryset(self, request, queryset):
+        return low_stock_items(queryset) if self.value() == "low" else queryset
 
 
 class PriceRangeFilter(admin.SimpleListFilter):
@@ -153,6 +234,7 @@ class PriceRangeFilter(admin.SimpleListFilter):
 class ItemPhotoInline(AccountScopedMixin, admin.TabularInline):
     model = ItemPhoto
     extra = 1
+    classes = ["photos-inline"]  # sized in item/change_form.html so long URLs and file names do not widen the page
     fields = ["position", "image", "url", "alt_text", "preview"]
     readonly_fields = ["preview"]
 
@@ -238,12 +320,49 @@ def _transition_action(to_state: str, label: str):
     return admin.action(description=label, permissions=["change"])(action)
 
 
+class MultipleImageInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleImageField(forms.ImageField):
+    """Several photos in one input (Django's documented pattern)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleImageInput(attrs={"accept": "image/*"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, (list, tuple)):
+            return [single(one, initial) for one in data]
+        return [single(data, initial)] if data else []
+
+
+class QuickAddForm(forms.Form):
+    """A used guitar in one screen: what a dealer types with the instrument on the bench."""
+
+    title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autofocus": True, "size": 50}))
+    brand = forms.CharField(max_length=100, required=False)
+    model = forms.CharField(max_length=100, required=False)
+    year = forms.CharField(max_length=20, required=False, help_text='e.g. "1964" or "1960s".')
+    condition = forms.ChoiceField(choices=Condition.choices, initial=Condition.EXCELLENT)
+    price = forms.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    storage_location = forms.CharField(max_length=100, required=False, label="Location", help_text="Shelf or bin.")
+    photos = MultipleImageField(required=False, help_text="Pick several at once.")
+
+
 class ItemChangeList(ChangeList):
-    """Adds each row's channel counts for the page's rows only (two queries per page)."""
+    """Adds each row's channel counts, listing states and first photo for the page's rows only."""
 
     def get_results(self, request):
         super().get_results(request)
-        self.result_list = item_channel_counts(list(self.result_list))
+        rows = item_channel_counts(list(self.result_list))
+        states = item_listing_states(rows)
+        photos = item_first_photos(rows)
+        for item in rows:
+            item.listing_states = states[item.pk]
+            item.first_photo = photos.get(item.pk)
+        self.result_list = rows
 
 
 @admin.register(Item)
@@ -254,10 +373,11 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
     import_export_change_list_template = "admin/inventory/item/change_list.html"
     change_form_template = "admin/inventory/item/change_form.html"
     list_display = [
+        "thumbnail",
         "sku",
         "title",
         # No brand, model or dates: brand and model are in every title (and searchable, and the
-        # brand is a filter); at 1400 px with the sidebar open the channels column needs the room.
+        # brand is a filter); at 1280 px with the sidebar open the channels column needs the room.
         "state_badge",
         "price_display",
         "available",
@@ -273,6 +393,7 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
         PriceRangeFilter,
         StorageLocationFilter,
         "needs_review",
+        LowStockFilter,
     ]
     search_fields = ["sku", "title", "brand", "model", "serial_number"]
     search_help_text = "Search by SKU, title, brand, model or serial number."
@@ -288,7 +409,7 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
         "sold_on",
         "sold_at",
         "sale_cascade",
-        "needs_review",
+        "review_note",
     ]
     inlines = [ItemPhotoInline, ItemStateChangeInline, StockMovementInline]
     actions = [
@@ -306,7 +427,6 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
             "Price and stock",
             {"fields": [("price", "cost", "currency"), ("quantity_on_hand", "quantity_locked"), "storage_location"]},
         ),
-        ("Sale", {"fields": [("sold_on", "sold_at"), "sale_cascade", "needs_review"]}),
         ("SEO", {"classes": ["collapse"], "fields": ["seo_title", "seo_description", "seo_keywords"]}),
         ("Dates", {"classes": ["collapse"], "fields": ["state_changed_at", "created_at", "updated_at"]}),
     ]
@@ -330,34 +450,88 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
 
     @admin.display(description="channels")
     def channels(self, item):
+        """Each shop by name with its state (pending / live / error...), the error on hover."""
+        from .admin_channels import listing_badge
+
+        states = getattr(item, "listing_states", None)
+        if states is None:
+            states = item_listing_states([item])[item.pk]
         total = getattr(item, "connection_total", 0)
-        if not total:
-            return "-"
-        live = item.live_listings
-        colour = "#2a7" if live == total else ("#c90" if live else "#777")
+        if not states:
+            return "-" if not total else mark_safe('<span class="listing-badge">not listed</span>')
+        live = sum(1 for status in states if status.state == "live")
         return format_html(
-            '<span title="live on {} of {} channels" style="color:{};white-space:nowrap">{}/{} live</span>',
+            '<span class="channel-states" title="{}/{} live">{}</span>',
             live,
             total,
-            colour,
-            live,
-            total,
+            format_html_join(mark_safe("<br>"), "{}", ((listing_badge(status),) for status in states)),
         )
+
+    @admin.display(description="", empty_value="")
+    def thumbnail(self, item):
+        photo = getattr(item, "first_photo", None)
+        if not photo:
+            return ""
+        return format_html('<img src="{}" alt="" class="item-thumb" loading="lazy">', photo)
+
+    @admin.display(description="needs review")
+    def review_note(self, item):
+        return "Imported from a channel: check the title, price, condition and photos, then mark it reviewed."
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.needs_review:
+            first_name, first = fieldsets[0]
+            fieldsets = [(first_name, {**first, "fields": [*first["fields"], "review_note"]}), *fieldsets[1:]]
+        return fieldsets
 
     @admin.display(description="ended everywhere")
     def sale_cascade(self, item):
         seconds = sale_end_seconds(item)
-        if seconds is None:
-            return "-" if item.sold_recorded_at is None else "ending on the other channels…"
-        return f"ended everywhere {seconds:.1f} s after the sale was recorded"
+        if seconds is not None:
+            return f"ended everywhere {seconds:.1f} s after the sale was recorded"
+        if item.sold_recorded_at is None:
+            return "-"
+        sale = item_sale(item)
+        if sale is not None and sale.still_ending:
+            return f"ending on {', '.join(sale.still_ending)}…"
+        return "nothing else was listed to end"
 
-    @admin.display(description="available")
+    @admin.display(description="qty")
     def available(self, item):
+        """Units free to sell (on hand, less what open orders hold)."""
         return item.quantity_available
 
     @admin.display(description="location", ordering="storage_location")
     def location(self, item):
         return item.storage_location
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if "_save_list_everywhere" in request.POST:
+            return self._list_everywhere_after_save(request, obj)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        if "_save_list_everywhere" in request.POST:
+            return self._list_everywhere_after_save(request, obj)
+        return super().response_change(request, obj)
+
+    def _list_everywhere_after_save(self, request, obj):
+        """ "Save and list everywhere": make it active if it is a draft, then list it on every shop."""
+        from .admin_channels import _publish  # the channel screens load after this module
+
+        self.message_user(request, f"{obj.sku} saved.", messages.SUCCESS)
+        if obj.state == ItemState.DRAFT:
+            try:
+                item_transition(
+                    item_id=obj.pk, to_state=ItemState.ACTIVE, actor=admin_actor(request), reason="save and list"
+                )
+            except BillingError as error:
+                self.message_user(request, error.admin_html(), messages.ERROR)
+            except (InventoryError, ValidationError) as error:
+                self.message_user(request, getattr(error, "message", str(error)), messages.ERROR)
+        _publish(self, request, [obj.pk])
+        return HttpResponseRedirect(reverse("admin:inventory_item_change", args=[obj.pk]))
 
     def get_import_resource_kwargs(self, request, **kwargs):
         return {"account": self.account_for(request), "actor": admin_actor(request)}
@@ -392,6 +566,12 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
 
     def get_urls(self):
         own = [
+            path("quick-add/", self.admin_site.admin_view(self.quick_add_view), name="inventory_item_quick_add"),
+            path(
+                "<int:item_id>/photos/reorder/",
+                self.admin_site.admin_view(self.photos_reorder_view),
+                name="inventory_item_photos_reorder",
+            ),
             path("export-csv/", self.admin_site.admin_view(self.export_csv_view), name="inventory_item_export_csv"),
             path("summary/", self.admin_site.admin_view(self.summary_view), name="inventory_item_summary"),
             path(
@@ -401,6 +581,64 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
             ),
         ]
         return own + super().get_urls()
+
+    def quick_add_view(self, request):
+        """Title, brand, model, year, condition, price, location and photos in one screen; then
+        save as draft, or save and list everywhere (item_create, photo_add, listings_publish)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = QuickAddForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            fields = {
+                name: data[name]
+                for name in ("title", "brand", "model", "year", "condition", "price", "storage_location")
+            }
+            list_it = "_list_everywhere" in request.POST or "_another" in request.POST
+            try:
+                with transaction.atomic():
+                    item = item_create(
+                        account=self.account_for(request),
+                        actor=admin_actor(request),
+                        fields=fields,
+                        quantity=1,
+                        state=ItemState.ACTIVE if list_it else ItemState.DRAFT,
+                    )
+                    for image in data["photos"]:
+                        photo_add(item_id=item.pk, actor=admin_actor(request), image=image)
+            except BillingError as error:
+                self.message_user(request, error.admin_html(), messages.ERROR)
+            except ValidationError as error:
+                for field, problems in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, problems)
+            else:
+                self.message_user(request, f"{item.sku} added.", messages.SUCCESS)
+                if list_it:
+                    from .admin_channels import _publish  # the channel screens load after this module
+
+                    _publish(self, request, [item.pk])
+                if "_another" in request.POST:
+                    return HttpResponseRedirect(reverse("admin:inventory_item_quick_add"))
+                return HttpResponseRedirect(reverse("admin:inventory_item_change", args=[item.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Quick add: a used instrument",
+            "opts": self.model._meta,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/inventory/item/quick_add.html", context)
+
+    def photos_reorder_view(self, request, item_id: int):
+        """Drag-to-reorder on the item page posts the photo ids in their new order (photos_reorder)."""
+        item = get_object_or_404(self.get_queryset(request), pk=item_id)
+        if request.method != "POST" or not self.has_change_permission(request, item):
+            raise PermissionDenied
+        ids = [int(pk) for pk in request.POST.getlist("photo") if pk.isdigit()]
+        try:
+            photos = photos_reorder(item_id=item.pk, actor=admin_actor(request), photo_ids=ids)
+        except ValidationError as error:
+            return JsonResponse({"error": " ".join(error.messages)}, status=400)
+        return JsonResponse({"photos": [{"id": photo.pk, "position": photo.position} for photo in photos]})
 
     def export_csv_view(self, request):
         """The current filtered changelist as CSV, streamed row by row."""
@@ -442,53 +680,13 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context["transition_targets"] = [(s, ItemState(s).label) for s in allowed_targets(obj.state)]
+            sale = item_sale(obj)
+            context["sale"] = sale
+            if sale is not None and sale.order is not None:
+                context["sale_order_url"] = reverse("admin:inventory_order_change", args=[sale.order.pk])
+                order_admin = self.admin_site._registry.get(Order)
+                context["packing_slip_url"] = order_admin and order_admin.object_tool_url("packing_slip", sale.order)
         return super().render_change_form(request, context, add, change, form_url, obj)
-
-
-class OrderLineInline(ReadOnlyInline):
-    model = OrderLine
-    fields = readonly_fields = ["item", "sku", "title", "quantity", "unit_price"]
-
-    def has_view_permission(self, request, obj=None):
-        return True
-
-
-@admin.register(Order)
-class OrderAdmin(ExtensibleAdmin, AccountScopedAdmin):
-    list_display = ["__str__", "status", "placed_at", "buyer_name", "ship_country", "total", "currency"]
-    list_filter = ["status", "channel", ("connection", admin.RelatedOnlyFieldListFilter)]
-    search_fields = ["external_id", "buyer_name", "buyer_email", "lines__sku"]
-    date_hierarchy = "placed_at"
-    readonly_fields = ["channel", "external_id", "status", "placed_at", "created_at", "updated_at"]
-    inlines = [OrderLineInline]
-    list_per_page = 50
-    show_full_result_count = False
-    paginator = LargeTablePaginator
-    actions = ["complete_orders", "cancel_orders"]
-
-    def has_add_permission(self, request):
-        # Orders come from channels and the API, which reserve stock as they are recorded.
-        return False
-
-    def _run(self, request, queryset, operation, verb):
-        done, failed = 0, []
-        for order in queryset.order_by("pk"):
-            try:
-                operation(order_id=order.pk, actor=admin_actor(request))
-                done += 1
-            except InventoryError as error:
-                failed.append(f"{order}: {error.message}")
-        self.message_user(request, f"{done} order(s) {verb}.", messages.SUCCESS)
-        if failed:
-            self.message_user(request, "Not " + verb + ": " + "; ".join(failed), messages.WARNING)
-
-    @admin.action(description="Complete (commit stock)", permissions=["change"])
-    def complete_orders(self, request, queryset):
-        self._run(request, queryset, order_complete, "completed")
-
-    @admin.action(description="Cancel (release or return stock)", permissions=["change"])
-    def cancel_orders(self, request, queryset):
-        self._run(request, queryset, order_cancel, "cancelled")
 
 
 class ReadOnlyAdmin(AccountScopedAdmin):
@@ -530,5 +728,7 @@ class StockLockAdmin(ReadOnlyAdmin):
     list_select_related = ["item", "order_line__order"]
 
 
-# The channel screens extend ItemAdmin (inline, actions), so they load after it.
+# Orders (documents/admin.py imports OrderAdmin from here), then the channel screens, which
+# extend ItemAdmin (inline, actions, buttons), so they load after it.
 from . import admin_channels  # noqa: E402, F401
+from .admin_orders import OrderAdmin  # noqa: E402, F401

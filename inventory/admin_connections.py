@@ -110,7 +110,7 @@ class ConnectionAdminForm(forms.ModelForm):
             if live:
                 self.add_error(
                     "enabled",
-                    f"{live} listing(s) may still be for sale here. Use the Pause action to stop new listings, or "
+                    f"{live} listing{'' if live == 1 else 's'} may still be for sale here. Use the Pause action to stop new listings, or "
                     "Disconnect to end them all first.",
                 )
 

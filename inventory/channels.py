@@ -48,6 +48,10 @@ Optional parts (the engine looks them up with getattr):
     register_webhooks(connection, base_url: str) -> list[str]
         Register (or update) the channel's webhook subscriptions to base_url + connection.webhook_path;
         idempotent; returns one plain line per subscription.
+    ship_order(connection, external_id: str, carrier: str, tracking_number: str) -> None
+        Tell the channel an order shipped (Reverb's ship endpoint, eBay's fulfillment...). Called
+        by a task after staff mark the order shipped (inventory.services.orders.order_ship).
+        Absent: the shipment is recorded here only, and staff enter tracking on the channel.
     webhook_challenge(connection, query: Mapping[str, str], url: str) -> WebhookReply
         Answer a GET on the webhook URL (eBay's endpoint challenge). Absent: GET is 405.
 

@@ -19,6 +19,7 @@ from .services import items_auto_archive
 from .services.alerts import alerts_digest_send, alerts_not_ended_check, alerts_webhooks_stopped_check
 from .services.connections import connections_disconnect_finish
 from .services.listings import listing_attempt_failed, listing_converge, listing_failed, listings_lagging
+from .services.orders import shipment_push
 from .services.sync import (
     connection_pull,
     connection_pull_failed,
@@ -56,6 +57,19 @@ def enqueue_pull(connection_id: int) -> None:
     channel_name = ChannelConnection.objects.filter(pk=connection_id).values_list("channel", flat=True).first()
     if channel_name:
         pull_connection_task.apply_async(args=[connection_id], queue=channel_queue(channel_name))
+
+
+@shared_task(
+    name="inventory.push_shipment",
+    autoretry_for=(TransientChannelError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=60,
+)
+def push_shipment_task(order_id: int) -> bool:
+    """Push an order's carrier and tracking to its channel (channels with a `ship_order` step)."""
+    return shipment_push(order_id=order_id)
 
 
 @shared_task(name="inventory.auto_archive", soft_time_limit=600, time_limit=660)

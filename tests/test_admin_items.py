@@ -223,7 +223,7 @@ def test_summary_page_shows_counts_by_state(admin_client_for, staff, account):
     assert "Active" in page and "Draft" in page
 
 
-def test_changelist_shows_on_how_many_channels_each_item_is_live(admin_client_for, staff, account, other_account):
+def test_changelist_names_the_shops_each_item_is_listed_on(admin_client_for, staff, account, other_account):
     from inventory.models import ChannelConnection, ChannelListing
 
     a = ChannelConnection.objects.create(account=account, channel="reverb", name="Shop A")
@@ -233,5 +233,8 @@ def test_changelist_shows_on_how_many_channels_each_item_is_live(admin_client_fo
     make_item(account, n=2, sku="NOWHERE-1")
     ChannelListing.objects.create(account=account, item=live, connection=a, actual_state="live", external_id="1")
     page = admin_client_for(staff).get("/admin/inventory/item/").content.decode()
-    assert page.count("live on 1 of 2") == 1
-    assert page.count("live on 0 of 2") == 1
+    assert page.count('title="1/2 live"') == 1
+    assert page.count('data-shop="Shop A"') == 1 and "Shop A&nbsp;<b>Live</b>" in page
+    assert 'data-shop="Shop B"' not in page, "a shop it is not listed on is not named"
+    assert page.count('<span class="listing-badge">not listed</span>') == 1
+    assert "Theirs" not in page

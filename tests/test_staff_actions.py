@@ -78,3 +78,37 @@ def test_retrying_a_listing_in_error_marks_it_for_a_push(
     assert listing.needs_push
     assert callbacks, "the retry is enqueued after commit"
     assert Conflict.objects.count() == 0
+
+
+def test_settling_a_double_sale_by_cancelling_the_loser_records_it_and_keeps_the_winner(staff, double_sale):
+    from inventory.services import Actor
+    from inventory.services.alerts import conflict_settle
+
+    settled = conflict_settle(conflict_id=double_sale.pk, cancel="loser", actor=Actor(user=staff, source="admin"))
+
+    assert (settled.status, settled.resolved_by) == ("resolved", staff)
+    assert settled.note == f"Cancelled the losing order {settled.losing_order} (B)."
+    settled.losing_order.refresh_from_db()
+    settled.winning_order.refresh_from_db()
+    assert settled.losing_order.status == "cancelled"
+    assert settled.winning_order.status != "cancelled"
+    settled.item.refresh_from_db()
+    assert settled.item.state == "sold", "the winner keeps the item"
+    assert not Alert.objects.filter(conflict=double_sale, acknowledged_at__isnull=True).exists()
+    # Settling again changes nothing (it is resolved).
+    again = conflict_settle(conflict_id=double_sale.pk, cancel="winner", actor=Actor(user=staff, source="admin"))
+    again.winning_order.refresh_from_db()
+    assert again.winning_order.status != "cancelled"
+
+
+def test_settling_when_the_first_sale_fell_through_puts_the_item_back_on_sale(staff, double_sale):
+    from inventory.services import Actor
+    from inventory.services.alerts import conflict_settle
+
+    settled = conflict_settle(conflict_id=double_sale.pk, cancel="winner", actor=Actor(user=staff, source="admin"))
+
+    settled.winning_order.refresh_from_db()
+    assert settled.winning_order.status == "cancelled"
+    assert "back on sale" in settled.note
+    settled.item.refresh_from_db()
+    assert settled.item.state == "active"

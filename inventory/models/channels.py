@@ -280,7 +280,7 @@ class Conflict(AccountOwned):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"Double sale of item {self.item_id}"
+        return f"Double sale of {self.item.sku}"
 
 
 class AlertKind(models.TextChoices):

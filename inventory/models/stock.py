@@ -57,6 +57,9 @@ class Order(AccountOwned):
     total = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
     note = models.TextField(blank=True)
     channel_updated_at = models.DateTimeField(null=True, blank=True, help_text="The channel's last change time.")
+    shipped_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="When staff marked it shipped.")
+    carrier = models.CharField(max_length=60, blank=True, editable=False, help_text='e.g. "UPS", "DHL".')
+    tracking_number = models.CharField(max_length=100, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -16,7 +16,7 @@ from .items import (
     item_update,
     items_auto_archive,
 )
-from .orders import LineSpec, order_cancel, order_complete, order_create
+from .orders import LineSpec, order_cancel, order_complete, order_create, order_ship
 from .stock import stock_adjust
 
 __all__ = [
@@ -33,5 +33,6 @@ __all__ = [
     "order_cancel",
     "order_complete",
     "order_create",
+    "order_ship",
     "stock_adjust",
 ]

@@ -275,3 +275,35 @@ def price_drift_beyond_tolerance(connection, ours, theirs) -> bool:
     if connection.price_drift_amount and diff <= connection.price_drift_amount:
         return False
     return not (connection.price_drift_percent and diff <= Decimal(str(ours)) * connection.price_drift_percent / 100)
+
+
+def conflict_settle(*, conflict_id: int, cancel: str, actor, note: str = "") -> Conflict:
+    """Settle a double sale by cancelling one of its orders, and record how it was settled.
+
+    cancel="loser": the usual end, the later buyer is cancelled (refund them on their channel).
+    cancel="winner": the first sale fell through; its order is cancelled, the item goes back
+    on sale and is listed again (order_cancel), and the later buyer can be offered it.
+    Both in one transaction with the conflict's resolution and its alert.
+    """
+    from .orders import order_cancel
+
+    if cancel not in ("loser", "winner"):
+        raise ValueError(f"cancel must be 'loser' or 'winner', not {cancel!r}")
+    with transaction.atomic():
+        conflict = (
+            Conflict.objects.select_for_update(of=("self",))
+            .select_related("winning_order__connection", "losing_order__connection")
+            .get(pk=conflict_id)
+        )
+        if conflict.status != ConflictStatus.OPEN:
+            return conflict
+        order = conflict.losing_order if cancel == "loser" else conflict.winning_order
+        why = "double sale: the other order was first" if cancel == "loser" else "double sale: this sale fell through"
+        order_cancel(order_id=order.pk, actor=actor, reason=why)
+        shop = order.connection.name if order.connection else order.channel
+        record = f"Cancelled the {'losing' if cancel == 'loser' else 'winning'} order {order} ({shop})."
+        if cancel == "winner":
+            record += " The item is back on sale."
+        conflicts_resolve(conflict_ids=[conflict.pk], user=actor.user, note=f"{record} {note}".strip())
+        conflict.refresh_from_db()
+    return conflict

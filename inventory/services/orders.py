@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -281,6 +282,58 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str = "") -> Order:
         order.status = OrderStatus.CANCELLED
         order.save(update_fields=["status", "updated_at"])
     return order
+
+
+def order_ship(*, order_id: int, actor: Actor, carrier: str, tracking_number: str = "") -> Order:
+    """The parcel left: record carrier and tracking, and move the order's sold items to shipped.
+
+    Only a paid (completed) order ships. Shipping again corrects the carrier and tracking and
+    keeps the first shipping time. Where the order's channel offers a `ship_order` step in its
+    sync module, the tracking is pushed to it after commit (no channel offers one yet).
+    """
+    carrier = carrier.strip()
+    if not carrier:
+        raise ValidationError({"carrier": "Say which carrier took the parcel."})
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if order.status == OrderStatus.CANCELLED:
+            raise OrderStateError(f"Order {order} was cancelled and cannot be shipped.")
+        if order.status != OrderStatus.COMPLETED:
+            raise OrderStateError(f"Order {order} is not paid yet: complete it before shipping.")
+        first_time = order.shipped_at is None
+        order.shipped_at = order.shipped_at or timezone.now()
+        order.carrier, order.tracking_number = carrier[:60], tracking_number.strip()[:100]
+        order.save(update_fields=["shipped_at", "carrier", "tracking_number", "updated_at"])
+        if first_time:
+            item_ids = sorted({line.item_id for line in order.lines.all() if line.item_id})
+            sold = list(Item.objects.select_for_update().filter(pk__in=item_ids, state=ItemState.SOLD).order_by("pk"))
+            _apply_transition(sold, ItemState.SHIPPED, actor, f"order {order} shipped with {order.carrier}")
+        if order.connection_id and shipment_push_supported(order):
+            from ..tasks import push_shipment_task  # the task module imports the services
+
+            transaction.on_commit(lambda: push_shipment_task.delay(order.pk))
+    return order
+
+
+def shipment_push_supported(order: Order) -> bool:
+    """Does the order's channel offer a `ship_order` step (see inventory/channels.py)?"""
+    from ..channels import channel
+
+    if not order.connection_id or order.channel not in settings.CHANNELS:
+        return False
+    return callable(getattr(channel(order.channel), "ship_order", None))
+
+
+def shipment_push(*, order_id: int) -> bool:
+    """Tell the order's channel it shipped, with carrier and tracking. Returns whether it was pushed."""
+    from ..channels import channel, specific_connection
+
+    order = Order.objects.select_related("connection").get(pk=order_id)
+    if order.shipped_at is None or not shipment_push_supported(order):
+        return False
+    connection = specific_connection(order.connection)
+    channel(order.channel).ship_order(connection, order.external_id, order.carrier, order.tracking_number)
+    return True
 
 
 def _open_locks(order: Order) -> list[StockLock]:
