@@ -167,8 +167,7 @@ class EtsyContract:
             checked.errors += errors
             checked.body, errors = _form(schema, pairs, files=checked.files)
             checked.errors += errors
-        if not checked.errors:
-            checked.errors += self.errors(schema, checked.body, "body")
+        checked.errors += self.errors(schema, checked.body, "body")
         return checked
 
     # --- responses --------------------------------------------------------------------

@@ -134,6 +134,7 @@ class EtsySandbox:
         self.held: list[tuple[str, str, bytes]] | None = None
         self._log: list[RecordedRequest] = []
         self.answer_violations: list[str] = []
+        self.token_calls: list[tuple[str, int]] = []
         self._scripted: list[_Scripted] = []
         self._lock = threading.Lock()
         self._window = (0, 0)
@@ -342,7 +343,10 @@ class EtsySandbox:
             if path == "/v3/public/oauth/token" and handler.command == "POST":
                 if self._fault("POST", path) == "error":
                     return self._send(handler, 503, {"error": "temporarily_unavailable"})
-                status, answer = self.store.token(dict(parse_qsl(raw.decode(), keep_blank_values=True)))
+                form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+                status, answer = self.store.token(form)
+                with self._lock:
+                    self.token_calls.append((form.get("grant_type", ""), status))
                 return self._send(handler, status, answer)
             if path.startswith("/_sandbox/photos/"):
                 return self._send(handler, 200, PHOTO, {"Content-Type": "image/jpeg"})
