@@ -107,7 +107,10 @@ def test_titles_keep_etsys_characters_and_limits():
 
 def test_tags_are_at_most_13_of_at_most_20_characters_each_without_duplicates():
     tags = mappers.tags(
-        payload(seo_keywords="offset, surf guitar, jaguar, JAGUAR, an extremely long keyword phrase here, " + ", ".join(f"k{i}" for i in range(20)))
+        payload(
+            seo_keywords="offset, surf guitar, jaguar, JAGUAR, an extremely long keyword phrase here, "
+            + ", ".join(f"k{i}" for i in range(20))
+        )
     )
     assert len(tags) == 13
     assert all(len(tag) <= 20 for tag in tags)
@@ -183,7 +186,12 @@ def test_receipts_are_orders_with_paid_cancelled_and_refunded_mapped():
         "grandtotal": {"amount": 425000, "divisor": 100, "currency_code": "USD"},
         "total_shipping_cost": {"amount": 5000, "divisor": 100, "currency_code": "USD"},
         "transactions": [
-            {"listing_id": 15, "sku": "V-1", "quantity": 1, "price": {"amount": 420000, "divisor": 100, "currency_code": "USD"}}
+            {
+                "listing_id": 15,
+                "sku": "V-1",
+                "quantity": 1,
+                "price": {"amount": 420000, "divisor": 100, "currency_code": "USD"},
+            }
         ],
     }
     order = mappers.order_seen(receipt)
@@ -208,7 +216,13 @@ def test_listings_read_back_in_the_contracts_states():
     raw = {"listing_id": 5, "state": "active", "quantity": 1, "skus": ["V-1"], "title": "T",
            "price": {"amount": 1999, "divisor": 100, "currency_code": "USD"}}  # fmt: skip
     seen = mappers.listing_seen(raw)
-    assert (seen.external_id, seen.sku, seen.state, seen.quantity, seen.price) == ("5", "V-1", "live", 1, Decimal("19.99"))
+    assert (seen.external_id, seen.sku, seen.state, seen.quantity, seen.price) == (
+        "5",
+        "V-1",
+        "live",
+        1,
+        Decimal("19.99"),
+    )
     assert [mappers.listing_seen({**raw, "state": s}).state for s in mappers.ALL_LISTING_STATES] == [
         "live", "draft", "ended", "sold", "ended",
     ]  # fmt: skip
