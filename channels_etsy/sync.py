@@ -70,6 +70,8 @@ FEE_NOTICE = (
 
 ORDER_OVERLAP = timedelta(minutes=2)  # receipts are read from a little before the watermark (whole seconds)
 FIRST_PULL_LOOKBACK = timedelta(days=1)
+CREATING_MARK_TTL = 7 * 86_400  # a create whose answer may be lost: drafts are searched for a week
+EMPTY_INVENTORY = {"products": []}
 SKU_INDEX_TTL = 120  # seconds a scan of the shop's listings by SKU is reused for adoption lookups
 _ADOPT_ORDER = ("active", "draft", "inactive", "expired")  # a sold-out one-of-a-kind listing is never adopted
 OFF_SALE = frozenset({"inactive", "sold_out", "expired"})
@@ -241,12 +243,17 @@ def publish(connection, payload: ListingPayload, external_id: str | None) -> Pub
             shipping_profile_id=connection.shipping_profile_id,
             return_policy_id=connection.return_policy_id,
         )
-        # Not retried here: a lost answer may hide a created draft; the next attempt finds it.
+        # Not retried here: a lost answer may hide a created draft. The mark set first tells the
+        # next attempt to look among the drafts (where such a draft is) before creating again.
+        cache.set(_creating_key(connection, payload.sku), "1", timeout=CREATING_MARK_TTL)
         listing = client.create_draft_listing(shop, form)
         adopted = False
         _remember(connection, listing, sku=payload.sku)
+        cache.delete(_creating_key(connection, payload.sku))
         _index_add(connection, payload.sku, listing)
+        fresh = True
     else:
+        fresh = False
         adopted = str(listing["listing_id"]) != str(external_id or "")
         form = mappers.update_form(payload, mappers.LISTING_FORM_FIELDS, taxonomy_id=taxonomy_id)
         if connection.shipping_profile_id and not listing.get("shipping_profile_id"):
@@ -255,8 +262,9 @@ def publish(connection, payload: ListingPayload, external_id: str | None) -> Pub
     listing_id = listing["listing_id"]
     _remember(connection, listing, sku=payload.sku)
 
-    _push_inventory(connection, client, listing_id, payload)
-    _push_photos(connection, client, shop, listing_id, payload, replace=False)
+    # A draft made just now has Etsy's defaults and no image: nothing to read before writing.
+    _push_inventory(connection, client, listing_id, payload, current=EMPTY_INVENTORY if fresh else None)
+    _push_photos(connection, client, shop, listing_id, payload, replace=False, images=[] if fresh else None)
     if listing.get("state") != "active":
         retry_transient(client.update_listing, shop, listing_id, [("state", "active")])
 
@@ -479,8 +487,9 @@ def _rank(listing: Mapping) -> tuple[int, int]:
 def _find_by_sku(
     connection: EtsyConnection, client: EtsyClient, sku: str, *, title: str | None, fresh: bool = False
 ) -> dict | None:
-    """Our listing with this SKU: our own record first, then the shop's drafts (read fresh: a create
-    whose answer was lost is a draft), then an index of the other listings by SKU (reused two minutes)."""
+    """Our listing with this SKU: our own record first, then the shop's drafts when a create of ours
+    may have lost its answer (such a draft has no SKU yet: it is matched by title) or when `fresh`,
+    then an index of the shop's other listings by SKU (reused for two minutes)."""
     candidates: list[dict] = []
     recorded = EtsyListingDetail.objects.filter(connection=connection, sku__iexact=sku).order_by("-listing_id")
     for detail in recorded[:5]:
@@ -490,8 +499,9 @@ def _find_by_sku(
     if candidates:
         return min(candidates, key=_rank)
     shop = _shop(connection)
-    for page in retry_transient(lambda: list(client.shop_listings(shop, "draft"))):
-        candidates += [raw for raw in page.results if _adoptable(raw, sku, title=title)]
+    if fresh or cache.get(_creating_key(connection, sku)):
+        for page in retry_transient(lambda: list(client.shop_listings(shop, "draft"))):
+            candidates += [raw for raw in page.results if _adoptable(raw, sku, title=title)]
     index = None if fresh else cache.get(_index_key(connection))
     if index is None:
         raws = []
@@ -504,6 +514,10 @@ def _find_by_sku(
         if listing is not None and _adoptable(listing, sku):
             candidates.append(listing)
     return min(candidates, key=_rank) if candidates else None
+
+
+def _creating_key(connection: EtsyConnection, sku: str) -> str:
+    return f"channels_etsy:creating:{connection.pk}:{hashlib.sha256(sku.casefold().encode()).hexdigest()[:24]}"
 
 
 def _index_key(connection: EtsyConnection) -> str:
@@ -527,9 +541,12 @@ def _index_add(connection: EtsyConnection, sku: str, listing: Mapping) -> None:
         cache.set(_index_key(connection), index, timeout=SKU_INDEX_TTL)
 
 
-def _push_inventory(connection: EtsyConnection, client: EtsyClient, listing_id, payload: ListingPayload) -> None:
+def _push_inventory(
+    connection: EtsyConnection, client: EtsyClient, listing_id, payload: ListingPayload, *, current=None
+) -> None:
     """Our SKU, price and quantity on the listing's product, unless Etsy already has exactly them."""
-    current = retry_transient(client.get_inventory, listing_id)
+    if current is None:
+        current = retry_transient(client.get_inventory, listing_id)
     body = mappers.inventory_body(payload, readiness_state_id=connection.readiness_state_id, current=current)
     if _inventory_matches(current, body):
         return
@@ -575,11 +592,12 @@ def photo_bytes(url: str, timeout: float = 15.0) -> tuple[bytes, str]:
 
 
 def _push_photos(
-    connection, client: EtsyClient, shop: int, listing_id, payload: ListingPayload, *, replace: bool
+    connection, client: EtsyClient, shop: int, listing_id, payload: ListingPayload, *, replace: bool, images=None
 ) -> None:
     """Upload the photos in order (rank 1 first) with alt text. Resumable: ranks Etsy already has
     are kept; `replace` (photos changed) removes the old images first."""
-    images = retry_transient(client.listing_images, listing_id)
+    if images is None:
+        images = retry_transient(client.listing_images, listing_id)
     if replace:
         for image in images:
             retry_transient(client.delete_image, shop, listing_id, image["listing_image_id"])
