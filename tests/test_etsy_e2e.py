@@ -96,7 +96,7 @@ def test_a_sale_on_etsy_by_webhook_ends_the_reverb_listing(account, markets, wor
 
 
 def test_a_sale_on_etsy_whose_webhook_never_came_is_found_by_the_pull(account, markets, worker):
-    etsy, reverb = markets
+    etsy, _reverb = markets
     item = vintage(account, etsy, 2, "ETSY-POLL")
     listings = listed(account, markets, item)
 
@@ -204,7 +204,12 @@ def test_under_faults_and_an_expired_token_no_order_is_lost_and_nothing_listed_t
 
     # Etsy's tokens expire mid-run: the next calls get 401, refresh once and go on
     etsy.sandbox.expire_tokens()
-    sales = [(etsy, "FLAKY-00", True), (etsy, "FLAKY-01", False), (reverb, "FLAKY-02", True), (reverb, "FLAKY-03", False)]
+    sales = [
+        (etsy, "FLAKY-00", True),
+        (etsy, "FLAKY-01", False),
+        (reverb, "FLAKY-02", True),
+        (reverb, "FLAKY-03", False),
+    ]
     orders = [(market, market.sell(sku, webhook=webhook), sku) for market, sku, webhook in sales]
     assert wait_until(all_converged, timeout=120), lagging()
     for market in (etsy, reverb):

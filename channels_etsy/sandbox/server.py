@@ -135,6 +135,7 @@ class EtsySandbox:
         self._log: list[RecordedRequest] = []
         self.answer_violations: list[str] = []
         self.token_calls: list[tuple[str, int]] = []
+        self.request_times: list[float] = []  # when each API request arrived (benchmarks count per second)
         self._scripted: list[_Scripted] = []
         self._lock = threading.Lock()
         self._window = (0, 0)
@@ -184,6 +185,13 @@ class EtsySandbox:
 
     def grant(self) -> dict:
         return self.store.grant()
+
+    def seed_tokens(self, access_token: str, refresh_token: str, lifetime: int = 10 * 365 * 86400) -> None:
+        """Accept these tokens (the demo's connection keeps them across sandbox restarts)."""
+        scopes = ["listings_r", "listings_w", "listings_d", "transactions_r", "transactions_w", "shops_r"]
+        with self.store.lock:
+            self.store.tokens[access_token] = {"scopes": scopes, "expires": self.store.now() + lifetime}
+            self.store.refresh_tokens[refresh_token] = {"scopes": scopes}
 
     def listing(self, listing_id: int | str) -> dict | None:
         raw = self.store.listings.get(int(listing_id))
@@ -348,6 +356,13 @@ class EtsySandbox:
                 with self._lock:
                     self.token_calls.append((form.get("grant_type", ""), status))
                 return self._send(handler, status, answer)
+            if path == "/_sandbox/sell" and handler.command == "POST":
+                try:
+                    wanted = json.loads(raw or b"{}")
+                    receipt = self.simulate_sale(str(wanted["sku"]), int(wanted.get("quantity") or 1))
+                except (ValueError, KeyError, SandboxError) as problem:
+                    return self._send(handler, 400, {"error": str(problem)})
+                return self._send(handler, 201, receipt)
             if path.startswith("/_sandbox/photos/"):
                 return self._send(handler, 200, PHOTO, {"Content-Type": "image/jpeg"})
             if path.startswith("/v3/application/"):
@@ -358,6 +373,7 @@ class EtsySandbox:
 
     def _api(self, handler: _Handler, path: str, query, raw: bytes) -> None:
         method = handler.command
+        self.request_times.append(time.time())
         checked = self.contract.check_request(method, path, query, handler.headers.get("Content-Type", ""), raw)
         op = checked.operation
         op_id = op.operation_id if op else ""
