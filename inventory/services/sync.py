@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from billing.errors import BillingError
@@ -64,6 +64,7 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
     sync = channel(connection.channel)
     actor = Actor(source=connection.channel)
     with sync_run(connection, SyncKind.PULL, run_id=run_id) as run:
+        read_started = timezone.now()
         conn = specific_connection(connection)
         result = (
             sync.pull(conn, connection.watermark, full_scan=True)
@@ -89,7 +90,8 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
             counted = listing_seen_apply(connection, seen, actor=actor)
             setattr(run, counted, getattr(run, counted) + 1)
         if result.listings_complete:
-            run.ended += _mark_missing(connection, {seen.external_id for seen in result.listings}, "a full read")
+            seen_ids = {seen.external_id for seen in result.listings}
+            run.ended += _mark_missing(connection, seen_ids, "a full read", before=read_started)
         fields = {"last_pull_at": timezone.now()}
         if not run.errors and result.watermark is not None:
             fields["watermark"] = result.watermark
@@ -134,18 +136,22 @@ def connection_pull_failed(*, connection_id: int, error: Exception) -> bool:
     return True
 
 
-def _believed_on_sale(connection: ChannelConnection):
-    """Our listings the channel should have: live (or being ended), with an id."""
-    return ChannelListing.objects.filter(
-        connection=connection, actual_state__in=[ListingState.LIVE, ListingState.ENDING]
-    ).exclude(external_id="")
+def _believed_on_sale(connection: ChannelConnection, *, before):
+    """Our listings the channel should have shown in a read that started at `before`: live (or
+    being ended), with an id, and not published or revised while the read was under way (a
+    listing created after the read passed its page is not missing)."""
+    return (
+        ChannelListing.objects.filter(connection=connection, actual_state__in=[ListingState.LIVE, ListingState.ENDING])
+        .exclude(external_id="")
+        .filter(Q(last_synced_at__lt=before) | Q(last_synced_at__isnull=True))
+    )
 
 
-def _mark_missing(connection: ChannelConnection, seen_ids: set[str], how: str) -> int:
+def _mark_missing(connection: ChannelConnection, seen_ids: set[str], how: str, *, before) -> int:
     """Every listing we believe on sale that the channel did not show is missing. Returns how many."""
     missing = [
         (pk, external_id)
-        for pk, external_id in _believed_on_sale(connection).values_list("pk", "external_id")
+        for pk, external_id in _believed_on_sale(connection, before=before).values_list("pk", "external_id")
         if external_id not in seen_ids
     ]
     for pk, external_id in missing:
@@ -438,6 +444,7 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
     }
     report = AuditReport()
     drifted: dict[int, dict] = {}
+    read_started = timezone.now()
     with sync_run(connection, SyncKind.AUDIT, run_id=run_id) as run:
         seen_ids: set[str] = set()
         by_sku: dict[str, list[ListingSeen]] = {}
@@ -476,7 +483,8 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
             else:
                 report.unchanged += 1
 
-        for pk, external_id, sku in _believed_on_sale(connection).values_list("pk", "external_id", "item__sku"):
+        believed = _believed_on_sale(connection, before=read_started)
+        for pk, external_id, sku in believed.values_list("pk", "external_id", "item__sku"):
             if external_id not in seen_ids:
                 report.missing.append(sku)
                 if apply:
@@ -499,6 +507,8 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
         for seen in unknown:
             if seen.external_id in duplicate_ids:
                 continue
+            if ChannelListing.objects.filter(connection=connection, external_id=seen.external_id).exists():
+                continue  # published by a worker while the audit read: ours after all
             report.unknown.append(seen.sku or seen.external_id)
             if apply:
                 external_listing_import(connection, seen, actor=actor)
