@@ -321,3 +321,50 @@ def test_a_new_listing_uses_the_taxonomy_of_its_category(conn, etsy):
     conn.save()
     with pytest.raises(PermanentChannelError, match="no Etsy taxonomy id for the category Amplifiers"):
         sync.publish(conn, replace(guitar(etsy), sku="AMP-2", category="Amplifiers"), None)
+
+
+def test_when_the_days_budget_is_low_publishing_waits_ends_go_and_staff_are_told(conn, etsy):
+    from channels_etsy.client import DailyBudgetLow
+    from inventory.models import Alert, AlertKind
+
+    listing_id = sync.publish(conn, guitar(etsy), None).external_id
+    conn.daily_reserve = 50
+    conn.save()
+    etsy.remaining_today = 40
+    sync.read_listing(conn, listing_id)  # Etsy now says 39 calls remain today
+    etsy.reset_log()
+    with pytest.raises(DailyBudgetLow):
+        sync.publish(conn, guitar(etsy, sku="V-OTHER"), None)
+    assert etsy.requests() == []
+    [alert] = Alert.objects.filter(kind=AlertKind.CONNECTION)
+    assert "daily call budget is low" in alert.title and "Ends, read-backs and receipts go first" in alert.message
+    assert sync.end(conn, listing_id, "sold_elsewhere").confirmed  # a sale's end still goes out
+    assert sync.pull(conn, None).pages_read >= 1  # and so do receipts
+
+
+def test_tracking_is_pushed_to_the_receipt(conn, etsy):
+    sync.publish(conn, guitar(etsy), None)
+    receipt = etsy.simulate_sale("V-1965-JAG", deliver_webhook=False)
+    answer = sync.push_tracking(
+        conn, str(receipt["receipt_id"]), tracking_code="1Z999AA10123456784", carrier_name="ups"
+    )
+    assert answer["is_shipped"] is True
+    [shipment] = etsy.store.receipts[receipt["receipt_id"]]["shipments"]
+    assert (shipment["tracking_code"], shipment["carrier_name"]) == ("1Z999AA10123456784", "ups")
+
+
+def test_deliveries_twice_and_out_of_order_store_one_event_each_and_read_the_receipt_as_it_is_now(
+    conn, etsy, live_server
+):
+    sync.publish(conn, guitar(etsy), None)
+    etsy.register_webhook(live_server.url + conn.webhook_path)
+    etsy.hold_deliveries()
+    receipt = etsy.simulate_sale("V-1965-JAG", duplicate=True)
+    etsy.set_receipt_status(receipt["receipt_id"], "canceled")
+    sent = etsy.release(reverse=True)  # the cancellation arrives first, the paid event (twice) after
+    assert [d.status for d in sent] == [200, 200, 200]
+    events = WebhookEvent.objects.order_by("id")
+    assert [(e.topic, e.deliveries) for e in events] == [("order.canceled", 1), ("order.paid", 2)]
+    for event in events:
+        [order] = sync.webhook_orders(conn, sync.WebhookSeen(event.topic, event.dedupe_key, event.payload))
+        assert order.status == "cancelled"  # read fresh: an old paid event cannot undo the cancellation
