@@ -383,10 +383,12 @@ class EtsySandbox:
                 self._log.append(
                     RecordedRequest(method, path, op_id, checked.query, checked.body, status, violations, fault)
                 )
-            if op is not None and fault == "" and not violations:
+            if op is not None and fault in ("", "timeout") and not violations:
                 problems = self.contract.check_response(op, status, body)
                 if problems:
                     self.answer_violations.extend(problems)
+            if fault == "timeout":
+                time.sleep(self.faults.timeout_delay)  # applied and logged, but the answer comes too late
             self._send(handler, status, body, self._limit_headers())
 
         if handler.headers.get("x-api-key") != f"{self.keystring}:{self.shared_secret}":
@@ -414,8 +416,6 @@ class EtsySandbox:
         if fault == "unauthorized":
             return finish(401, {"error": "invalid_token"}, fault)
         status, body = self._route(op_id, checked)
-        if fault == "timeout":
-            time.sleep(self.faults.timeout_delay)  # applied, but the answer comes too late
         finish(status, body, fault)
 
     def _rate_limited(self, handler, finish, fault: str = "rate_limit") -> None:
