@@ -258,3 +258,21 @@ def test_a_refused_refresh_alerts_reconnect_and_the_end_lands_once_reconnected(a
     listings_retry(listing_ids=[listings["Etsy shop"].pk])
     assert wait_until(lambda: ended(listings["Etsy shop"]), timeout=30), lagging()
     assert etsy.sandbox.listing(listings["Etsy shop"].external_id)["state"] == "inactive"
+
+
+def test_a_listing_made_on_etsy_is_imported_for_review(account, markets, worker):
+    etsy, reverb = markets
+    seen = etsy.list_directly("MADE-ON-ETSY", title="1972 Fender Twin Reverb", price="1500.00")
+
+    enqueue_pull(etsy.connection.pk)
+
+    assert wait_until(lambda: Item.objects.filter(account=account, sku="MADE-ON-ETSY").exists()), lagging()
+    item = Item.objects.get(account=account, sku="MADE-ON-ETSY")
+    assert (item.needs_review, item.title, item.price) == (True, "1972 Fender Twin Reverb", Decimal("1500.00"))
+    [listing] = ChannelListing.objects.filter(item=item)
+    assert (listing.connection_id, listing.external_id, listing.imported) == (
+        etsy.connection.pk,
+        seen.external_id,
+        True,
+    )
+    assert etsy.writes() == [] and reverb.writes() == []

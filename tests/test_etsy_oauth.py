@@ -207,3 +207,30 @@ def test_workers_refreshing_at_once_make_one_refresh(account, etsy):
         t.join(30)
     assert len(got) == 6 and len(set(got)) == 1 and stale not in got
     assert etsy.token_calls == [("refresh_token", 200)]
+
+
+def test_the_sandbox_consent_page_refuses_what_etsy_refuses(etsy):
+    base = {"response_type": "code", "client_id": DEFAULT_KEYSTRING, "redirect_uri": "http://x/cb", "scope": "shops_r",
+            "state": "s" * 32, "code_challenge": oauth.code_challenge("v" * 64), "code_challenge_method": "S256"}  # fmt: skip
+    assert requests.get(etsy.authorize_url, params=base, allow_redirects=False, timeout=5).status_code == 302
+    for change in (
+        {"code_challenge_method": "plain"},
+        {"code_challenge": "short"},
+        {"client_id": "other"},
+        {"state": ""},
+    ):
+        answer = requests.get(etsy.authorize_url, params={**base, **change}, allow_redirects=False, timeout=5)
+        assert answer.status_code == 400, change
+
+
+def test_the_sandbox_answers_429_beyond_its_per_second_limit_with_the_headers():
+    with EtsySandbox(per_second=3) as etsy:
+        headers = {"x-api-key": f"{DEFAULT_KEYSTRING}:{DEFAULT_SHARED_SECRET}"}
+        answers = [
+            requests.get(f"{etsy.base_url}/v3/application/openapi-ping", headers=headers, timeout=5) for _ in range(10)
+        ]
+        statuses = [a.status_code for a in answers]
+        assert 429 in statuses and statuses[0] == 200
+        limited = answers[statuses.index(429)]
+        assert limited.headers["Retry-After"] and limited.headers["x-limit-per-second"] == "3"
+        assert int(answers[0].headers["x-remaining-today"]) < 100_000
