@@ -29,6 +29,7 @@ class EtsyConnectionForm(ConnectionAdminForm):
             "readiness_state_id",
             "taxonomy_ids",
             "default_taxonomy_id",
+            "auto_renew",
             "api_base_url",
             "authorize_url",
             "token_url",
@@ -75,6 +76,7 @@ class EtsyConnectionAdmin(ConnectionAdmin):
                     "readiness_state_id",
                     "taxonomy_ids",
                     "default_taxonomy_id",
+                    "auto_renew",
                     "fee_notice",
                 ]
             },

@@ -211,6 +211,7 @@ def draft_form(
     taxonomy_id: int,
     shipping_profile_id: int | None = None,
     return_policy_id: int | None = None,
+    auto_renew: bool = False,
 ) -> list[tuple[str, str]]:
     """createDraftListing's form fields (application/x-www-form-urlencoded; arrays as repeated keys,
     OpenAPI's default form style)."""
@@ -224,7 +225,7 @@ def draft_form(
         ("taxonomy_id", str(taxonomy_id)),
         ("is_supply", "false"),
         ("type", "physical"),
-        ("should_auto_renew", "false"),  # a renewal costs a fee: staff renew on purpose
+        ("should_auto_renew", "true" if auto_renew else "false"),  # a renewal costs a fee: the shop decides
     ]
     if shipping_profile_id:
         form.append(("shipping_profile_id", str(shipping_profile_id)))

@@ -67,6 +67,13 @@ class EtsyConnection(ChannelConnection):
         help_text="The OAuth callback registered with the Etsy app; empty: this site's /etsy/oauth/callback/.",
     )
     timeout_seconds = models.FloatField(default=10.0, validators=[MinValueValidator(0.1), MaxValueValidator(120)])
+    auto_renew = models.BooleanField(
+        default=False,
+        help_text=(
+            "Let Etsy renew listings when they expire after four months (each renewal is a listing fee). Off: an "
+            "expired listing shows as ended, and listing it again renews it."
+        ),
+    )
     daily_reserve = models.PositiveIntegerField(
         default=500,
         help_text=(

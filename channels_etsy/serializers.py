@@ -21,6 +21,7 @@ class EtsyConnectionSerializer(ConnectionSerializer):
             "readiness_state_id",
             "taxonomy_ids",
             "default_taxonomy_id",
+            "auto_renew",
             "api_base_url",
             "authorize_url",
             "token_url",

@@ -242,6 +242,7 @@ def publish(connection, payload: ListingPayload, external_id: str | None) -> Pub
             taxonomy_id=taxonomy_id,
             shipping_profile_id=connection.shipping_profile_id,
             return_policy_id=connection.return_policy_id,
+            auto_renew=connection.auto_renew,
         )
         # Not retried here: a lost answer may hide a created draft. The mark set first tells the
         # next attempt to look among the drafts (where such a draft is) before creating again.
