@@ -368,3 +368,21 @@ def test_deliveries_twice_and_out_of_order_store_one_event_each_and_read_the_rec
     for event in events:
         [order] = sync.webhook_orders(conn, sync.WebhookSeen(event.topic, event.dedupe_key, event.payload))
         assert order.status == "cancelled"  # read fresh: an old paid event cannot undo the cancellation
+
+
+def test_find_listing_and_read_all_listings_see_every_state(conn, etsy):
+    listing_id = sync.publish(conn, guitar(etsy), None).external_id
+    sync.end(conn, listing_id, "withdrawn")
+    etsy.add_external_listing("ON-ETSY", title="1979 MXR Phase 90", price="150.00")
+    found = sync.find_listing(conn, "V-1965-JAG")
+    assert (found.external_id, found.state, found.sku) == (listing_id, "ended", "V-1965-JAG")
+    assert sync.find_listing(conn, "NOT-THERE") is None
+    every = {seen.sku: seen.state for seen in sync.read_all_listings(conn)}
+    assert every == {"V-1965-JAG": "ended", "ON-ETSY": "live"}
+    assert {r.query["state"] for r in etsy.requests("getListingsByShop")} >= {
+        "active",
+        "inactive",
+        "draft",
+        "sold_out",
+        "expired",
+    }
