@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from inventory.channels import PermanentChannelError, TransientChannelError
 from inventory.models import AlertKind
-from inventory.services.alerts import alert_raise
+from inventory.services.alerts import alert_raise, alerts_resolve_cause
 
 from . import oauth
 from .models import EtsyConnection
@@ -94,6 +94,9 @@ def etsy_oauth_complete(*, state: str, code: str, account_id: int | None = None)
             EtsyConnection.objects.filter(pk=connection.pk).update(shop_id=int(me["shop_id"]))
             connection.refresh_from_db()
     cache.delete(_refused_key(connection.pk))
+    alerts_resolve_cause(
+        account_id=connection.account_id, dedupe_key=f"etsy-reconnect:{connection.pk}", resolution="Etsy reconnected."
+    )
     return connection
 
 

@@ -45,7 +45,7 @@ from ..models import (
 )
 from ..states import ItemState
 from .actor import Actor
-from .alerts import alert_raise
+from .alerts import alert_raise, alerts_resolve_cause, price_drift_beyond_tolerance
 from .items import item_create
 from .listings import _enqueue, listing_missing, same_sku
 from .runs import sync_run
@@ -96,6 +96,7 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
         if not run.errors and result.watermark is not None:
             fields["watermark"] = result.watermark
         ChannelConnection.objects.filter(pk=connection.pk).update(**fields)
+    alerts_resolve_cause(dedupe_key=f"pull-failing:{connection.pk}", resolution="A pull worked again.")
     return run
 
 
@@ -539,7 +540,7 @@ def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: Listi
         drift["quantity"] = seen.quantity
     if seen.title and pushed.get("title") and seen.title != pushed["title"]:
         drift["title"] = seen.title
-    if "price" in drift and alert:
+    if "price" in drift and alert and price_drift_beyond_tolerance(connection, pushed["price"], seen.price):
         alert_raise(
             account_id=connection.account_id,
             kind=AlertKind.PRICE_DRIFT,
@@ -592,6 +593,7 @@ def webhook_receive(
     seen = channel(connection.channel).parse_webhook(specific_connection(connection), headers, body)
     if isinstance(seen, WebhookReply):
         return seen, False  # answered, nothing to store (a ping)
+    alerts_resolve_cause(dedupe_key=f"webhooks-stopped:{connection.pk}", resolution="A webhook arrived again.")
     existing = WebhookEvent.objects.filter(connection=connection, dedupe_key=seen.dedupe_key).first()
     if existing is None:
         try:
