@@ -184,6 +184,15 @@ def test_a_refused_refresh_raises_one_reconnect_alert_and_is_not_hammered(accoun
     connection.refresh_from_db()
     assert connection.refresh_token  # kept: staff see the connection as it was until they reconnect
 
+    # When staff reconnect: new tokens, the alert is resolved, calls work again
+    etsy.refuse_refresh(False)
+    url = etsy_oauth_start(connection=connection, redirect_uri="http://testserver/etsy/oauth/callback/")
+    back = parse_qs(urlsplit(requests.get(url, allow_redirects=False, timeout=5).headers["Location"]).query)
+    etsy_oauth_complete(state=back["state"][0], code=back["code"][0], account_id=account.pk)
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None and alert.resolution == "Etsy reconnected."
+    assert sync.client_for(connection).me()["shop_id"] == SHOP_ID
+
 
 @pytest.mark.postgres
 @pytest.mark.redis
