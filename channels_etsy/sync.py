@@ -213,6 +213,7 @@ def check(connection) -> ConnectionCheck:
         steps.append(CheckStep("Categories", False, "No taxonomy mapping and no default taxonomy id: Etsy needs one."))
     if not connection.webhook_secret:
         steps.append(CheckStep("Webhooks", True, "No signing secret: sales are read by pulls only."))
+    steps.append(CheckStep("Fees", True, FEE_NOTICE))
     return ConnectionCheck(steps=tuple(steps))
 
 

@@ -170,7 +170,6 @@ def test_when_the_day_runs_low_only_sale_critical_calls_go_out(etsy):
     c = client(etsy, budget=CallBudget(DEFAULT_KEYSTRING, reserve=10, on_low=low.append))
     c.ping()  # Etsy now says 11 remain today
     assert c.budget.remaining_today == 11
-    c.get_inventory  # noqa: B018
     listing = etsy.store.add_listing("D", title="t", price="5")
     assert c.get_listing(listing["listing_id"])["listing_id"] == listing["listing_id"]  # a read-back: critical
     assert c.budget.remaining_today == 10

@@ -298,7 +298,8 @@ def test_a_duplicate_delivery_is_stored_once(conn, etsy, client):
 def test_the_check_says_what_works_and_what_to_fix_in_plain_words(conn, etsy):
     result = sync.check(conn)
     assert result.ok, result.summary
-    assert [s.label for s in result.steps] == ["App key", "Token", "Shop", "Shipping profile", "Return policy"]
+    assert [s.label for s in result.steps] == ["App key", "Token", "Shop", "Shipping profile", "Return policy", "Fees"]
+    assert "listing fee" in result.steps[-1].message
     assert "SandboxVintageGear" in result.summary
     conn.shipping_profile_id = 12345
     conn.save()
