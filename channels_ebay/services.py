@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inventory.channels import ChannelError
-from inventory.models import Order
+from inventory.services.orders import orders_buyer_redact
 
 from .models import EbayConnection, EbayLegacyListing, EbayOrderBuyer
 
@@ -48,9 +48,7 @@ def buyer_data_erase(connection: EbayConnection, notification: Mapping) -> int:
         order_ids = list(
             EbayOrderBuyer.objects.filter(connection=connection, username=username).values_list("order_id", flat=True)
         )
-        blank = dict.fromkeys(Order.BUYER_AND_SHIPPING_FIELDS, "")
-        blank["buyer_name"] = ERASED
-        erased = Order.objects.filter(connection_id=connection.pk, external_id__in=order_ids).update(**blank)
+        erased = orders_buyer_redact(connection_id=connection.pk, external_ids=order_ids, name_placeholder=ERASED)
         EbayOrderBuyer.objects.filter(connection=connection, username=username).delete()
     logger.info("eBay account deletion: %d order(s) of one buyer anonymised on %s", erased, connection)
     return erased

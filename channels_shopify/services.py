@@ -14,16 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
-from inventory.models import AlertKind, Order, WebhookEvent
+from inventory.models import AlertKind, Order
 from inventory.services.alerts import alert_raise
+from inventory.services.orders import orders_buyer_redact
 
 from .models import ShopifyConnection
 
 logger = logging.getLogger(__name__)
-
-REDACTED_PAYLOAD = {"redacted": True}
 
 
 def privacy_request(connection: ShopifyConnection, topic: str, payload: Mapping[str, Any]) -> str:
@@ -59,19 +57,9 @@ def privacy_request(connection: ShopifyConnection, topic: str, payload: Mapping[
 
 
 def buyer_data_redact(connection: ShopifyConnection, order_ids: list[str] | None) -> int:
-    """Blank the buyer and shipping fields of this connection's orders (all of them when order_ids is None)."""
-    blank = {name: "" for name in Order.BUYER_AND_SHIPPING_FIELDS}
-    with transaction.atomic():
-        orders = Order.objects.filter(connection=connection)
-        if order_ids is not None:
-            orders = orders.filter(external_id__in=order_ids)
-        count = orders.update(**blank)
-        events = WebhookEvent.objects.filter(connection=connection, topic__startswith="orders/")
-        if order_ids is not None:
-            wanted = set(order_ids)
-            ids = [e.pk for e in events.only("pk", "payload") if str((e.payload or {}).get("id")) in wanted]
-            events = WebhookEvent.objects.filter(pk__in=ids)
-        events.update(payload=REDACTED_PAYLOAD)
+    """Blank the buyer and shipping fields of this connection's orders (all of them when order_ids is None),
+    and the payloads of their stored deliveries, through the inventory service that owns those rows."""
+    count = orders_buyer_redact(connection_id=connection.pk, external_ids=order_ids, deliveries_topic_prefix="orders/")
     logger.info("shopify privacy: buyer data of %d order(s) on %s erased", count, connection)
     return count
 

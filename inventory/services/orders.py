@@ -304,3 +304,39 @@ def _locks(order: Order, statuses: list[str]) -> list[StockLock]:
     for lock in locks:
         lock.item = items[lock.item_id]
     return locks
+
+
+REDACTED = "(erased at the buyer's request)"
+
+
+def orders_buyer_redact(
+    *,
+    connection_id: int,
+    external_ids: Sequence[str] | None,
+    name_placeholder: str = "",
+    deliveries_topic_prefix: str = "",
+) -> int:
+    """Erase the buyer's personal data from a connection's orders (all of them when `external_ids`
+    is None), as a marketplace's privacy rules require (Shopify's redact topics, eBay's account
+    deletion). Amounts, lines and dates stay for the books. Stored webhook deliveries of those
+    orders (topics starting with `deliveries_topic_prefix`) lose their payload too. Returns how
+    many orders were erased."""
+    blank = dict.fromkeys(Order.BUYER_AND_SHIPPING_FIELDS, "")
+    if name_placeholder:
+        blank["buyer_name"] = name_placeholder
+    with transaction.atomic():
+        orders = Order.objects.filter(connection_id=connection_id)
+        if external_ids is not None:
+            orders = orders.filter(external_id__in=list(external_ids))
+        count = orders.update(**blank, updated_at=timezone.now())
+        if deliveries_topic_prefix:
+            from ..models import WebhookEvent
+
+            events = WebhookEvent.objects.filter(connection_id=connection_id, topic__startswith=deliveries_topic_prefix)
+            if external_ids is not None:
+                wanted = {str(value) for value in external_ids}
+                events = WebhookEvent.objects.filter(
+                    pk__in=[e.pk for e in events.only("pk", "payload") if str((e.payload or {}).get("id")) in wanted]
+                )
+            events.update(payload={"redacted": REDACTED})
+    return count
