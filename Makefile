@@ -38,6 +38,7 @@ demo-data: install
 	$(BIN)/python manage.py woocommerce_demo
 	$(BIN)/python manage.py vr_demo
 	$(BIN)/python manage.py ebay_demo
+	$(BIN)/python manage.py etsy_demo
 	$(BIN)/python manage.py declare_schedules
 
 # Procfile.dev = the Procfile's web, worker and beat plus two loopback Reverb shops for the demo.

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "channels_shopify",
     "channels_vr",
     "channels_woocommerce",
+    "channels_etsy",
     "billing",
     "documents",
 ]
@@ -231,6 +232,7 @@ CHANNELS = {
     "woocommerce": "channels_woocommerce.sync",
     "vr": "channels_vr.sync",
     "ebay": "channels_ebay.sync",
+    "etsy": "channels_etsy.sync",
 }
 # Alerts: a listing still for sale this long after its item sold elsewhere is critical; a
 # connection that sends webhooks and went quiet this long while its pulls find orders is flagged.
