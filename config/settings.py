@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "channels_ebay",
     "channels_shopify",
     "channels_vr",
+    "channels_amazon",
     "billing",
     "documents",
 ]
@@ -218,7 +219,7 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_TIME_LIMIT = 180
 
 # Channels: registry name -> the channel app's sync module (see inventory/channels.py).
-CHANNELS = {"reverb": "channels_reverb.sync"}
+CHANNELS = {"reverb": "channels_reverb.sync", "amazon": "channels_amazon.sync"}
 # Retries of transient channel errors: exponential backoff with jitter, capped.
 SYNC_RETRY_BACKOFF_BASE = env.float("SYNC_RETRY_BACKOFF_BASE", default=2.0)
 SYNC_RETRY_BACKOFF_MAX = env.float("SYNC_RETRY_BACKOFF_MAX", default=300.0)
