@@ -103,10 +103,12 @@ def describe_error(status: int, body: Any, fallback: str = "") -> str:
 
 
 class TokenBucket:
-    """A token bucket shared by every worker through the cache (GCRA: one timestamp per bucket).
+    """A token bucket shared by every worker through the cache: (tokens, when) under one key.
 
-    `acquire` reserves a token and returns how long to wait for it, or raises RateLimited when
-    the wait would be longer than `max_wait` (nothing is reserved then).
+    `acquire` takes a token and returns how long to wait for it (a token not there yet is
+    reserved: the count goes below zero), or raises RateLimited when the wait would be longer
+    than `max_wait` (nothing is taken then). Counting tokens rather than times keeps the state
+    right when Amazon reports a different rate.
     """
 
     def __init__(self, key: str, rate: float, burst: int) -> None:
@@ -114,29 +116,41 @@ class TokenBucket:
         self.rate = rate
         self.burst = max(int(burst), 1)
 
-    def acquire(self, max_wait: float) -> float:
-        interval = 1.0 / self.rate
+    def _locked(self):
         lock = f"{self.key}:lock"
-        for _ in range(200):  # a cache "mutex": two workers must not both take the last token
+        for _ in range(400):  # a cache "mutex": two workers must not both take the last token
             if cache.add(lock, 1, timeout=2):
-                break
+                return lock
             time.sleep(0.005)
+        return lock  # a lock left by a dead worker expires in 2 s; go on rather than hang
+
+    def _state(self, now: float) -> float:
+        tokens, at = cache.get(self.key) or (float(self.burst), now)
+        return min(float(self.burst), tokens + max(now - at, 0.0) * self.rate)
+
+    def _store(self, tokens: float, now: float) -> None:
+        cache.set(self.key, (tokens, now), timeout=int(self.burst / self.rate) + 60)
+
+    def acquire(self, max_wait: float) -> float:
+        lock = self._locked()
         try:
             now = time.time()
-            tat = max(float(cache.get(self.key) or 0.0), now)
-            allowed_at = tat + interval - self.burst * interval
-            wait = max(allowed_at - now, 0.0)
+            tokens = self._state(now)
+            wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
             if wait > max_wait:
                 raise RateLimited(f"rate limit: next call allowed in {wait:.1f} s", retry_after=wait)
-            cache.set(self.key, tat + interval, timeout=int(self.burst * interval) + 60)
+            self._store(tokens - 1, now)
             return wait
         finally:
             cache.delete(lock)
 
     def drain(self) -> None:
         """After a 429: Amazon says the bucket is empty, whatever we counted."""
-        now = time.time()
-        cache.set(self.key, now + self.burst / self.rate, timeout=int(self.burst / self.rate) + 60)
+        lock = self._locked()
+        try:
+            self._store(0.0, time.time())
+        finally:
+            cache.delete(lock)
 
 
 class SpApiClient:

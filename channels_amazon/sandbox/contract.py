@@ -60,7 +60,7 @@ class SwaggerModels:
             for template, item in model["paths"].items():
                 shared = list(item.get("parameters") or [])
                 for method, spec in item.items():
-                    if method == "parameters":
+                    if method not in ("get", "put", "post", "patch", "delete"):
                         continue
                     regex = "^" + re.sub(r"\\\{[^}]+\\\}", "([^/]+)", re.escape(template)) + "$"
                     names = re.findall(r"\{([^}]+)\}", template)

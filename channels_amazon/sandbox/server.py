@@ -342,13 +342,11 @@ class AmazonSandbox:
                         "LatestShipDate": now,
                         "OrderPrograms": [],
                         "ShippingPrograms": [],
-                        "EasyShipShipmentStatus": None,
-                        "ElectronicInvoiceStatus": None,
                         "OrderItems": [
                             {
                                 "OrderItemId": line["orderItemId"],
                                 "SellerSKU": line["product"]["sellerSku"],
-                                "SupplySourceId": None,
+                                "SupplySourceId": "sandbox-supply-source",
                                 "OrderItemStatus": status,
                                 "Quantity": line["quantityOrdered"],
                                 "QuantityShipped": 0,
