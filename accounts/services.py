@@ -10,7 +10,15 @@ from .models import Account, User
 
 STAFF_GROUP = "Shop staff"
 # Apps whose models shop staff work with in the admin.
-STAFF_APP_LABELS = ("inventory", "channels_ebay", "channels_reverb", "channels_vr", "channels_shopify", "documents")
+STAFF_APP_LABELS = (
+    "inventory",
+    "channels_ebay",
+    "channels_reverb",
+    "channels_vr",
+    "channels_shopify",
+    "channels_amazon",
+    "documents",
+)
 
 
 def staff_group_sync() -> Group:
