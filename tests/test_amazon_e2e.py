@@ -181,7 +181,7 @@ def polling_markets(account, live_server):
 
 
 def test_without_a_queue_a_sale_on_amazon_is_read_by_the_scheduled_pull(account, polling_markets):
-    amazon, reverb = polling_markets
+    amazon, _reverb = polling_markets
     with real_worker():
         item = make_item(account, n=6, sku="AE-POLL")
         listings = listed_everywhere(account, polling_markets, item)

@@ -1,0 +1,105 @@
+"""The Amazon connection in the admin and over the connections API: secrets typed in, never shown back."""
+
+from __future__ import annotations
+
+import pytest
+
+from channels_amazon import sync
+from channels_amazon.models import AmazonConnection
+from inventory.channels import channel
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "amzn-client-secret-0123456789"
+REFRESH = "Atzr|refresh-token-abcdefghijkl"
+ADD_URL = "/admin/channels_amazon/amazonconnection/add/"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clients():
+    sync._clients.__dict__.clear()
+
+
+@pytest.fixture(autouse=True)
+def _commit_callbacks_run(monkeypatch):
+    from django.db import transaction
+
+    monkeypatch.setattr("inventory.tasks.enqueue_converge", lambda *a, **k: None)
+    monkeypatch.setattr("inventory.tasks.enqueue_sync_request", lambda *a, **k: None)
+    monkeypatch.setattr(transaction, "on_commit", lambda func, using=None, robust=False: func())
+
+
+def form_data(**changes) -> dict:
+    data = {
+        "name": "Amazon US",
+        "enabled": "on",
+        "priority": "70",
+        "seller_id": "A2SELLER",
+        "region": "na",
+        "marketplace_ids": '["ATVPDKIKX0DER"]',
+        "lwa_client_id": "amzn1.application-oa2-client.x",
+        "lwa_client_secret": SECRET,
+        "refresh_token": REFRESH,
+        "api_base_url": "",
+        "token_url": "https://api.amazon.com/auth/o2/token",
+        "timeout_seconds": "10",
+        "fulfillment_channel_code": "DEFAULT",
+        "condition_types": "{}",
+        "default_product_type": "GUITARS",
+        "pull_interval_seconds": "300",
+        "pull_offset_seconds": "0",
+        "listing_scan_interval_seconds": "3600",
+        "stock_buffer_percent": "0",
+        "sqs_queue_url": "",
+        "sqs_region": "",
+        "sqs_endpoint_url": "",
+        "aws_access_key_id": "",
+        "aws_secret_access_key": "",
+    }
+    data.update(changes)
+    return data
+
+
+def test_staff_add_an_amazon_connection_and_the_secrets_are_never_shown_back(admin_client_for, staff, account):
+    client = admin_client_for(staff)
+    response = client.post(ADD_URL, form_data())
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    connection = AmazonConnection.objects.get()
+    assert (connection.account, connection.channel, connection.refresh_token) == (account, "amazon", REFRESH)
+    assert connection.api_host == "https://sellingpartnerapi-na.amazon.com"
+
+    page = client.get(f"/admin/channels_amazon/amazonconnection/{connection.pk}/change/").content.decode()
+    assert SECRET not in page and REFRESH not in page
+    assert "Polling only" in page
+
+    # Saving with the secrets left blank keeps them
+    response = client.post(
+        f"/admin/channels_amazon/amazonconnection/{connection.pk}/change/",
+        form_data(lwa_client_secret="", refresh_token="", name="Amazon US main"),
+    )
+    assert response.status_code == 302
+    connection.refresh_from_db()
+    assert (connection.name, connection.lwa_client_secret, connection.refresh_token) == (
+        "Amazon US main",
+        SECRET,
+        REFRESH,
+    )
+
+
+def test_the_connections_api_takes_amazon_with_write_only_secrets(api):
+    body = {
+        "channel": "amazon",
+        "name": "Amazon US",
+        "seller_id": "A2SELLER",
+        "lwa_client_id": "amzn1.application-oa2-client.x",
+        "lwa_client_secret": SECRET,
+        "refresh_token": REFRESH,
+    }
+    response = api.post("/api/v1/connections/", body, format="json")
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert SECRET not in response.content.decode() and REFRESH not in response.content.decode()
+    assert set(data["secrets"]) == {"lwa_client_secret", "refresh_token", "aws_secret_access_key"}
+    assert data["priority"] == channel("amazon").DEFAULT_PRIORITY == 70
+    assert data["marketplace_ids"] == ["ATVPDKIKX0DER"]
+    assert AmazonConnection.objects.get(pk=data["id"]).refresh_token == REFRESH
