@@ -392,3 +392,46 @@ def test_check_names_a_wrong_seller_id(connection, sandbox):
     connection.save()
     result = sync.check(connection)
     assert not result.ok and "seller id" in result.summary
+
+
+# --- feeds ------------------------------------------------------------------------------------
+
+
+def test_a_feed_with_some_skus_failing_records_each_skus_result(connection, sandbox, account):
+    from channels_amazon.feeds import offers_feed
+
+    for n in range(4):
+        item = make_item(account, n=20 + n, sku=f"FEED-{n}")
+        AmazonItemAttributes.objects.create(account=account, item=item, asin=ASIN, product_type="GUITARS")
+        sandbox.add_external_listing(f"FEED-{n}", asin=ASIN, price="100.00", quantity=1)
+    changes = [(payload(sku=f"FEED-{n}", price="150.00"), frozenset({"price"})) for n in range(3)]
+    changes.append((payload(sku="FEED-3", price="0.00"), frozenset({"price"})))  # Amazon refuses a zero price
+    changes.append((payload(sku="NOT-THERE", price="10.00"), frozenset({"price"})))
+
+    outcome = offers_feed(connection, changes, poll_every=0.01)
+
+    assert outcome.status == "DONE"
+    assert outcome.accepted == ["FEED-0", "FEED-1", "FEED-2"]
+    assert set(outcome.refused) == {"FEED-3", "NOT-THERE"}
+    assert "The price must be greater than 0. [purchasable_offer]" in outcome.refused["FEED-3"]
+    for n in range(3):
+        assert mappers.listing_price(sandbox.listing(f"FEED-{n}"), "ATVPDKIKX0DER")[0] == Decimal("150.00")
+    assert mappers.listing_price(sandbox.listing("FEED-3"), "ATVPDKIKX0DER")[0] == Decimal("100.00")
+    assert AmazonListingDetail.objects.get(sku="FEED-3").submission_status == "INVALID"
+    assert AmazonListingDetail.objects.get(sku="FEED-0").submission_status == "ACCEPTED"
+    assert sandbox.feed_problems == []
+    assert [r.operation for r in sandbox.requests()][:2] == ["createFeedDocument", "createFeed"]
+
+    # The document sent matches Amazon's listings feed schema (checked here from contracts/)
+    from jsonschema import Draft7Validator
+
+    schema = json.loads(contract_path("amazon", "schemas", "feeds", "listings-feed-schema-v2.json").read_text())
+    [document] = [d["content"] for d in sandbox.documents.values() if d["compression"] is None]
+    assert list(Draft7Validator(schema).iter_errors(json.loads(document))) == []
+    report_schema = json.loads(
+        contract_path("amazon", "schemas", "feeds", "listings-feed-processing-report-schema-v2.json").read_text()
+    )
+    import gzip
+
+    [report] = [gzip.decompress(d["content"]) for d in sandbox.documents.values() if d["compression"] == "GZIP"]
+    assert list(Draft7Validator(report_schema).iter_errors(json.loads(report))) == []

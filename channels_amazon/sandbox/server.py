@@ -158,6 +158,9 @@ class AmazonSandbox:
         self.buckets: dict[str, _Bucket] = {}
         self.scripted: list[tuple[str, str]] = []  # (operation, fault)
         self.order_seq = 0
+        self.documents: dict[str, dict] = {}  # feedDocumentId -> {"content": bytes, "compression": str | None}
+        self.feeds: dict[str, dict] = {}
+        self.feed_problems: list[str] = []  # feed documents that departed from listings-feed-schema-v2
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -374,6 +377,8 @@ class AmazonSandbox:
         if split.path == "/auth/o2/token" and method == "POST":
             status, body = self._token(raw, handler.headers.get("Content-Type", ""))
             return self._send(handler, status, body, {})
+        if split.path.startswith("/_documents/"):
+            return self._document(handler, method, split.path.removeprefix("/_documents/"), raw)
         matched = self.models.match(method, split.path)
         if matched is None:
             return self._send(handler, 404, _errors("NotFound", f"No operation {method} {split.path}"), {})
@@ -586,6 +591,154 @@ class AmazonSandbox:
         if order is None:
             return 404, _errors("NotFound", f"Order {path_params['orderId']} not found")
         return 200, {"order": json.loads(json.dumps(order))}
+
+    # --- feeds ---------------------------------------------------------------------------
+
+    def _document(self, handler, method: str, document_id: str, raw: bytes) -> None:
+        """The presigned document URL: PUT uploads the feed, GET downloads a document (no SP-API token)."""
+        with self.lock:
+            document = self.documents.get(document_id)
+            if document is None:
+                return self._send(handler, 404, {"message": "NoSuchKey"}, {})
+            if method == "PUT":
+                document["content"] = raw
+                return self._send(handler, 200, None, {})
+            content = document.get("content") or b""
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/octet-stream")
+            handler.send_header("Content-Length", str(len(content)))
+            handler.end_headers()
+            handler.wfile.write(content)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _createFeedDocument(self, path_params, query, body):
+        document_id = "amzn1.tortuga.4." + uuid.uuid4().hex
+        self.documents[document_id] = {"content": b"", "compression": None}
+        return 201, {"feedDocumentId": document_id, "url": f"{self.base_url}/_documents/{document_id}"}
+
+    def _createFeed(self, path_params, query, body):
+        if body["inputFeedDocumentId"] not in self.documents:
+            return 400, _errors("InvalidInput", f"Unknown inputFeedDocumentId {body['inputFeedDocumentId']}")
+        feed_id = str(50000 + len(self.feeds) + 1)
+        self.feeds[feed_id] = {
+            "feedId": feed_id,
+            "feedType": body["feedType"],
+            "marketplaceIds": list(body["marketplaceIds"]),
+            "createdTime": stamp(datetime.now(UTC)),
+            "processingStatus": "IN_QUEUE",
+            "document": body["inputFeedDocumentId"],
+        }
+        return 202, {"feedId": feed_id}
+
+    def _getFeed(self, path_params, query, body):
+        feed = self.feeds.get(path_params["feedId"])
+        if feed is None:
+            return 404, _errors("NotFound", f"Feed {path_params['feedId']} not found")
+        if feed["processingStatus"] == "IN_QUEUE":
+            self._process_feed(feed)
+        return 200, {k: v for k, v in feed.items() if k != "document"}
+
+    def _getFeedDocument(self, path_params, query, body):
+        document_id = path_params["feedDocumentId"]
+        document = self.documents.get(document_id)
+        if document is None:
+            return 404, _errors("NotFound", f"Document {document_id} not found")
+        answer = {"feedDocumentId": document_id, "url": f"{self.base_url}/_documents/{document_id}"}
+        if document.get("compression"):
+            answer["compressionAlgorithm"] = document["compression"]
+        return 200, answer
+
+    def _process_feed(self, feed: dict) -> None:
+        """Apply a JSON_LISTINGS_FEED like Amazon: check it against the feed schema, apply each
+        message with the same checks as the Listings Items API, and write a GZIP processing report."""
+        import gzip
+
+        from jsonschema import Draft7Validator
+
+        now = stamp(datetime.now(UTC))
+        feed["processingStartTime"] = now
+        try:
+            document = json.loads(self.documents[feed["document"]]["content"] or b"null")
+        except ValueError:
+            document = None
+        schema = json.loads((models_dir().parent / "schemas" / "feeds" / "listings-feed-schema-v2.json").read_text())
+        problems = (
+            [e.message for e in Draft7Validator(schema).iter_errors(document)] if document is not None else ["not JSON"]
+        )
+        if feed["feedType"] != "JSON_LISTINGS_FEED" or problems:
+            self.feed_problems.extend(problems)
+            feed.update(processingStatus="FATAL", processingEndTime=now)
+            return
+        issues, accepted, invalid = [], 0, 0
+        for message in document["messages"]:
+            sku, message_id = message["sku"], message["messageId"]
+            found = self._apply_feed_message(message)
+            for issue in found:
+                row = {
+                    "messageId": message_id,
+                    "sku": sku,
+                    "code": issue["code"],
+                    "severity": issue["severity"],
+                    "message": issue["message"],
+                }
+                if issue.get("attributeNames"):
+                    row["attributeName"] = issue["attributeNames"][0]
+                issues.append(row)
+            if any(i["severity"] == "ERROR" for i in found):
+                invalid += 1
+            else:
+                accepted += 1
+        report = {
+            "header": {"sellerId": self.seller_id, "version": "2.0", "feedId": feed["feedId"]},
+            "issues": issues,
+            "summary": {
+                "errors": sum(1 for i in issues if i["severity"] == "ERROR"),
+                "warnings": sum(1 for i in issues if i["severity"] == "WARNING"),
+                "messagesProcessed": accepted + invalid,
+                "messagesAccepted": accepted,
+                "messagesInvalid": invalid,
+            },
+        }
+        report_id = "amzn1.tortuga.4." + uuid.uuid4().hex
+        self.documents[report_id] = {"content": gzip.compress(json.dumps(report).encode()), "compression": "GZIP"}
+        feed.update(processingStatus="DONE", processingEndTime=stamp(datetime.now(UTC)), resultFeedDocumentId=report_id)
+
+    def _apply_feed_message(self, message: dict) -> list[dict]:
+        sku = message["sku"]
+        current = self.items.get(sku)
+        operation = message["operationType"]
+        if operation in ("PATCH", "PARTIAL_UPDATE"):
+            if current is None:
+                return [_issue("4000003", f"The SKU '{sku}' does not exist for this seller.", [])]
+            attributes = dict(current["attributes"])
+            if operation == "PATCH":
+                for patch in message["patches"]:
+                    attributes[patch["path"].removeprefix("/attributes/")] = patch.get("value")
+            else:
+                attributes.update(message["attributes"])
+            found = self._issues(attributes, "LISTING_OFFER_ONLY", full=True)
+            if not any(i["severity"] == "ERROR" for i in found):
+                current["attributes"] = attributes
+                current["updated"] = datetime.now(UTC)
+            return found
+        if operation == "DELETE":
+            self.items.pop(sku, None)
+            return []
+        found = self._issues(message.get("attributes") or {}, message.get("requirements"), full=True)
+        if not any(i["severity"] == "ERROR" for i in found):
+            now = datetime.now(UTC)
+            self.items[sku] = {
+                "sku": sku,
+                "productType": message["productType"],
+                "attributes": dict(message["attributes"]),
+                "created": current["created"] if current else now,
+                "updated": now,
+                "ready_at": time.time() + self.processing_seconds,
+                "issues": [],
+            }
+        return found
 
     # --- listings as Amazon shows them -----------------------------------------------
 
