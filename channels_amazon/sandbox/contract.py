@@ -51,6 +51,7 @@ class SwaggerModels:
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
         self.operations: list[Operation] = []
+        self._validators: dict[tuple[str, str, str], Draft4Validator] = {}
         for name in MODEL_FILES:
             path = self.directory / name
             if not path.exists():
@@ -78,6 +79,13 @@ class SwaggerModels:
                     )
         # Literal segments win over path parameters (…/orders/{orderId} vs …/orders/{orderId}/address).
         self.operations.sort(key=lambda op: (op.template.count("{"), -len(op.template)))
+
+    def _validator(self, op: Operation, key: str, schema: Mapping[str, Any]) -> Draft4Validator:
+        cached = self._validators.get((op.operation_id, op.template, key))
+        if cached is None:
+            cached = Draft4Validator({"definitions": op.definitions, **schema})
+            self._validators[(op.operation_id, op.template, key)] = cached
+        return cached
 
     def by_id(self, operation_id: str, template_prefix: str = "") -> Operation:
         for op in self.operations:
@@ -112,8 +120,7 @@ class SwaggerModels:
                     if param.get("required"):
                         found.append(f"{op.operation_id} needs a JSON body")
                     continue
-                schema = {"definitions": op.definitions, **param["schema"]}
-                for error in Draft4Validator(schema).iter_errors(body):
+                for error in self._validator(op, "body", param["schema"]).iter_errors(body):
                     where_ = "/".join(str(p) for p in error.absolute_path) or "(body)"
                     found.append(f"body {where_}: {error.message}")
                 continue
@@ -134,7 +141,7 @@ class SwaggerModels:
         schema = answer.get("schema")
         if not schema or body in (None, b"", ""):
             return []
-        validator = Draft4Validator({"definitions": op.definitions, **schema})
+        validator = self._validator(op, str(status), schema)
         return [
             f"answer {'/'.join(str(p) for p in e.absolute_path) or '(body)'}: {e.message}"
             for e in validator.iter_errors(body)
