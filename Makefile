@@ -34,6 +34,7 @@ demo-data: install
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py create_demo
 	$(BIN)/python manage.py reverb_demo
+	$(BIN)/python manage.py amazon_demo
 	$(BIN)/python manage.py declare_schedules
 
 # Procfile.dev = the Procfile's web, worker and beat plus two loopback Reverb shops for the demo.

@@ -103,3 +103,38 @@ def test_the_connections_api_takes_amazon_with_write_only_secrets(api):
     assert data["priority"] == channel("amazon").DEFAULT_PRIORITY == 70
     assert data["marketplace_ids"] == ["ATVPDKIKX0DER"]
     assert AmazonConnection.objects.get(pk=data["id"]).refresh_token == REFRESH
+
+
+def test_the_demo_command_connects_the_demo_shop_and_offers_its_items_once(account):
+    import io
+
+    from django.core.management import call_command
+
+    from channels_amazon.models import AmazonItemAttributes
+    from inventory.models import ChannelListing
+    from tests.factories import make_item
+
+    item = make_item(account, n=1, sku="DEMO-001")
+    call_command("amazon_demo", account=account.slug, stdout=io.StringIO())
+    call_command("amazon_demo", account=account.slug, stdout=io.StringIO())
+
+    connection = AmazonConnection.objects.get(account=account)
+    assert connection.api_host == "http://127.0.0.1:8775"
+    assert AmazonItemAttributes.objects.get(item=item).asin == "B07N4M94X4"
+    assert ChannelListing.objects.filter(item=item, connection=connection).count() == 1
+
+
+def test_a_running_sandbox_sells_through_its_control_endpoint():
+    import io
+
+    from django.core.management import call_command
+
+    from channels_amazon.sandbox import AmazonSandbox
+
+    with AmazonSandbox() as sandbox:
+        sandbox.add_external_listing("S-1", asin="B07N4M94X4", price="10.00", quantity=2)
+        out = io.StringIO()
+        call_command("amazon_simulate_sale", sku="S-1", url=sandbox.base_url, stdout=out)
+        assert "Amazon order 111-" in out.getvalue()
+        [order] = sandbox.all_orders()
+        assert order["orderItems"][0]["product"]["sellerSku"] == "S-1"

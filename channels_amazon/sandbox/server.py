@@ -378,6 +378,8 @@ class AmazonSandbox:
         if split.path == "/auth/o2/token" and method == "POST":
             status, body = self._token(raw, handler.headers.get("Content-Type", ""))
             return self._send(handler, status, body, {})
+        if split.path.startswith("/_sandbox/"):
+            return self._control(handler, method, split.path.removeprefix("/_sandbox/"), raw)
         if split.path.startswith("/_documents/"):
             return self._document(handler, method, split.path.removeprefix("/_documents/"), raw)
         matched = self.models.match(method, split.path)
@@ -394,6 +396,20 @@ class AmazonSandbox:
         for problem in self.models.response_problems(op, status, answer):
             self.answer_violations.append(f"{op.operation_id} {status}: {problem}")
         self._send(handler, status, answer, headers)
+
+    def _control(self, handler, method: str, what: str, raw: bytes) -> None:
+        """Driving a sandbox that runs in another process (manage.py amazon_sandbox): GET state, POST sale."""
+        try:
+            if method == "GET" and what == "state":
+                body = {"listings": self.listings(), "orders": self.all_orders(), "violations": self.violations[-20:]}
+                return self._send(handler, 200, body, {})
+            if method == "POST" and what == "sale":
+                data = json.loads(raw or b"{}")
+                order = self.simulate_sale(str(data["sku"]), int(data.get("quantity") or 1))
+                return self._send(handler, 201, order, {})
+        except (KeyError, ValueError) as error:
+            return self._send(handler, 400, {"message": str(error)}, {})
+        self._send(handler, 404, {"message": f"No control {method} /_sandbox/{what}"}, {})
 
     def _token(self, raw: bytes, content_type: str) -> tuple[int, Any]:
         form = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
