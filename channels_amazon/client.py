@@ -52,7 +52,13 @@ OPERATION_LIMITS: dict[str, tuple[float, int]] = {
     "createFeed": (0.0083, 15),
     "getFeed": (2.0, 15),
     "getFeedDocument": (0.0222, 10),
+    "getDestinations": (1.0, 5),
+    "createDestination": (1.0, 5),
+    "getSubscription": (1.0, 5),
+    "createSubscription": (1.0, 5),
 }
+GRANTLESS_SCOPE = "sellingpartnerapi::notifications"
+NOTIFICATIONS = "/notifications/v1"
 # Tokens fetched this long before Amazon's expiry are treated as expired (clock skew, slow calls).
 TOKEN_MARGIN_SECONDS = 120
 RATE_LIMIT_RETRIES = 3
@@ -192,19 +198,23 @@ class SpApiClient:
 
     # --- Login with Amazon -----------------------------------------------------------
 
-    def access_token(self, *, fresh: bool = False) -> str:
-        """The shared access token, fetched by the refresh-token grant when none is cached."""
-        key = self.credentials.cache_key
+    def access_token(self, *, fresh: bool = False, grantless: bool = False) -> str:
+        """The shared access token, fetched by the refresh-token grant when none is cached. A grantless
+        token (client credentials, scope sellingpartnerapi::notifications) is for destinations."""
+        key = self.credentials.cache_key + (":grantless" if grantless else "")
         if not fresh:
             token = cache.get(key)
             if token:
                 return token
+        if grantless:
+            form = {"grant_type": "client_credentials", "scope": GRANTLESS_SCOPE}
+        else:
+            form = {"grant_type": "refresh_token", "refresh_token": self.credentials.refresh_token}
         try:
             response = self.session.post(
                 self.credentials.token_url,
                 data={
-                    "grant_type": "refresh_token",
-                    "refresh_token": self.credentials.refresh_token,
+                    **form,
                     "client_id": self.credentials.client_id,
                     "client_secret": self.credentials.client_secret,
                 },
@@ -362,6 +372,37 @@ class SpApiClient:
             content = gzip.decompress(content)
         return content
 
+    # --- notifications -------------------------------------------------------------
+
+    def destinations(self) -> list[dict]:
+        """getDestinations (grantless)."""
+        return list(
+            self._call("getDestinations", "GET", f"{NOTIFICATIONS}/destinations", grantless=True).get("payload") or []
+        )
+
+    def create_sqs_destination(self, name: str, arn: str) -> dict:
+        body = {"name": name, "resourceSpecification": {"sqs": {"arn": arn}}}
+        return self._call("createDestination", "POST", f"{NOTIFICATIONS}/destinations", body=body, grantless=True)[
+            "payload"
+        ]
+
+    def subscription(self, notification_type: str) -> dict | None:
+        try:
+            data = self._call(
+                "getSubscription",
+                "GET",
+                f"{NOTIFICATIONS}/subscriptions/{quote(notification_type, safe='')}",
+                not_found=ListingNotFound,
+            )
+        except ListingNotFound:
+            return None
+        return data.get("payload")
+
+    def create_subscription(self, notification_type: str, destination_id: str, payload_version: str = "1.0") -> dict:
+        body = {"payloadVersion": payload_version, "destinationId": destination_id}
+        path = f"{NOTIFICATIONS}/subscriptions/{quote(notification_type, safe='')}"
+        return self._call("createSubscription", "POST", path, body=body)["payload"]
+
     # --- plumbing ------------------------------------------------------------------
 
     def bucket(self, operation: str) -> TokenBucket:
@@ -388,6 +429,7 @@ class SpApiClient:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         not_found: type[PermanentChannelError] = PermanentChannelError,
+        grantless: bool = False,
     ) -> dict:
         refreshed = False
         limited = 0
@@ -396,7 +438,7 @@ class SpApiClient:
             if wait:
                 self.waited += wait
                 time.sleep(wait)
-            response = self._send(operation, method, path, params, body, fresh_token=refreshed)
+            response = self._send(operation, method, path, params, body, fresh_token=refreshed, grantless=grantless)
             status = response.status_code
             self._note_rate(operation, response)
             if 200 <= status < 300:
@@ -405,7 +447,7 @@ class SpApiClient:
             seen = _json_or_text(response)
             if status in (401, 403) and not refreshed:
                 # An expired (or revoked) token: one fresh token from LWA, one more try.
-                cache.delete(self.credentials.cache_key)
+                cache.delete(self.credentials.cache_key + (":grantless" if grantless else ""))
                 refreshed = True
                 continue
             if status == 429:
@@ -430,8 +472,8 @@ class SpApiClient:
                 raise not_found(message, status=status, body=seen)
             raise PermanentChannelError(message, status=status, body=seen)
 
-    def _send(self, operation, method, path, params, body, *, fresh_token: bool) -> requests.Response:
-        headers = {"x-amz-access-token": self.access_token(fresh=fresh_token)}
+    def _send(self, operation, method, path, params, body, *, fresh_token: bool, grantless: bool = False):
+        headers = {"x-amz-access-token": self.access_token(fresh=fresh_token, grantless=grantless)}
         if body is not None:
             headers["Content-Type"] = "application/json"
         self.counts[operation] += 1

@@ -377,6 +377,55 @@ def webhook_orders(connection, event: WebhookSeen) -> list[OrderSeen]:
     return [mappers.order_seen(fresh)]
 
 
+def register_webhooks(connection, base_url: str) -> list[str]:
+    """Subscribe ORDER_CHANGE and the listing notifications to the connection's SQS queue.
+
+    Amazon posts no webhooks, so `base_url` is not used: the destination is the queue (its ARN
+    read with boto3), created once by the grantless createDestination; each subscription is
+    created once (createSubscription with the seller's token). Idempotent: what exists is kept.
+    """
+    connection = amazon_connection(connection)
+    if not connection.sqs_queue_url:
+        return [
+            "No SQS queue is set: Amazon notifications need one (set its URL, region and AWS keys). "
+            "Until then sales are read by polling only."
+        ]
+    from .sqs import sqs_client
+
+    try:
+        arn = sqs_client(connection).get_queue_attributes(
+            QueueUrl=connection.sqs_queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+    except Exception as error:  # boto3 raises its own error classes; say what to fix
+        raise PermanentChannelError(
+            f"Could not read the SQS queue {connection.sqs_queue_url} ({error.__class__.__name__}): "
+            "check its URL, region and the AWS keys."
+        ) from error
+    client = client_for(connection)
+    lines = []
+    destination = next(
+        (d for d in client.destinations() if ((d.get("resource") or {}).get("sqs") or {}).get("arn") == arn), None
+    )
+    if destination is None:
+        destination = client.create_sqs_destination(f"back-office-{connection.pk}", arn)
+        lines.append(f"Destination {destination['destinationId']} created for {arn}.")
+    else:
+        lines.append(f"Destination {destination['destinationId']} for {arn} kept.")
+    for kind in notifications.SUBSCRIBED:
+        current = client.subscription(kind)
+        if current and current.get("destinationId") == destination["destinationId"]:
+            lines.append(f"{kind}: subscribed (kept).")
+        elif current:
+            lines.append(
+                f"{kind}: already subscribed to another destination ({current.get('destinationId')}); "
+                "delete that subscription first to move it here."
+            )
+        else:
+            client.create_subscription(kind, destination["destinationId"])
+            lines.append(f"{kind}: subscribed.")
+    return lines
+
+
 # --- helpers --------------------------------------------------------------------------
 
 

@@ -258,3 +258,28 @@ def test_under_twenty_percent_faults_no_order_is_lost_and_no_listing_doubled(
         assert seen.state == "ended"
     assert not Conflict.objects.exists()
     assert amazon.sandbox.violations == []
+
+
+def test_register_webhooks_subscribes_the_queue_once_with_a_grantless_destination(account, sqs_endpoint):
+    from channels_amazon import sync
+
+    queue = new_queue(sqs_endpoint, "amazon-register")
+    with AmazonMarket(account, "Amazon US", sqs=queue) as amazon:
+        first = sync.register_webhooks(amazon.connection, "https://shop.example")
+        again = sync.register_webhooks(amazon.connection, "https://shop.example")
+
+        assert first[0].startswith("Destination ") and "created" in first[0] and "arn:aws:sqs" in first[0]
+        assert first[1:] == [
+            "ORDER_CHANGE: subscribed.",
+            "LISTINGS_ITEM_STATUS_CHANGE: subscribed.",
+            "LISTINGS_ITEM_ISSUES_CHANGE: subscribed.",
+        ]
+        assert "kept" in again[0] and all(line.endswith("(kept).") for line in again[1:])
+        assert len(amazon.sandbox.destinations) == 1 and len(amazon.sandbox.subscriptions) == 3
+        assert [r.operation for r in amazon.sandbox.requests() if r.operation.startswith("create")] == [
+            "createDestination",
+            "createSubscription",
+            "createSubscription",
+            "createSubscription",
+        ]
+        assert amazon.sandbox.violations == []

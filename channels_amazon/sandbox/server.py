@@ -161,7 +161,11 @@ class AmazonSandbox:
         self.order_seq = 0
         self.documents: dict[str, dict] = {}  # feedDocumentId -> {"content": bytes, "compression": str | None}
         self.feeds: dict[str, dict] = {}
-        self.feed_problems: list[str] = []  # feed documents that departed from listings-feed-schema-v2
+        self.feed_problems: list[str] = []
+        self.destinations: dict[str, dict] = {}
+        self.subscriptions: dict[
+            str, dict
+        ] = {}  # notificationType -> subscription  # feed documents that departed from listings-feed-schema-v2
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -415,22 +419,23 @@ class AmazonSandbox:
         form = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
         if "application/x-www-form-urlencoded" not in content_type:
             return 400, {"error": "invalid_request", "error_description": "The body must be form-urlencoded."}
-        if form.get("grant_type") != "refresh_token":
-            return 400, {"error": "unsupported_grant_type", "error_description": "Only refresh_token here."}
+        grant = form.get("grant_type")
+        if grant not in ("refresh_token", "client_credentials"):
+            return 400, {"error": "unsupported_grant_type", "error_description": f"Unsupported grant {grant!r}."}
         if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
             return 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
-        if form.get("refresh_token") != self.refresh_token:
+        if grant == "refresh_token" and form.get("refresh_token") != self.refresh_token:
             return 400, {"error": "invalid_grant", "error_description": "The request has an invalid grant parameter"}
-        token = "Atza|" + secrets.token_urlsafe(24)
+        if grant == "client_credentials" and form.get("scope") != "sellingpartnerapi::notifications":
+            return 400, {"error": "invalid_scope", "error_description": "The scope is not valid for this grant."}
+        token = ("Atc|" if grant == "client_credentials" else "Atza|") + secrets.token_urlsafe(24)
         with self.lock:
             self.tokens[token] = time.time() + self.token_lifetime
             self.token_grants += 1
-        return 200, {
-            "access_token": token,
-            "refresh_token": self.refresh_token,
-            "token_type": "bearer",
-            "expires_in": self.token_lifetime,
-        }
+        answer = {"access_token": token, "token_type": "bearer", "expires_in": self.token_lifetime}
+        if grant == "refresh_token":
+            answer["refresh_token"] = self.refresh_token
+        return 200, answer
 
     def _api(self, handler, op, path_params, query, body) -> tuple[int | None, Any, dict]:
         name = op.operation_id
@@ -451,6 +456,11 @@ class AmazonSandbox:
             record(403)
             message = "The access token you provided has expired." if expiry is not None else "Access denied."
             return 403, _errors("Unauthorized", "Access to requested resource is denied.", message), headers
+        grantless = name in ("createDestination", "getDestinations", "getDestination", "deleteDestination")
+        if grantless != token.startswith("Atc|"):
+            record(403)
+            why = "needs a grantless token" if grantless else "needs the seller's token, not a grantless one"
+            return 403, _errors("Unauthorized", "Access to requested resource is denied.", f"{name} {why}."), headers
         problems = tuple(self.models.request_problems(op, path_params, query, body))
         if problems:
             with self.lock:
@@ -608,6 +618,44 @@ class AmazonSandbox:
         if order is None:
             return 404, _errors("NotFound", f"Order {path_params['orderId']} not found")
         return 200, {"order": json.loads(json.dumps(order))}
+
+    # --- notifications -------------------------------------------------------------------
+
+    def _getDestinations(self, path_params, query, body):
+        return 200, {"payload": list(self.destinations.values())}
+
+    def _createDestination(self, path_params, query, body):
+        arn = ((body.get("resourceSpecification") or {}).get("sqs") or {}).get("arn")
+        if not arn:
+            return 400, _errors("InvalidInput", "An SQS destination needs resourceSpecification.sqs.arn.")
+        if any(d["resource"].get("sqs", {}).get("arn") == arn for d in self.destinations.values()):
+            return 409, _errors("Conflict", f"A destination for {arn} already exists.")
+        destination_id = str(uuid.uuid4())
+        self.destinations[destination_id] = {
+            "destinationId": destination_id,
+            "name": body["name"],
+            "resource": {"sqs": {"arn": arn}},
+        }
+        return 200, {"payload": self.destinations[destination_id]}
+
+    def _getSubscription(self, path_params, query, body):
+        found = self.subscriptions.get(path_params["notificationType"])
+        if found is None:
+            return 404, _errors("NotFound", f"No subscription for {path_params['notificationType']}.")
+        return 200, {"payload": found}
+
+    def _createSubscription(self, path_params, query, body):
+        kind = path_params["notificationType"]
+        if body["destinationId"] not in self.destinations:
+            return 400, _errors("InvalidInput", f"Unknown destination {body['destinationId']}.")
+        if kind in self.subscriptions:
+            return 409, _errors("Conflict", f"A subscription for {kind} already exists.")
+        self.subscriptions[kind] = {
+            "subscriptionId": str(uuid.uuid4()),
+            "payloadVersion": body["payloadVersion"],
+            "destinationId": body["destinationId"],
+        }
+        return 200, {"payload": self.subscriptions[kind]}
 
     # --- feeds ---------------------------------------------------------------------------
 
