@@ -283,3 +283,24 @@ def test_register_webhooks_subscribes_the_queue_once_with_a_grantless_destinatio
             "createSubscription",
         ]
         assert amazon.sandbox.violations == []
+
+
+def test_the_consumer_deletes_only_what_it_stored(account, sqs_endpoint):
+    from channels_amazon.sqs import receive_once
+
+    queue = new_queue(sqs_endpoint, "amazon-consumer")
+    with AmazonMarket(account, "Amazon US", sqs=queue) as amazon:
+        amazon.sandbox.add_external_listing("C-1", asin="B07N4M94X4", price="10.00", quantity=1)
+        order_id = amazon.sell("C-1")  # a valid ORDER_CHANGE on the queue
+        queue.client().send_message(
+            QueueUrl=queue.queue_url, MessageBody=json.dumps({"NotificationType": "ORDER_CHANGE"})
+        )
+
+        report = receive_once(amazon.connection, wait_seconds=1)
+
+        assert (report.stored, report.duplicates, len(report.refused)) == (1, 0, 1)
+        assert "does not match its schema" in report.refused[0]
+        [event] = WebhookEvent.objects.all()
+        assert event.payload["Payload"]["OrderChangeNotification"]["AmazonOrderId"] == order_id
+        # The refused message stays for the queue's dead-letter policy; the stored one is gone
+        assert queue.waiting() == 1
