@@ -28,6 +28,10 @@ AMAZON_SANDBOX_HOST = "https://sandbox.sellingpartnerapi-na.amazon.com"
 ASIN = RegexValidator(r"^[A-Z0-9]{10}$", "An ASIN is 10 capital letters and digits, e.g. B07N4M94X4.")
 
 
+GENERIC_PULL_INTERVAL = 60  # ChannelConnection's default
+ORDER_SEARCH_INTERVAL = 180  # searchOrders: 0.0056 requests per second once its burst of 20 is spent
+
+
 def default_marketplaces() -> list[str]:
     return [US_MARKETPLACE]
 
@@ -93,6 +97,9 @@ class AmazonConnection(ChannelConnection):
 
     def save(self, *args, **kwargs):
         self.channel = "amazon"
+        if self._state.adding and self.pull_interval_seconds == GENERIC_PULL_INTERVAL:
+            # searchOrders refills one call every ~178 s: a one-minute pull would drain its burst.
+            self.pull_interval_seconds = ORDER_SEARCH_INTERVAL
         super().save(*args, **kwargs)
 
     @property

@@ -41,7 +41,7 @@ from inventory.channels import (
 
 from . import mappers, notifications
 from .client import LwaCredentials, SpApiClient
-from .models import AmazonConnection, AmazonItemAttributes, AmazonListingDetail
+from .models import ORDER_SEARCH_INTERVAL, AmazonConnection, AmazonItemAttributes, AmazonListingDetail
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,16 @@ def check(connection) -> ConnectionCheck:
     )
     if bad:
         steps.append(CheckStep("Conditions", False, "Not Amazon condition types: " + ", ".join(bad) + "."))
+    if not connection.sqs_queue_url and connection.pull_interval_seconds < ORDER_SEARCH_INTERVAL:
+        steps.append(
+            CheckStep(
+                "Pull interval",
+                False,
+                f"Pulls every {connection.pull_interval_seconds} s spend Amazon's order-search burst of 20 in "
+                f"{20 * connection.pull_interval_seconds // 60} minutes; after that most pulls wait for the rate "
+                f"(one search every ~178 s). Set {ORDER_SEARCH_INTERVAL} s or more, or add an SQS queue.",
+            )
+        )
     steps.append(CheckStep("Sales", True, connection.notification_mode + "."))
     return ConnectionCheck(steps=tuple(steps))
 

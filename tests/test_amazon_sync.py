@@ -435,3 +435,12 @@ def test_a_feed_with_some_skus_failing_records_each_skus_result(connection, sand
 
     [report] = [gzip.decompress(d["content"]) for d in sandbox.documents.values() if d["compression"] == "GZIP"]
     assert list(Draft7Validator(report_schema).iter_errors(json.loads(report))) == []
+
+
+def test_a_new_connection_pulls_at_the_order_search_rate_and_check_warns_below_it(connection, sandbox):
+    assert connection.pull_interval_seconds == 180
+    connection.pull_interval_seconds = 60
+    connection.save()
+    result = sync.check(connection)
+    assert not result.ok
+    assert "Pull interval: Pulls every 60 s spend Amazon's order-search burst of 20 in 20 minutes" in result.summary
