@@ -56,7 +56,9 @@ OPERATION_LIMITS: dict[str, tuple[float, int]] = {
     "createDestination": (1.0, 5),
     "getSubscription": (1.0, 5),
     "createSubscription": (1.0, 5),
+    "createRestrictedDataToken": (1.0, 10),
 }
+RDT_ELEMENTS = ["buyerInfo", "shippingAddress"]
 GRANTLESS_SCOPE = "sellingpartnerapi::notifications"
 NOTIFICATIONS = "/notifications/v1"
 # Tokens fetched this long before Amazon's expiry are treated as expired (clock skew, slow calls).
@@ -334,6 +336,33 @@ class SpApiClient:
             return None
         return data.get("order") if isinstance(data.get("order"), dict) else data
 
+    def restricted_data_token(self, method: str, path: str, data_elements: list[str]) -> str:
+        """createRestrictedDataToken for one restricted resource (buyer name and address)."""
+        body = {"restrictedResources": [{"method": method, "path": path, "dataElements": list(data_elements)}]}
+        return str(
+            self._call("createRestrictedDataToken", "POST", "/tokens/2021-03-01/restrictedDataToken", body=body)[
+                "restrictedDataToken"
+            ]
+        )
+
+    def get_order_with_buyer(self, order_id: str) -> dict | None:
+        """getOrder with the buyer and the recipient's address: needs a Restricted Data Token, asked for
+        this one call only (it is short-lived and never cached)."""
+        path = f"{ORDERS}/{quote(order_id, safe='')}"
+        token = self.restricted_data_token("GET", path, RDT_ELEMENTS)
+        try:
+            data = self._call(
+                "getOrder",
+                "GET",
+                path,
+                params={"includedData": "BUYER,RECIPIENT,PROCEEDS,FULFILLMENT"},
+                not_found=ListingNotFound,
+                token=token,
+            )
+        except ListingNotFound:
+            return None
+        return data.get("order") if isinstance(data.get("order"), dict) else data
+
     # --- feeds ---------------------------------------------------------------------
 
     def create_feed_document(self, content_type: str = "application/json; charset=UTF-8") -> dict:
@@ -430,6 +459,7 @@ class SpApiClient:
         body: Mapping[str, Any] | None = None,
         not_found: type[PermanentChannelError] = PermanentChannelError,
         grantless: bool = False,
+        token: str | None = None,
     ) -> dict:
         refreshed = False
         limited = 0
@@ -438,14 +468,16 @@ class SpApiClient:
             if wait:
                 self.waited += wait
                 time.sleep(wait)
-            response = self._send(operation, method, path, params, body, fresh_token=refreshed, grantless=grantless)
+            response = self._send(
+                operation, method, path, params, body, fresh_token=refreshed, grantless=grantless, token=token
+            )
             status = response.status_code
             self._note_rate(operation, response)
             if 200 <= status < 300:
                 data = _json_or_text(response)
                 return data if isinstance(data, dict) else {"items": data}
             seen = _json_or_text(response)
-            if status in (401, 403) and not refreshed:
+            if status in (401, 403) and not refreshed and token is None:
                 # An expired (or revoked) token: one fresh token from LWA, one more try.
                 cache.delete(self.credentials.cache_key + (":grantless" if grantless else ""))
                 refreshed = True
@@ -472,8 +504,8 @@ class SpApiClient:
                 raise not_found(message, status=status, body=seen)
             raise PermanentChannelError(message, status=status, body=seen)
 
-    def _send(self, operation, method, path, params, body, *, fresh_token: bool, grantless: bool = False):
-        headers = {"x-amz-access-token": self.access_token(fresh=fresh_token, grantless=grantless)}
+    def _send(self, operation, method, path, params, body, *, fresh_token: bool, grantless: bool = False, token=None):
+        headers = {"x-amz-access-token": token or self.access_token(fresh=fresh_token, grantless=grantless)}
         if body is not None:
             headers["Content-Type"] = "application/json"
         self.counts[operation] += 1

@@ -387,6 +387,13 @@ def webhook_orders(connection, event: WebhookSeen) -> list[OrderSeen]:
     return [mappers.order_seen(fresh)]
 
 
+def order_with_address(connection, order_id: str) -> OrderSeen | None:
+    """The order with the buyer's name and shipping address, for a packing slip or a shipment only:
+    read with a Restricted Data Token asked for that one call. Pulls never read them."""
+    fresh = client_for(connection).get_order_with_buyer(order_id)
+    return None if fresh is None else mappers.order_seen(fresh)
+
+
 def register_webhooks(connection, base_url: str) -> list[str]:
     """Subscribe ORDER_CHANGE and the listing notifications to the connection's SQS queue.
 

@@ -444,3 +444,35 @@ def test_a_new_connection_pulls_at_the_order_search_rate_and_check_warns_below_i
     result = sync.check(connection)
     assert not result.ok
     assert "Pull interval: Pulls every 60 s spend Amazon's order-search burst of 20 in 20 minutes" in result.summary
+
+
+def test_buyer_name_and_address_are_read_only_with_a_restricted_data_token(connection, sandbox, item):
+    sync.publish(connection, payload(), None)
+    order = sandbox.simulate_sale("AMZ-1", notify=False)
+
+    # The pull reads no buyer data
+    [pulled] = sync.pull(connection, None).orders
+    assert (pulled.buyer_name, pulled.ship_line1) == ("", "")
+
+    seen = sync.order_with_address(connection, order["orderId"])
+
+    assert (seen.buyer_name, seen.ship_name, seen.ship_line1, seen.ship_city, seen.ship_country) == (
+        "Sandbox Buyer",
+        "Sandbox Buyer",
+        "410 Terry Ave N",
+        "Seattle",
+        "US",
+    )
+    [rdt] = sandbox.requests("createRestrictedDataToken")
+    assert rdt.body["restrictedResources"] == [
+        {
+            "method": "GET",
+            "path": f"/orders/2026-01-01/orders/{order['orderId']}",
+            "dataElements": ["buyerInfo", "shippingAddress"],
+        }
+    ]
+    # Without the token Amazon refuses buyer data
+    with pytest.raises(PermanentChannelError, match="Restricted Data Token"):
+        sync.client_for(connection)._call(
+            "getOrder", "GET", f"/orders/2026-01-01/orders/{order['orderId']}", params={"includedData": "BUYER"}
+        )

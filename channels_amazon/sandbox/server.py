@@ -163,6 +163,8 @@ class AmazonSandbox:
         self.feeds: dict[str, dict] = {}
         self.feed_problems: list[str] = []
         self.destinations: dict[str, dict] = {}
+        self.restricted: dict[str, set[tuple[str, str]]] = {}  # RDT -> (method, path) it opens
+        self.pii: dict[str, dict] = {}  # orderId -> buyer and recipient (restricted data)
         self.subscriptions: dict[
             str, dict
         ] = {}  # notificationType -> subscription  # feed documents that departed from listings-feed-schema-v2
@@ -299,6 +301,19 @@ class AmazonSandbox:
                         },
                     }
                 ],
+            }
+            self.pii[order_id] = {
+                "buyer": {"buyerName": "Sandbox Buyer", "buyerEmail": "buyer@marketplace.amazon.com"},
+                "recipient": {
+                    "deliveryAddress": {
+                        "name": "Sandbox Buyer",
+                        "addressLine1": "410 Terry Ave N",
+                        "city": "Seattle",
+                        "stateOrRegion": "WA",
+                        "postalCode": "98109",
+                        "countryCode": "US",
+                    }
+                },
             }
             order = dict(self.orders[order_id])
         if notify and self.notify:
@@ -456,11 +471,22 @@ class AmazonSandbox:
             record(403)
             message = "The access token you provided has expired." if expiry is not None else "Access denied."
             return 403, _errors("Unauthorized", "Access to requested resource is denied.", message), headers
+        with self.lock:
+            opens = self.restricted.get(token)
+        if opens is not None and (handler.command, urlsplit(handler.path).path) not in opens:
+            record(403)
+            return (
+                403,
+                _errors("Unauthorized", "Access to requested resource is denied.", "The RDT is for another resource."),
+                headers,
+            )
+        query = {**query, "_rdt": "1"} if opens is not None else query
         grantless = name in ("createDestination", "getDestinations", "getDestination", "deleteDestination")
         if grantless != token.startswith("Atc|"):
             record(403)
             why = "needs a grantless token" if grantless else "needs the seller's token, not a grantless one"
             return 403, _errors("Unauthorized", "Access to requested resource is denied.", f"{name} {why}."), headers
+        rdt = query.pop("_rdt", None) is not None
         problems = tuple(self.models.request_problems(op, path_params, query, body))
         if problems:
             with self.lock:
@@ -491,6 +517,8 @@ class AmazonSandbox:
             record(403)
             return 403, _errors("Unauthorized", "Access to requested resource is denied."), headers
         with self.lock:
+            if name == "getOrder" and rdt:
+                query = {**query, "_rdt": "1"}
             status, answer = getattr(self, "_" + name, self._missing)(path_params, query, body)
         record(status)
         return status, answer, headers
@@ -617,7 +645,25 @@ class AmazonSandbox:
         order = self.orders.get(path_params["orderId"])
         if order is None:
             return 404, _errors("NotFound", f"Order {path_params['orderId']} not found")
-        return 200, {"order": json.loads(json.dumps(order))}
+        wanted = set((query.get("includedData") or "").split(","))
+        if wanted & {"BUYER", "RECIPIENT"} and not query.get("_rdt"):
+            return 403, _errors(
+                "Unauthorized", "Access to requested resource is denied.", "Buyer data needs a Restricted Data Token."
+            )
+        answer = json.loads(json.dumps(order))
+        pii = self.pii.get(order["orderId"]) or {}
+        if "BUYER" in wanted and pii.get("buyer"):
+            answer["buyer"] = pii["buyer"]
+        if "RECIPIENT" in wanted and pii.get("recipient"):
+            answer["recipient"] = pii["recipient"]
+        return 200, {"order": answer}
+
+    def _createRestrictedDataToken(self, path_params, query, body):
+        opens = {(r["method"], r["path"]) for r in body["restrictedResources"]}
+        token = "Atz.sprdt|" + secrets.token_urlsafe(24)
+        self.tokens[token] = time.time() + 3600
+        self.restricted[token] = opens
+        return 200, {"restrictedDataToken": token, "expiresIn": 3600}
 
     # --- notifications -------------------------------------------------------------------
 
