@@ -57,6 +57,7 @@ OPERATION_LIMITS: dict[str, tuple[float, int]] = {
     "getSubscription": (1.0, 5),
     "createSubscription": (1.0, 5),
     "createRestrictedDataToken": (1.0, 10),
+    "confirmShipment": (2.0, 10),
 }
 RDT_ELEMENTS = ["buyerInfo", "shippingAddress"]
 GRANTLESS_SCOPE = "sellingpartnerapi::notifications"
@@ -362,6 +363,12 @@ class SpApiClient:
         except ListingNotFound:
             return None
         return data.get("order") if isinstance(data.get("order"), dict) else data
+
+    def confirm_shipment(self, order_id: str, body: Mapping[str, Any]) -> None:
+        """confirmShipment (orders v0: the new Orders API has no shipment operation). Answers 204."""
+        self._call(
+            "confirmShipment", "POST", f"/orders/v0/orders/{quote(order_id, safe='')}/shipmentConfirmation", body=body
+        )
 
     # --- feeds ---------------------------------------------------------------------
 

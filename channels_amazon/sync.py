@@ -394,6 +394,34 @@ def order_with_address(connection, order_id: str) -> OrderSeen | None:
     return None if fresh is None else mappers.order_seen(fresh)
 
 
+def confirm_shipment(
+    connection, order_id: str, *, carrier_code: str, tracking_number: str, shipped_at: datetime, carrier_name: str = ""
+) -> None:
+    """Tell Amazon the order shipped, with carrier and tracking (every line of the order in one package).
+
+    The engine has no shipping step yet, so nothing calls this on its own: staff or a future
+    'mark shipped' service do.
+    """
+    connection = amazon_connection(connection)
+    client = client_for(connection)
+    order = client.get_order(order_id)
+    if order is None:
+        raise PermanentChannelError(f"Amazon has no order {order_id} for this seller.")
+    package = {
+        "packageReferenceId": "1",
+        "carrierCode": carrier_code,
+        "trackingNumber": tracking_number,
+        "shipDate": mappers.format_time(shipped_at),
+        "orderItems": [
+            {"orderItemId": line["orderItemId"], "quantity": int(line["quantityOrdered"])}
+            for line in order.get("orderItems") or []
+        ],
+    }
+    if carrier_name:
+        package["carrierName"] = carrier_name
+    client.confirm_shipment(order_id, {"marketplaceId": connection.marketplace_id, "packageDetail": package})
+
+
 def register_webhooks(connection, base_url: str) -> list[str]:
     """Subscribe ORDER_CHANGE and the listing notifications to the connection's SQS queue.
 

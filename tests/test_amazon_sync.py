@@ -476,3 +476,26 @@ def test_buyer_name_and_address_are_read_only_with_a_restricted_data_token(conne
         sync.client_for(connection)._call(
             "getOrder", "GET", f"/orders/2026-01-01/orders/{order['orderId']}", params={"includedData": "BUYER"}
         )
+
+
+def test_a_shipment_is_confirmed_with_carrier_and_tracking(connection, sandbox, item):
+    sync.publish(connection, payload(), None)
+    order = sandbox.simulate_sale("AMZ-1", notify=False)
+
+    sync.confirm_shipment(
+        connection,
+        order["orderId"],
+        carrier_code="UPS",
+        tracking_number="1Z999AA10123456784",
+        shipped_at=timezone.now(),
+    )
+
+    [sent] = sandbox.requests("confirmShipment")
+    assert sent.status == 204
+    assert sent.body["packageDetail"]["trackingNumber"] == "1Z999AA10123456784"
+    assert sent.body["packageDetail"]["orderItems"] == [
+        {"orderItemId": order["orderItems"][0]["orderItemId"], "quantity": 1}
+    ]
+    [seen] = sync.pull(connection, None).orders
+    assert seen.status == "paid"  # shipped stays a committed sale
+    assert sandbox.all_orders()[0]["fulfillment"]["fulfillmentStatus"] == "SHIPPED"

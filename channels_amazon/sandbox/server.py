@@ -658,6 +658,33 @@ class AmazonSandbox:
             answer["recipient"] = pii["recipient"]
         return 200, {"order": answer}
 
+    def _confirmShipment(self, path_params, query, body):
+        order = self.orders.get(path_params["orderId"])
+        if order is None:
+            return 404, {"errors": [{"code": "NotFound", "message": f"Order {path_params['orderId']} not found"}]}
+        known = {line["orderItemId"]: line["quantityOrdered"] for line in order["orderItems"]}
+        package = body["packageDetail"]
+        for line in package["orderItems"]:
+            if known.get(line["orderItemId"], 0) < line["quantity"]:
+                return 400, {
+                    "errors": [
+                        {
+                            "code": "InvalidInput",
+                            "message": f"Order item {line['orderItemId']} cannot ship {line['quantity']}.",
+                        }
+                    ]
+                }
+        order["fulfillment"]["fulfillmentStatus"] = "SHIPPED"
+        order["lastUpdatedTime"] = stamp(datetime.now(UTC))
+        order.setdefault("packages", []).append(
+            {
+                "packageReferenceId": package["packageReferenceId"],
+                "carrier": package["carrierCode"],
+                "trackingNumber": package["trackingNumber"],
+            }
+        )
+        return 204, None
+
     def _createRestrictedDataToken(self, path_params, query, body):
         opens = {(r["method"], r["path"]) for r in body["restrictedResources"]}
         token = "Atz.sprdt|" + secrets.token_urlsafe(24)
