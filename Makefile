@@ -34,6 +34,8 @@ demo-data: install
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py create_demo
 	$(BIN)/python manage.py reverb_demo
+	$(BIN)/python manage.py shopify_demo
+	$(BIN)/python manage.py woocommerce_demo
 	$(BIN)/python manage.py amazon_demo
 	$(BIN)/python manage.py declare_schedules
 

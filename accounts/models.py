@@ -15,6 +15,18 @@ class Account(models.Model):
         default=30,
         help_text="Sold and shipped items older than this many days are archived automatically. 0 turns it off.",
     )
+    low_stock_threshold = models.PositiveIntegerField(
+        default=1,
+        help_text=(
+            "Alert when a multi-quantity item has this many units or fewer left to sell (an item can override "
+            "it). One-of-a-kind items never raise low-stock alerts."
+        ),
+    )
+    alert_severities = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Severity per alert kind where it differs from the default, e.g. {"price_drift": "high"}.',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -28,6 +40,12 @@ class User(AbstractUser):
     """A person who signs in. Staff belong to one account; platform superusers may have none."""
 
     account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.PROTECT, related_name="users")
+    alert_emails_muted = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Alert severities this person gets no e-mail for, e.g. ["low", "medium"]. Critical ones are '
+        "mailed at once, the others in a daily digest.",
+    )
 
     class Meta:
         constraints = [

@@ -9,22 +9,22 @@ from django.utils.text import slugify
 from .models import Account, User
 
 STAFF_GROUP = "Shop staff"
-# Apps whose models shop staff work with in the admin.
-STAFF_APP_LABELS = (
-    "inventory",
-    "channels_ebay",
-    "channels_reverb",
-    "channels_vr",
-    "channels_shopify",
-    "channels_amazon",
-    "documents",
-)
+# Apps whose models shop staff work with in the admin: the catalogue, documents, and every
+# marketplace app (channels_*), whichever are installed.
+BASE_STAFF_APP_LABELS = ("inventory", "documents")
+
+
+def staff_app_labels() -> tuple[str, ...]:
+    from django.apps import apps
+
+    channel_apps = sorted(config.label for config in apps.get_app_configs() if config.label.startswith("channels_"))
+    return (*BASE_STAFF_APP_LABELS, *channel_apps)
 
 
 def staff_group_sync() -> Group:
     """The "Shop staff" group with every permission on the shop's own apps (re-run after new models)."""
     group, _ = Group.objects.get_or_create(name=STAFF_GROUP)
-    perms = Permission.objects.filter(content_type__app_label__in=STAFF_APP_LABELS)
+    perms = Permission.objects.filter(content_type__app_label__in=staff_app_labels())
     perms = perms | Permission.objects.filter(
         content_type__app_label="accounts", codename__in=["view_account", "view_user"]
     )

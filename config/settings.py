@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "channels_ebay",
     "channels_shopify",
     "channels_vr",
+    "channels_woocommerce",
     "channels_amazon",
     "billing",
     "documents",
@@ -219,7 +220,16 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_TIME_LIMIT = 180
 
 # Channels: registry name -> the channel app's sync module (see inventory/channels.py).
-CHANNELS = {"reverb": "channels_reverb.sync", "amazon": "channels_amazon.sync"}
+CHANNELS = {
+    "shopify": "channels_shopify.sync",
+    "reverb": "channels_reverb.sync",
+    "woocommerce": "channels_woocommerce.sync",
+    "amazon": "channels_amazon.sync",
+}
+# Alerts: a listing still for sale this long after its item sold elsewhere is critical; a
+# connection that sends webhooks and went quiet this long while its pulls find orders is flagged.
+ALERT_NOT_ENDED_MINUTES = env.int("ALERT_NOT_ENDED_MINUTES", default=5)
+ALERT_WEBHOOKS_QUIET_HOURS = env.int("ALERT_WEBHOOKS_QUIET_HOURS", default=6)
 # Retries of transient channel errors: exponential backoff with jitter, capped.
 SYNC_RETRY_BACKOFF_BASE = env.float("SYNC_RETRY_BACKOFF_BASE", default=2.0)
 SYNC_RETRY_BACKOFF_MAX = env.float("SYNC_RETRY_BACKOFF_MAX", default=300.0)
@@ -241,6 +251,11 @@ SITE_URL = env.str("SITE_URL", default="" if PRODUCTION else "http://127.0.0.1:8
 
 # Billing (billing app) and Stripe. Without STRIPE_SECRET_KEY every account stays on its plan
 # and the upgrade buttons answer "Stripe is not configured"; limits and gates still apply.
+# E-mail (alerts): any Django backend by URL, e.g. smtp+tls://user:password@smtp.example.com:587;
+# the console in development (mails are printed by the process that sends them).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Gear back office <alerts@localhost>")
+
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 # Where the Stripe API is: tests and the demo point it at the loopback sandbox (billing/sandbox/).

@@ -19,6 +19,7 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("api/v1/", include("inventory.api.urls")),
     path("hooks/<str:channel>/<str:token>/", channel_webhook, name="channel-webhook"),
+    path("channels/woocommerce/", include("channels_woocommerce.urls")),
     path("api/v1/", include("documents.api.urls")),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -24,7 +24,7 @@ from .models import (
     SyncRun,
     WebhookEvent,
 )
-from .services.alerts import alerts_acknowledge, conflicts_resolve
+from .services.alerts import alerts_acknowledge, alerts_resolve, conflicts_resolve
 from .services.listings import listings_end, listings_publish, listings_relist, listings_retry
 from .services.sync import webhook_replay
 
@@ -316,18 +316,54 @@ class ConflictAdmin(AccountScopedAdmin):
         self.message_user(request, f"{n} conflict(s) resolved.", messages.SUCCESS)
 
 
+class AlertOpenFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Open"), ("new", "Open, not seen yet"), ("resolved", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "new":
+            return queryset.filter(resolved_at__isnull=True, acknowledged_at__isnull=True)
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "kind", "title", "item", "acknowledged_at"]
-    list_filter = ["kind", ("acknowledged_at", admin.EmptyFieldListFilter)]
+    list_display = ["last_seen", "severity", "title", "count", "status"]
+    list_filter = [AlertOpenFilter, "severity", "kind"]
     search_fields = ["title", "message", "item__sku"]
-    list_select_related = ["item"]
-    actions = ["acknowledge"]
+    list_select_related = ["item", "connection"]
+    actions = ["acknowledge", "resolve"]
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super(ReadOnlyAdmin, self).has_change_permission(request, obj)
 
-    @admin.action(description="Acknowledge")
+    @admin.display(description="last seen", ordering="last_seen_at")
+    def last_seen(self, alert):
+        return alert.last_seen_at or alert.created_at
+
+    @admin.display(description="status", ordering="resolved_at")
+    def status(self, alert):
+        if alert.resolved_at:
+            return "resolved"
+        return "open, seen" if alert.acknowledged_at else "open"
+
+    @admin.action(description="Acknowledge (seen; stays open until resolved)")
     def acknowledge(self, request, queryset):
         n = alerts_acknowledge(alert_ids=list(queryset.values_list("pk", flat=True)), user=request.user)
-        self.message_user(request, f"{n} alert(s) acknowledged.", messages.SUCCESS)
+        self.message_user(request, f"{n} alert{'' if n == 1 else 's'} acknowledged.", messages.SUCCESS)
+
+    @admin.action(description="Resolve (the cause is dealt with)")
+    def resolve(self, request, queryset):
+        n = alerts_resolve(
+            alert_ids=list(queryset.values_list("pk", flat=True)),
+            user=request.user,
+            note="Resolved by staff in the admin.",
+        )
+        self.message_user(request, f"{n} alert{'' if n == 1 else 's'} resolved.", messages.SUCCESS)

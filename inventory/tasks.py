@@ -16,6 +16,7 @@ from django.conf import settings
 from .channels import ChannelError, ListingBusy, RateLimited, TransientChannelError
 from .models import ChannelConnection, ChannelListing, SyncRun
 from .services import items_auto_archive
+from .services.alerts import alerts_digest_send, alerts_not_ended_check, alerts_webhooks_stopped_check
 from .services.connections import connections_disconnect_finish
 from .services.listings import listing_attempt_failed, listing_converge, listing_failed, listings_lagging
 from .services.sync import (
@@ -171,6 +172,18 @@ def reconcile_connection_task(connection_id: int) -> str:
     """The nightly read-back of every live listing on one connection."""
     run = listings_reconcile(connection_id=connection_id)
     return f"{run.status}: {run.updated} drifted, {run.ended} ended, {run.skipped} unchanged"
+
+
+@shared_task(name="inventory.alert_checks", soft_time_limit=300)
+def alert_checks_task() -> dict:
+    """Listings not ended after a sale, webhooks that stopped: raised (or kept counting) here."""
+    return {"not_ended": alerts_not_ended_check(), "webhooks_stopped": alerts_webhooks_stopped_check()}
+
+
+@shared_task(name="inventory.alert_digest", soft_time_limit=600)
+def alert_digest_task() -> int:
+    """The daily e-mail of open alerts not mailed yet."""
+    return alerts_digest_send()
 
 
 @shared_task(name="inventory.reconcile_all")

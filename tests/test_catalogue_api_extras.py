@@ -58,7 +58,7 @@ def test_needs_review_is_readable_filterable_and_cleared_by_mark_reviewed(api, o
     assert api.post(f"/api/v1/items/{imported.pk}/mark-reviewed/").json() == {"reviewed": 1}
 
     assert api.get("/api/v1/items/?needs_review=true").json()["results"] == []
-    assert not Alert.objects.filter(kind=AlertKind.REVIEW, acknowledged_at__isnull=True).exists()
+    assert not Alert.objects.filter(kind=AlertKind.REVIEW, resolved_at__isnull=True).exists()
     # needs_review is not writable directly: only the action clears it
     api.patch(f"/api/v1/items/{imported.pk}/", {"needs_review": True}, format="json")
     imported.refresh_from_db()

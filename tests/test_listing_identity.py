@@ -258,3 +258,28 @@ def test_an_unexpected_exception_ends_in_a_visible_state_not_only_a_log(account,
     assert listing.attempts == 4
     alert = Alert.objects.get(kind=AlertKind.SYNC_ERROR, listing=listing)
     assert "KeyError" in alert.message
+
+
+def test_a_listing_published_while_a_full_read_is_under_way_is_not_missing(account, connection, sandbox, monkeypatch):
+    """Found by restarting `make run`: the first pull's full read raced the first publishes and
+    marked 30 listings missing that had been created after the read passed their page."""
+    from django.utils import timezone
+
+    item = make_item(account, n=1, sku="RACE-1")
+    listings_publish(account=account, item_ids=[item.pk], actor=STAFF, connection_ids=[connection.pk])
+    listing = listing_of(item, connection)
+    real_pull = reverb_sync.pull
+
+    def pull_while_a_worker_publishes(conn, since, **kwargs):
+        result = real_pull(conn, since, **kwargs)  # the read has passed: nothing of ours on it
+        ChannelListing.objects.filter(pk=listing.pk).update(
+            actual_state=ListingState.LIVE, external_id="71000999", last_synced_at=timezone.now()
+        )
+        return result
+
+    monkeypatch.setattr(reverb_sync, "pull", pull_while_a_worker_publishes)
+    connection_pull(connection_id=connection.pk)
+
+    listing.refresh_from_db()
+    assert listing.actual_state == ListingState.LIVE
+    assert not Alert.objects.filter(kind=AlertKind.LISTING_MISSING).exists()

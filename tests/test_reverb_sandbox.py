@@ -445,3 +445,49 @@ def test_reverb_sandbox_command_serves_until_terminated():
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     assert "Reverb sandbox stopped." in out
+
+
+def test_the_sandbox_command_keeps_the_shop_across_restarts(tmp_path):
+    """`make run` stopped and started again: the demo shops still hold what they held."""
+    state = tmp_path / "reverb.state"
+
+    def serve():
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "reverb_sandbox", "--port", "0", "--state-file", str(state)],
+            cwd=settings.BASE_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        base_url = process.stdout.readline().split(" on ", 1)[1].split(" ", 1)[0]
+        return process, base_url
+
+    def stop(process):
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+
+    first, base_url = serve()
+    try:
+        body = {
+            "sku": "KEEP-1",
+            "make": "Fender",
+            "model": "Telecaster",
+            "title": "Fender Telecaster",
+            "condition": {"uuid": "ae4d9114-1bd7-4ec5-a4ba-6653af5ac84d"},
+            "price": {"amount": "1200.00", "currency": "USD"},
+            "publish": True,
+        }
+        created = requests.post(f"{base_url}/listings", json=body, headers=HEADERS, timeout=5)
+        assert created.status_code in (200, 201), created.text
+    finally:
+        stop(first)
+
+    second, base_url = serve()
+    try:
+        found = requests.get(
+            f"{base_url}/my/listings", params={"sku": "KEEP-1", "state": "all"}, headers=HEADERS, timeout=5
+        )
+        assert [listing["sku"] for listing in found.json()["listings"]] == ["KEEP-1"]
+    finally:
+        stop(second)

@@ -228,11 +228,7 @@ class ReverbSandbox:
         """Listen (port 0 picks a free one) and serve in a background thread. Returns base_url."""
         if self._server is not None:
             return self.base_url
-        if self.state_file:
-            self.store.load(self.state_file)
-        self._server = _Server((self.host, self.port), _Handler)
-        self._server.sandbox = self
-        self.port = self._server.server_address[1]
+        self._bind()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="reverb-sandbox", daemon=True
         )
@@ -248,12 +244,18 @@ class ReverbSandbox:
         self._server = None
         self._thread = None
 
-    def serve_forever(self, ready: Callable[[str], None] | None = None) -> None:
-        """Serve in the calling thread until interrupted (the management command). `ready` gets base_url
-        once the port is bound."""
+    def _bind(self) -> None:
+        """Take up the shop's state from its file (if kept) and listen."""
+        if self.state_file:
+            self.store.load(self.state_file)
         self._server = _Server((self.host, self.port), _Handler)
         self._server.sandbox = self
         self.port = self._server.server_address[1]
+
+    def serve_forever(self, ready: Callable[[str], None] | None = None) -> None:
+        """Serve in the calling thread until interrupted (the management command). `ready` gets base_url
+        once the port is bound."""
+        self._bind()
         if ready is not None:
             ready(self.base_url)
         try:

@@ -1,5 +1,6 @@
 """Channel endpoints: list / delist / relist items, and read listings, sync runs, conflicts, alerts."""
 
+import django_filters
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
@@ -8,7 +9,8 @@ from rest_framework.response import Response
 
 from accounts.api.base import AccountScopedViewSetMixin
 from inventory.channels import ChannelError
-from inventory.models import Alert, ChannelListing, Conflict, SyncRun, WebhookEvent
+from inventory.models import Alert, AlertKind, AlertSeverity, ChannelListing, Conflict, SyncRun, WebhookEvent
+from inventory.services.alerts import alerts_acknowledge, alerts_resolve
 from inventory.services.listings import listings_end, listings_publish, listings_relist
 from inventory.services.sync import webhook_replay
 
@@ -227,16 +229,91 @@ class ConflictViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class AlertSerializer(serializers.ModelSerializer):
+    connection_name = serializers.CharField(source="connection.name", read_only=True, default="")
+    is_open = serializers.BooleanField(read_only=True)
+
     class Meta:
         model = Alert
-        fields = ["id", "kind", "title", "message", "item", "listing", "conflict", "created_at", "acknowledged_at"]
+        fields = [
+            "id",
+            "kind",
+            "severity",
+            "title",
+            "message",
+            "item",
+            "listing",
+            "conflict",
+            "connection",
+            "connection_name",
+            "count",
+            "created_at",
+            "last_seen_at",
+            "is_open",
+            "acknowledged_at",
+            "resolved_at",
+            "resolution",
+        ]
+
+
+class AlertFilter(django_filters.FilterSet):
+    open = django_filters.BooleanFilter(field_name="resolved_at", lookup_expr="isnull", label="Open (not resolved)")
+    acknowledged = django_filters.BooleanFilter(
+        field_name="acknowledged_at", lookup_expr="isnull", exclude=True, label="Seen by staff"
+    )
+    severity = django_filters.MultipleChoiceFilter(choices=AlertSeverity.choices, distinct=False)
+    kind = django_filters.MultipleChoiceFilter(choices=AlertKind.choices, distinct=False)
+
+    class Meta:
+        model = Alert
+        fields = ["kind", "severity", "open", "acknowledged", "item", "connection"]
+
+
+class AlertResolveInputSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, help_text="What was done.")
+
+
+class AlertBulkInputSerializer(AlertResolveInputSerializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=10_000)
+
+
+class AlertCountSerializer(serializers.Serializer):
+    changed = serializers.IntegerField()
 
 
 class AlertViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = Alert.objects.all()
+    """Alerts: one open per cause, with a count; resolved automatically when the cause goes away,
+    or by staff with a note. Filter `?open=true&severity=critical&severity=high`."""
+
+    queryset = Alert.objects.select_related("connection")
     serializer_class = AlertSerializer
-    filterset_fields = ["kind"]
+    filterset_class = AlertFilter
     ordering = ["-created_at", "-id"]
+
+    @extend_schema(request=None, responses=AlertCountSerializer)
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        """Seen: it stays open until it is resolved."""
+        return Response({"changed": alerts_acknowledge(alert_ids=[self.get_object().pk], user=request.user)})
+
+    @extend_schema(request=AlertResolveInputSerializer, responses=AlertCountSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        """Close it with a note of what was done."""
+        data = AlertResolveInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        n = alerts_resolve(
+            alert_ids=[self.get_object().pk], user=request.user, note=data.validated_data.get("note", "")
+        )
+        return Response({"changed": n})
+
+    @extend_schema(request=AlertBulkInputSerializer, responses=AlertCountSerializer)
+    @action(detail=False, methods=["post"], url_path="bulk-resolve")
+    def bulk_resolve(self, request):
+        data = AlertBulkInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ids = self.get_queryset().filter(pk__in=data.validated_data["ids"]).values_list("pk", flat=True)
+        n = alerts_resolve(alert_ids=list(ids), user=request.user, note=data.validated_data.get("note", ""))
+        return Response({"changed": n})
 
 
 class WebhookEventSerializer(serializers.ModelSerializer):

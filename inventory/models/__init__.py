@@ -4,6 +4,7 @@ from .catalogue import SKU_FORMAT, YOUTUBE_URL, Condition, Item, ItemPhoto, Item
 from .channels import (
     Alert,
     AlertKind,
+    AlertSeverity,
     ChannelConnection,
     ChannelListing,
     Conflict,
@@ -23,6 +24,7 @@ __all__ = [
     "YOUTUBE_URL",
     "Alert",
     "AlertKind",
+    "AlertSeverity",
     "ChannelConnection",
     "ChannelListing",
     "Condition",

@@ -77,6 +77,9 @@ class Item(AccountOwned):
     sold_at = models.DateTimeField(null=True, blank=True, help_text="The winning sale's time, by the channel's clock.")
     sold_recorded_at = models.DateTimeField(null=True, blank=True, help_text="When this system recorded that sale.")
     needs_review = models.BooleanField(default=False, help_text="Imported from a channel; check the details.")
+    low_stock_threshold = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Alert at this many units left or fewer; empty: the shop's threshold."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

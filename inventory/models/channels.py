@@ -41,6 +41,20 @@ class ChannelConnection(AccountOwned):
     pull_offset_seconds = models.PositiveIntegerField(
         default=0, validators=[MaxValueValidator(3600)], help_text="Delay within the interval, to stagger connections."
     )
+    price_drift_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=0,
+        validators=[MinValueValidator(0)],
+        help_text="A channel price this far from ours (in %) is drift to alert on; 0 alerts on any difference.",
+    )
+    price_drift_amount = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        default=0,
+        validators=[MinValueValidator(0)],
+        help_text="...or this far in money. A difference within either tolerance is not alerted (it is still pushed back).",
+    )
     stock_buffer_percent = models.PositiveSmallIntegerField(
         default=0,
         validators=[MaxValueValidator(90)],
@@ -278,31 +292,60 @@ class AlertKind(models.TextChoices):
     LISTING_MISSING = "listing_missing", "Listing missing on a channel"
     LISTING_MISMATCH = "listing_mismatch", "Listing mismatch"
     CONNECTION = "connection", "Connection needs attention"
+    OUT_OF_STOCK = "out_of_stock", "Out of stock"
+    NOT_ENDED = "not_ended", "Not ended after a sale"
+    WEBHOOKS_STOPPED = "webhooks_stopped", "Webhooks stopped"
+
+
+class AlertSeverity(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
 
 
 class Alert(AccountOwned):
-    """Something staff must look at. One open alert per subject (dedupe_key)."""
+    """Something staff must look at. One open alert per cause (dedupe_key), counted each time
+    the cause is seen again; resolved when the cause goes away (or by staff, with a note).
+    Acknowledged means a person has seen it: it stays open until resolved. Rows are kept."""
 
     kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    severity = models.CharField(max_length=10, choices=AlertSeverity.choices, default=AlertSeverity.MEDIUM)
     title = models.CharField(max_length=200)
     message = models.TextField(blank=True)
     dedupe_key = models.CharField(max_length=200)
     item = models.ForeignKey("inventory.Item", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
     listing = models.ForeignKey(ChannelListing, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
     conflict = models.ForeignKey(Conflict, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    connection = models.ForeignKey(
+        ChannelConnection, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    count = models.PositiveIntegerField(default=1, help_text="How many times the cause was seen while open.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolution = models.TextField(blank=True, help_text="Why it was closed: the cause went away, or staff's note.")
+    emailed_at = models.DateTimeField(null=True, blank=True, help_text="When it was mailed (at once or in a digest).")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["account", "dedupe_key"],
-                condition=Q(acknowledged_at__isnull=True),
-                name="alert_one_open_per_subject",
+                condition=Q(resolved_at__isnull=True),
+                name="alert_one_open_per_cause",
             )
         ]
+        indexes = [models.Index(fields=["account", "resolved_at", "severity"], name="alert_open_by_severity")]
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
 
     def __str__(self) -> str:
         return self.title

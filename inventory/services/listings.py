@@ -48,7 +48,7 @@ from ..models import (
 )
 from ..states import ItemState
 from .actor import Actor
-from .alerts import alert_raise
+from .alerts import alert_raise, alerts_resolve_cause
 from .runs import push_recorded
 
 log = logging.getLogger(__name__)
@@ -383,6 +383,13 @@ def listing_converge(listing_id: int) -> str:
     finally:
         _release(listing_id)
     _push_recorded(listing_id, clock, done, None)
+    if any(step in ("published", "adopted", "ended") or step.startswith("revised") for step in done):
+        # The channel took our change: what was wrong with this listing is gone.
+        alerts_resolve_cause(
+            listing_id=listing_id,
+            kind__in=[AlertKind.SYNC_ERROR, AlertKind.LISTING_MISSING, AlertKind.NOT_ENDED, AlertKind.PRICE_DRIFT],
+            resolution=f"The listing synced again ({'; '.join(done)}).",
+        )
     if "ended" in done:
         from .connections import connection_disconnect_finish
 

@@ -13,8 +13,9 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from ..models import Alert, AlertKind, Item, ItemPhoto
+from ..models import AlertKind, Item, ItemPhoto
 from .actor import Actor
+from .alerts import alerts_resolve_cause
 from .listings import listings_mark_changed
 
 MAX_PHOTOS = 24  # what the strictest channel takes (eBay: 24 image URLs)
@@ -78,7 +79,5 @@ def items_mark_reviewed(*, item_ids: Sequence[int], actor: Actor) -> int:
         n = Item.objects.filter(pk__in=list(item_ids), needs_review=True).update(
             needs_review=False, updated_at=timezone.now()
         )
-        Alert.objects.filter(item_id__in=list(item_ids), kind=AlertKind.REVIEW, acknowledged_at__isnull=True).update(
-            acknowledged_at=timezone.now(), acknowledged_by=actor.user
-        )
+        alerts_resolve_cause(item_id__in=list(item_ids), kind=AlertKind.REVIEW, resolution="Marked reviewed by staff.")
     return n

@@ -8,12 +8,15 @@ from django.utils import timezone
 
 from ..errors import InsufficientStock
 from ..models import (
+    AlertKind,
     Item,
     MovementKind,
     OrderLine,
     StockMovement,
 )
+from ..states import ItemState
 from .actor import Actor
+from .alerts import alert_raise, alerts_resolve_cause
 from .listings import listings_mark_changed
 
 # --- Stock ----------------------------------------------------------------------------
@@ -45,6 +48,9 @@ def _write_movement(
             quantity_on_hand=on_hand, quantity_locked=locked, updated_at=timezone.now()
         )
     item.quantity_on_hand, item.quantity_locked = on_hand, locked
+    if item.pk is not None:
+        item_id = item.pk
+        transaction.on_commit(lambda: stock_alerts_check(item_id))
     return StockMovement.objects.create(
         account_id=item.account_id,
         item=item,
@@ -58,6 +64,52 @@ def _write_movement(
         source=actor.source,
         reason=reason[:500],
     )
+
+
+def stock_alerts_check(item_id: int) -> str:
+    """Raise or resolve the low-stock and out-of-stock alerts of a multi-quantity item.
+
+    Multi-quantity means it ever had more than one unit on hand (its ledger says so): a
+    one-of-a-kind guitar selling is a sale, not a stock problem. Returns what it decided.
+    """
+    item = Item.objects.select_related("account").filter(pk=item_id).first()
+    if item is None:
+        return "gone"
+    threshold = item.low_stock_threshold if item.low_stock_threshold is not None else item.account.low_stock_threshold
+    available = item.quantity_on_hand - item.quantity_locked
+    low_key, out_key = f"low-stock:{item.pk}", f"out-of-stock:{item.pk}"
+    # A multi-quantity item that sells its last unit moves to sold: that is out of stock too.
+    stocked = item.state in (ItemState.ACTIVE, ItemState.SOLD)
+    if not stocked or available > threshold:
+        alerts_resolve_cause(
+            account_id=item.account_id,
+            dedupe_key__in=[low_key, out_key],
+            resolution=f"{available} available now." if stocked else f"The item is {item.state}.",
+        )
+        return "fine"
+    if not StockMovement.objects.filter(item_id=item.pk, on_hand_after__gt=1).exists():
+        return "one of a kind"
+    if available <= 0:
+        alerts_resolve_cause(account_id=item.account_id, dedupe_key=low_key, resolution="Now out of stock.")
+        alert_raise(
+            account_id=item.account_id,
+            kind=AlertKind.OUT_OF_STOCK,
+            dedupe_key=out_key,
+            title=f"{item.sku} is out of stock",
+            message=f"{item.title}: nothing left to sell. Receive more units to list it again.",
+            item=item,
+        )
+        return "out"
+    alerts_resolve_cause(account_id=item.account_id, dedupe_key=out_key, resolution=f"{available} available now.")
+    alert_raise(
+        account_id=item.account_id,
+        kind=AlertKind.LOW_STOCK,
+        dedupe_key=low_key,
+        title=f"{item.sku} is running low: {available} left",
+        message=f"{item.title}: {available} available to sell (alert at {threshold} or fewer).",
+        item=item,
+    )
+    return "low"
 
 
 def _set_on_hand(item: Item, quantity: int, actor: Actor, reason: str) -> None:

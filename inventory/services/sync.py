@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from billing.errors import BillingError
@@ -45,7 +45,7 @@ from ..models import (
 )
 from ..states import ItemState
 from .actor import Actor
-from .alerts import alert_raise
+from .alerts import alert_raise, alerts_resolve_cause, price_drift_beyond_tolerance
 from .items import item_create
 from .listings import _enqueue, listing_missing, same_sku
 from .runs import sync_run
@@ -64,6 +64,7 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
     sync = channel(connection.channel)
     actor = Actor(source=connection.channel)
     with sync_run(connection, SyncKind.PULL, run_id=run_id) as run:
+        read_started = timezone.now()
         conn = specific_connection(connection)
         result = (
             sync.pull(conn, connection.watermark, full_scan=True)
@@ -89,11 +90,13 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
             counted = listing_seen_apply(connection, seen, actor=actor)
             setattr(run, counted, getattr(run, counted) + 1)
         if result.listings_complete:
-            run.ended += _mark_missing(connection, {seen.external_id for seen in result.listings}, "a full read")
+            seen_ids = {seen.external_id for seen in result.listings}
+            run.ended += _mark_missing(connection, seen_ids, "a full read", before=read_started)
         fields = {"last_pull_at": timezone.now()}
         if not run.errors and result.watermark is not None:
             fields["watermark"] = result.watermark
         ChannelConnection.objects.filter(pk=connection.pk).update(**fields)
+    alerts_resolve_cause(dedupe_key=f"pull-failing:{connection.pk}", resolution="A pull worked again.")
     return run
 
 
@@ -134,18 +137,22 @@ def connection_pull_failed(*, connection_id: int, error: Exception) -> bool:
     return True
 
 
-def _believed_on_sale(connection: ChannelConnection):
-    """Our listings the channel should have: live (or being ended), with an id."""
-    return ChannelListing.objects.filter(
-        connection=connection, actual_state__in=[ListingState.LIVE, ListingState.ENDING]
-    ).exclude(external_id="")
+def _believed_on_sale(connection: ChannelConnection, *, before):
+    """Our listings the channel should have shown in a read that started at `before`: live (or
+    being ended), with an id, and not published or revised while the read was under way (a
+    listing created after the read passed its page is not missing)."""
+    return (
+        ChannelListing.objects.filter(connection=connection, actual_state__in=[ListingState.LIVE, ListingState.ENDING])
+        .exclude(external_id="")
+        .filter(Q(last_synced_at__lt=before) | Q(last_synced_at__isnull=True))
+    )
 
 
-def _mark_missing(connection: ChannelConnection, seen_ids: set[str], how: str) -> int:
+def _mark_missing(connection: ChannelConnection, seen_ids: set[str], how: str, *, before) -> int:
     """Every listing we believe on sale that the channel did not show is missing. Returns how many."""
     missing = [
         (pk, external_id)
-        for pk, external_id in _believed_on_sale(connection).values_list("pk", "external_id")
+        for pk, external_id in _believed_on_sale(connection, before=before).values_list("pk", "external_id")
         if external_id not in seen_ids
     ]
     for pk, external_id in missing:
@@ -438,6 +445,7 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
     }
     report = AuditReport()
     drifted: dict[int, dict] = {}
+    read_started = timezone.now()
     with sync_run(connection, SyncKind.AUDIT, run_id=run_id) as run:
         seen_ids: set[str] = set()
         by_sku: dict[str, list[ListingSeen]] = {}
@@ -476,7 +484,8 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
             else:
                 report.unchanged += 1
 
-        for pk, external_id, sku in _believed_on_sale(connection).values_list("pk", "external_id", "item__sku"):
+        believed = _believed_on_sale(connection, before=read_started)
+        for pk, external_id, sku in believed.values_list("pk", "external_id", "item__sku"):
             if external_id not in seen_ids:
                 report.missing.append(sku)
                 if apply:
@@ -499,6 +508,8 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
         for seen in unknown:
             if seen.external_id in duplicate_ids:
                 continue
+            if ChannelListing.objects.filter(connection=connection, external_id=seen.external_id).exists():
+                continue  # published by a worker while the audit read: ours after all
             report.unknown.append(seen.sku or seen.external_id)
             if apply:
                 external_listing_import(connection, seen, actor=actor)
@@ -529,7 +540,7 @@ def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: Listi
         drift["quantity"] = seen.quantity
     if seen.title and pushed.get("title") and seen.title != pushed["title"]:
         drift["title"] = seen.title
-    if "price" in drift and alert:
+    if "price" in drift and alert and price_drift_beyond_tolerance(connection, pushed["price"], seen.price):
         alert_raise(
             account_id=connection.account_id,
             kind=AlertKind.PRICE_DRIFT,
@@ -582,6 +593,7 @@ def webhook_receive(
     seen = channel(connection.channel).parse_webhook(specific_connection(connection), headers, body)
     if isinstance(seen, WebhookReply):
         return seen, False  # answered, nothing to store (a ping)
+    alerts_resolve_cause(dedupe_key=f"webhooks-stopped:{connection.pk}", resolution="A webhook arrived again.")
     existing = WebhookEvent.objects.filter(connection=connection, dedupe_key=seen.dedupe_key).first()
     if existing is None:
         try:

@@ -13,6 +13,14 @@ SCHEDULES = {
         "inventory.reconcile_all",
         {"minute": "30", "hour": "2", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     ),
+    "inventory: alerts for listings not ended after a sale and webhooks that stopped": (
+        "inventory.alert_checks",
+        {"minute": "*/5", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
+    "inventory: daily e-mail digest of open alerts": (
+        "inventory.alert_digest",
+        {"minute": "0", "hour": "7", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
     "inventory: auto-archive old sold and shipped items": (
         "inventory.auto_archive",
         {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
