@@ -65,6 +65,9 @@ NOTIFICATIONS = "/notifications/v1"
 # Tokens fetched this long before Amazon's expiry are treated as expired (clock skew, slow calls).
 TOKEN_MARGIN_SECONDS = 120
 RATE_LIMIT_RETRIES = 3
+# Tokens of a listings bucket that publishes and revises leave for ends and read-backs, so a
+# price sweep never delays taking a sold item off sale.
+CRITICAL_RESERVE = 2
 
 _HINTS = {
     401: "Check the LWA client id, client secret and refresh token (Seller Central > Apps > Develop apps).",
@@ -140,12 +143,14 @@ class TokenBucket:
     def _store(self, tokens: float, now: float) -> None:
         cache.set(self.key, (tokens, now), timeout=int(self.burst / self.rate) + 60)
 
-    def acquire(self, max_wait: float) -> float:
+    def acquire(self, max_wait: float, reserve: int = 0) -> float:
         lock = self._locked()
         try:
             now = time.time()
             tokens = self._state(now)
-            wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+            # Work that can wait leaves `reserve` tokens for sale-critical calls (ends, read-backs).
+            needed = 1 + min(reserve, self.burst - 1)
+            wait = 0.0 if tokens >= needed else (needed - tokens) / self.rate
             if wait > max_wait:
                 raise RateLimited(f"rate limit: next call allowed in {wait:.1f} s", retry_after=wait)
             self._store(tokens - 1, now)
@@ -263,18 +268,23 @@ class SpApiClient:
             not_found=ListingNotFound,
         )
 
-    def put_listing(self, sku: str, body: Mapping[str, Any], *, preview: bool = False) -> dict:
+    def put_listing(self, sku: str, body: Mapping[str, Any], *, preview: bool = False, critical: bool = False) -> dict:
         """putListingsItem (a full replace keyed by SKU: repeating it never makes a second listing)."""
         params = {"marketplaceIds": self.marketplace_id, "includedData": "identifiers,issues"}
         if preview:
             params["mode"] = "VALIDATION_PREVIEW"
-        return self._call("putListingsItem", "PUT", self._item_path(sku), params=params, body=body)
+        reserve = 0 if critical else CRITICAL_RESERVE
+        return self._call("putListingsItem", "PUT", self._item_path(sku), params=params, body=body, reserve=reserve)
 
-    def patch_listing(self, sku: str, body: Mapping[str, Any], *, preview: bool = False) -> dict:
+    def patch_listing(
+        self, sku: str, body: Mapping[str, Any], *, preview: bool = False, critical: bool = False
+    ) -> dict:
+        """patchListingsItem. `critical` (an end) may use the tokens other writes leave in reserve."""
         params = {"marketplaceIds": self.marketplace_id, "includedData": "identifiers,issues"}
         if preview:
             params["mode"] = "VALIDATION_PREVIEW"
-        return self._call("patchListingsItem", "PATCH", self._item_path(sku), params=params, body=body)
+        reserve = 0 if critical else CRITICAL_RESERVE
+        return self._call("patchListingsItem", "PATCH", self._item_path(sku), params=params, body=body, reserve=reserve)
 
     def delete_listing(self, sku: str) -> dict:
         return self._call(
@@ -467,11 +477,12 @@ class SpApiClient:
         not_found: type[PermanentChannelError] = PermanentChannelError,
         grantless: bool = False,
         token: str | None = None,
+        reserve: int = 0,
     ) -> dict:
         refreshed = False
         limited = 0
         while True:
-            wait = self.bucket(operation).acquire(self.max_wait)
+            wait = self.bucket(operation).acquire(self.max_wait, reserve)
             if wait:
                 self.waited += wait
                 time.sleep(wait)

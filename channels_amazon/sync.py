@@ -289,7 +289,8 @@ def end(connection, external_id: str, reason: str) -> EndResult:
         if not product_type:
             product_type = item_attributes(connection, external_id)[1]
         body = mappers.patch_body(product_type, {"fulfillment_availability": mappers.fulfillment_availability(0, code)})
-        answer = retry_transient(client.patch_listing, external_id, body)  # quantity 0 twice is quantity 0
+        # Quantity 0 twice is quantity 0; an end may use the tokens revises leave in reserve.
+        answer = retry_transient(client.patch_listing, external_id, body, critical=True)
         _refuse_invalid(connection, external_id, answer, "end")
         listing = _read(client, external_id, retry=True)
         if listing is None:

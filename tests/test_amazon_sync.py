@@ -499,3 +499,23 @@ def test_a_shipment_is_confirmed_with_carrier_and_tracking(connection, sandbox, 
     [seen] = sync.pull(connection, None).orders
     assert seen.status == "paid"  # shipped stays a committed sale
     assert sandbox.all_orders()[0]["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+
+
+def test_an_end_goes_before_revises_in_the_shared_patch_bucket(connection, sandbox, item, account):
+    import time
+
+    # Given Amazon's true patch plan (5/s, burst 5) with two tokens left (a revise sweep spent three)
+    sandbox.set_faults(rate_scale=1.0)
+    sync.publish(connection, payload(), None)
+    client = sync.client_for(connection)
+    client.max_wait = 0.0  # nothing may wait: what has no token now is refused
+    client.bucket("patchListingsItem")._store(2.0, time.time())
+
+    # When another revise comes: it leaves the last two tokens alone
+    with pytest.raises(RateLimited):
+        sync.revise(connection, "AMZ-1", payload(price="900.00"), frozenset({"price"}))
+    assert sandbox.requests("patchListingsItem") == []
+
+    # Then an end still goes through at once
+    assert sync.end(connection, "AMZ-1", END_SOLD_ELSEWHERE).confirmed
+    assert [r.status for r in sandbox.requests("patchListingsItem")] == [200]
