@@ -105,7 +105,9 @@ def consume(
             if stop.is_set():
                 return
             try:
-                client = clients.setdefault(connection.pk, sqs_client(connection))
+                client = clients.get(connection.pk)
+                if client is None:
+                    client = clients[connection.pk] = sqs_client(connection)
                 receive_once(connection, wait_seconds=share, client=client)
             except Exception as error:  # the loop must outlive one bad queue or a network blip
                 clients.pop(connection.pk, None)

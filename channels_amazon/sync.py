@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 
@@ -34,6 +35,7 @@ from inventory.channels import (
     PermanentChannelError,
     PublishResult,
     PullResult,
+    RateLimited,
     TransientChannelError,
     WebhookSeen,
     retry_transient,
@@ -338,19 +340,32 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
     result = PullResult(watermark=since)
     start = since - ORDER_OVERLAP if since else timezone.now() - FIRST_PULL_LOOKBACK
     orders: dict[str, OrderSeen] = {}
-    for page in client.search_orders(mappers.format_time(start)):
-        result.pages_read += 1
-        for raw in page.get("orders") or []:
-            try:
-                order = mappers.order_seen(raw)
-            except ValueError:
-                logger.warning("Skipped an Amazon order that could not be read: %s", raw.get("orderId"))
-                continue
-            orders[order.external_id] = order
+    complete = False
+    try:
+        for page in client.search_orders(mappers.format_time(start)):
+            result.pages_read += 1
+            for raw in page.get("orders") or []:
+                try:
+                    order = mappers.order_seen(raw)
+                except ValueError:
+                    logger.warning("Skipped an Amazon order that could not be read: %s", raw.get("orderId"))
+                    continue
+                orders[order.external_id] = order
+        complete = True
+        cache.set(_orders_read_key(connection), time.time(), timeout=24 * 3600)
+    except RateLimited:
+        # Every listing notification asks the engine for a pull, and searchOrders refills one call
+        # every ~178 s: when the bucket is spent and orders were read moments ago, this pull reads
+        # no more (sales still arrive by ORDER_CHANGE, and the watermark stays for the next pull).
+        # A connection whose orders have not been read for a while is told so.
+        last = cache.get(_orders_read_key(connection))
+        if not last or time.time() - float(last) > 2 * ORDER_SEARCH_INTERVAL:
+            raise
+        logger.info("Amazon order search of %s deferred: its rate is spent and orders were just read.", connection)
     result.orders = list(orders.values())
     newest = max((o.updated_at for o in result.orders if o.updated_at), default=None)
-    if newest and (result.watermark is None or newest > result.watermark):
-        result.watermark = newest
+    if complete and newest and (result.watermark is None or newest > result.watermark):
+        result.watermark = newest  # never past pages not read yet
 
     if full_scan or _listing_scan_due(connection, first_pull=since is None):
         try:
@@ -480,6 +495,10 @@ def _read(client: SpApiClient, sku: str, *, retry: bool = False) -> dict | None:
         return retry_transient(client.get_listing, sku) if retry else client.get_listing(sku)
     except ListingNotFound:
         return None
+
+
+def _orders_read_key(connection: AmazonConnection) -> str:
+    return f"channels_amazon:orders-read:{connection.pk}"
 
 
 def _scan_key(connection: AmazonConnection) -> str:

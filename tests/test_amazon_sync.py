@@ -519,3 +519,21 @@ def test_an_end_goes_before_revises_in_the_shared_patch_bucket(connection, sandb
     # Then an end still goes through at once
     assert sync.end(connection, "AMZ-1", END_SOLD_ELSEWHERE).confirmed
     assert [r.status for r in sandbox.requests("patchListingsItem")] == [200]
+
+
+def test_a_pull_with_the_order_search_spent_defers_if_orders_were_just_read_else_says_so(connection, sandbox):
+    import time
+
+    client = sync.client_for(connection)
+    client.bucket("searchOrders")._store(0.0, time.time())  # the burst is spent
+
+    # Orders never read: the rate limit is raised for the engine to schedule and show
+    with pytest.raises(RateLimited):
+        sync.pull(connection, None)
+
+    # Orders read a moment ago (a listing notification asks for another pull): deferred quietly
+    since = timezone.now() - timedelta(minutes=5)
+    cache.set(sync._orders_read_key(connection), time.time())
+    result = sync.pull(connection, since)
+    assert (result.orders, result.watermark) == ([], since)
+    assert sandbox.requests("searchOrders") == []
