@@ -4,7 +4,7 @@
   every call (no SigV4: Amazon ignores signatures since 2023-10). The token is kept in Django's
   cache (Redis in production), so every worker shares it until shortly before it expires; a
   401/403 drops it, fetches a fresh one once and repeats the call once.
-- Rate limits: one token bucket per operation and selling partner, with the rate and burst the
+- Rate limits: one token bucket (buckets.py) per operation and selling partner, with the rate and burst the
   models document (OPERATION_LIMITS), shared by all workers through the cache. A rate Amazon
   reports in `x-amzn-RateLimit-Limit` replaces the documented one. A call waits for its token
   when the wait is short; a longer wait is raised as RateLimited for the engine to schedule. A
@@ -30,6 +30,8 @@ import requests
 from django.core.cache import cache
 
 from inventory.channels import ListingNotFound, PermanentChannelError, RateLimited, TransientChannelError
+
+from .buckets import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -112,59 +114,6 @@ def describe_error(status: int, body: Any, fallback: str = "") -> str:
     if status in _HINTS:
         parts.append(_HINTS[status])
     return "; ".join(parts)
-
-
-class TokenBucket:
-    """A token bucket shared by every worker through the cache: (tokens, when) under one key.
-
-    `acquire` takes a token and returns how long to wait for it (a token not there yet is
-    reserved: the count goes below zero), or raises RateLimited when the wait would be longer
-    than `max_wait` (nothing is taken then). Counting tokens rather than times keeps the state
-    right when Amazon reports a different rate.
-    """
-
-    def __init__(self, key: str, rate: float, burst: int) -> None:
-        self.key = key
-        self.rate = rate
-        self.burst = max(int(burst), 1)
-
-    def _locked(self):
-        lock = f"{self.key}:lock"
-        for _ in range(400):  # a cache "mutex": two workers must not both take the last token
-            if cache.add(lock, 1, timeout=2):
-                return lock
-            time.sleep(0.005)
-        return lock  # a lock left by a dead worker expires in 2 s; go on rather than hang
-
-    def _state(self, now: float) -> float:
-        tokens, at = cache.get(self.key) or (float(self.burst), now)
-        return min(float(self.burst), tokens + max(now - at, 0.0) * self.rate)
-
-    def _store(self, tokens: float, now: float) -> None:
-        cache.set(self.key, (tokens, now), timeout=int(self.burst / self.rate) + 60)
-
-    def acquire(self, max_wait: float, reserve: int = 0) -> float:
-        lock = self._locked()
-        try:
-            now = time.time()
-            tokens = self._state(now)
-            # Work that can wait leaves `reserve` tokens for sale-critical calls (ends, read-backs).
-            needed = 1 + min(reserve, self.burst - 1)
-            wait = 0.0 if tokens >= needed else (needed - tokens) / self.rate
-            if wait > max_wait:
-                raise RateLimited(f"rate limit: next call allowed in {wait:.1f} s", retry_after=wait)
-            self._store(tokens - 1, now)
-            return wait
-        finally:
-            cache.delete(lock)
-
-    def drain(self) -> None:
-        """After a 429: Amazon says the bucket is empty, whatever we counted."""
-        lock = self._locked()
-        try:
-            self._store(0.0, time.time())
-        finally:
-            cache.delete(lock)
 
 
 class SpApiClient:
