@@ -25,6 +25,8 @@ SCHEMAS = {
     "LISTINGS_ITEM_MFN_QUANTITY_CHANGE": "ListingsItemMfnQuantityChange.json",
     "FEED_PROCESSING_FINISHED": "FeedProcessingFinishedNotification.json",
 }
+# A payload version with a schema of its own (the subscription asks for 1.0; a newer one may be chosen).
+VERSIONED = {("LISTINGS_ITEM_ISSUES_CHANGE", "2023-12-13"): "ListingsItemIssuesChangeNotification_2023-12-13.json"}
 SUBSCRIBED = ("ORDER_CHANGE", "LISTINGS_ITEM_STATUS_CHANGE", "LISTINGS_ITEM_ISSUES_CHANGE")
 
 
@@ -39,13 +41,19 @@ def _validator(name: str):
     path = schema_dir() / name
     if not path.exists():
         raise PermanentChannelError(f"Amazon's notification schema {path} is missing from contracts/.")
-    return Draft7Validator(json.loads(path.read_text()))
+    schema = json.loads(path.read_text())
+    kind = (schema.get("properties") or {}).get("NotificationType") or {}
+    if kind.get("enum") == ["LISTINGS_ITEM_STATUS_CHANGED"]:
+        # Amazon's schema lists LISTINGS_ITEM_STATUS_CHANGED while its own example, the subscription
+        # name and the deliveries say LISTINGS_ITEM_STATUS_CHANGE: accept both, or real ones are refused.
+        kind["enum"] = ["LISTINGS_ITEM_STATUS_CHANGE", "LISTINGS_ITEM_STATUS_CHANGED"]
+    return Draft7Validator(schema)
 
 
 def problems(notification: dict) -> list[str]:
     """Where a notification departs from Amazon's schema for its type (empty when it matches)."""
     kind = str(notification.get("NotificationType") or "")
-    name = SCHEMAS.get(kind)
+    name = VERSIONED.get((kind, str(notification.get("PayloadVersion") or ""))) or SCHEMAS.get(kind)
     if name is None:
         return [f"unknown NotificationType {kind!r}"]
     return [

@@ -537,3 +537,18 @@ def test_a_pull_with_the_order_search_spent_defers_if_orders_were_just_read_else
     result = sync.pull(connection, since)
     assert (result.orders, result.watermark) == ([], since)
     assert sandbox.requests("searchOrders") == []
+
+
+def test_every_example_in_amazons_notification_schemas_is_accepted_and_keyed_by_its_id():
+    directory = contract_path("amazon", "schemas", "notifications")
+    checked = 0
+    for path in sorted(directory.glob("*.json")):
+        for example in json.loads(path.read_text()).get("examples") or []:
+            if example.get("NotificationType") not in notifications.SCHEMAS:
+                continue
+            assert notifications.problems(example) == [], path.name
+            seen = notifications.identify(json.dumps(example).encode())
+            assert seen.dedupe_key == "amazon:" + example["NotificationMetadata"]["NotificationId"]
+            checked += 1
+    # ORDER_CHANGE, LISTINGS_ITEM_STATUS_CHANGE (whose schema's enum says ..._CHANGED), issues, quantity...
+    assert checked >= 4
