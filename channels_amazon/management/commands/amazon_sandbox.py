@@ -23,6 +23,25 @@ class Command(BaseCommand):
         parser.add_argument("--timeout-rate", type=float, default=0.0)
         parser.add_argument("--processing-seconds", type=float, default=2.0, help="ACCEPTED until BUYABLE.")
         parser.add_argument("--rate-scale", type=float, default=1.0, help="Multiply every documented rate.")
+        parser.add_argument("--sqs-queue-url", default="", help="Publish ORDER_CHANGE notifications to this queue.")
+        parser.add_argument("--sqs-endpoint-url", default="", help="A local SQS (e.g. moto_server on 127.0.0.1).")
+        parser.add_argument("--sqs-region", default="us-east-1")
+
+    @staticmethod
+    def _publisher(options):
+        """Each notification as an SQS message, the way SP-API delivers to a destination queue."""
+        if not options["sqs_queue_url"]:
+            return None
+        import json
+
+        import boto3
+
+        kwargs = {"region_name": options["sqs_region"]}
+        if options["sqs_endpoint_url"]:
+            kwargs["endpoint_url"] = options["sqs_endpoint_url"]
+        client = boto3.client("sqs", **kwargs)
+        queue = options["sqs_queue_url"]
+        return lambda notification: client.send_message(QueueUrl=queue, MessageBody=json.dumps(notification))
 
     def handle(self, *args, **options):
         sandbox = AmazonSandbox(
@@ -33,6 +52,7 @@ class Command(BaseCommand):
             timeout_rate=options["timeout_rate"],
             processing_seconds=options["processing_seconds"],
             rate_scale=options["rate_scale"],
+            notify=self._publisher(options),
         )
         sandbox.start()
         self.stdout.write(
