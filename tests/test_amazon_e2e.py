@@ -304,3 +304,22 @@ def test_the_consumer_deletes_only_what_it_stored(account, sqs_endpoint):
         assert event.payload["Payload"]["OrderChangeNotification"]["AmazonOrderId"] == order_id
         # The refused message stays for the queue's dead-letter policy; the stored one is gone
         assert queue.waiting() == 1
+
+
+def test_the_sandbox_command_publishes_notifications_to_the_queue_it_is_given(sqs_endpoint, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # boto3 reads keys from the environment; moto takes any
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    from channels_amazon.management.commands.amazon_sandbox import Command
+    from channels_amazon.notifications import problems
+
+    queue = new_queue(sqs_endpoint, "amazon-command")
+    publish = Command._publisher(
+        {"sqs_queue_url": queue.queue_url, "sqs_endpoint_url": sqs_endpoint, "sqs_region": "us-east-1"}
+    )
+    from channels_amazon.sandbox import AmazonSandbox
+
+    with AmazonSandbox(notify=publish) as sandbox:
+        sandbox.add_external_listing("Q-1", asin="B07N4M94X4", price="10.00", quantity=1)
+        sandbox.simulate_sale("Q-1")
+    [message] = queue.client().receive_message(QueueUrl=queue.queue_url, WaitTimeSeconds=1)["Messages"]
+    assert problems(json.loads(message["Body"])) == []
