@@ -39,6 +39,7 @@ demo-data: install
 	$(BIN)/python manage.py vr_demo
 	$(BIN)/python manage.py ebay_demo
 	$(BIN)/python manage.py etsy_demo
+	$(BIN)/python manage.py amazon_demo
 	$(BIN)/python manage.py declare_schedules
 
 # Procfile.dev = the Procfile's web, worker and beat plus two loopback Reverb shops for the demo.

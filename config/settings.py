@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "channels_vr",
     "channels_woocommerce",
     "channels_etsy",
+    "channels_amazon",
     "billing",
     "documents",
 ]
@@ -233,6 +234,7 @@ CHANNELS = {
     "vr": "channels_vr.sync",
     "ebay": "channels_ebay.sync",
     "etsy": "channels_etsy.sync",
+    "amazon": "channels_amazon.sync",
 }
 # Alerts: a listing still for sale this long after its item sold elsewhere is critical; a
 # connection that sends webhooks and went quiet this long while its pulls find orders is flagged.

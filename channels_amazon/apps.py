@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ChannelsAmazonConfig(AppConfig):
+    name = "channels_amazon"
+    verbose_name = "Amazon"
