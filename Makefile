@@ -42,7 +42,7 @@ demo-data: install
 	$(BIN)/python manage.py amazon_demo
 	$(BIN)/python manage.py declare_schedules
 
-# Procfile.dev = the Procfile's web, worker and beat plus two loopback Reverb shops for the demo.
+# Procfile.dev = the Procfile's web, workers and beat plus a loopback sandbox of every marketplace for the demo.
 run: demo-data
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
