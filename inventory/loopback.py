@@ -94,10 +94,13 @@ class ScriptedFault:
 
 
 class FaultPlan:
-    """The faults a sandbox injects: scripted ones first, then seeded random ones."""
+    """The faults a sandbox injects: scripted ones first, then seeded random ones.
 
-    def __init__(self, **settings: Any) -> None:
-        self.faults = Faults()
+    `faults` is the settings dataclass: `Faults`, or a sandbox's own with more fields.
+    """
+
+    def __init__(self, faults: type = Faults, **settings: Any) -> None:
+        self.faults = faults()
         self._lock = threading.Lock()
         self._scripted: list[ScriptedFault] = []
         self._rng = random.Random(settings.get("seed", 0))
@@ -113,7 +116,7 @@ class FaultPlan:
                 setattr(self.faults, name, value)
             if "seed" in changes:
                 self._rng = random.Random(changes["seed"])
-            return Faults(**asdict(self.faults))
+            return type(self.faults)(**asdict(self.faults))
 
     def fail_next(
         self, kind: str, *, method: str | None = None, path_prefix: str | None = None, count: int = 1
@@ -123,6 +126,11 @@ class FaultPlan:
             raise ValueError(f"Fault kinds are {FAULT_KINDS}")
         with self._lock:
             self._scripted.append(ScriptedFault(kind, method, path_prefix, count))
+
+    def chance(self, rate: float) -> bool:
+        """A seeded draw for a sandbox's own faults (e.g. delivering a webhook twice)."""
+        with self._lock:
+            return bool(rate) and self._rng.random() < rate
 
     def pick(self, method: str, path: str) -> str:
         """The fault for this request: "error", "rate_limit", "timeout" or "" (none)."""

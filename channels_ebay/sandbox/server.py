@@ -10,26 +10,25 @@ its problems, so tests can assert that none was sent.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import os
 import random
 import re
 import secrets
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from inventory.loopback import LoopbackHTTPServer
 
 from .. import contract
 from .notifications import Delivery, NotificationSide
@@ -94,38 +93,9 @@ class _Token:
     expires_at: float
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
+class _Server(LoopbackHTTPServer):
+    label = "eBay sandbox"
     sandbox: EbaySandbox
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.open_sockets: set[socket.socket] = set()
-        self.sockets_lock = threading.Lock()
-
-    def process_request(self, request, client_address) -> None:
-        with self.sockets_lock:
-            self.open_sockets.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request) -> None:
-        with self.sockets_lock:
-            self.open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def close_open_connections(self) -> None:
-        with self.sockets_lock:
-            sockets = list(self.open_sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request, client_address) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return
-        logger.exception("eBay sandbox failed on a request from %s", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

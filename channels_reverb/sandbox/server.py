@@ -7,24 +7,22 @@ sandbox (`manage.py reverb_sandbox`) is driven through the control endpoints und
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import random
 import re
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+
+from inventory.loopback import FaultPlan, Faults, LoopbackHTTPServer
 
 from ..mappers import CONDITION_UUIDS, parse_time
 from .store import ReverbStore, SandboxError
@@ -33,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "sandbox-token"
 ORDER_TOPICS = ("orders/create", "orders/update")
-FAULT_KINDS = ("error", "rate_limit", "timeout")
 
 
 @dataclass(frozen=True)
@@ -65,71 +62,9 @@ class Delivery:
     error: str = ""
 
 
-@dataclass
-class Faults:
-    """Random faults, drawn from a seeded generator so a run can be repeated exactly.
-
-    error: 500, nothing applied. rate_limit: 429 with Retry-After, nothing applied.
-    timeout: the request IS applied, then the answer is held back `timeout_delay` seconds
-    (past the client's timeout). latency_ms: added to every API request.
-    """
-
-    error_rate: float = 0.0
-    rate_limit_rate: float = 0.0
-    timeout_rate: float = 0.0
-    latency_ms: float = 0.0
-    timeout_delay: float = 2.0
-    retry_after: int = 2
-    seed: int = 0
-
-
-@dataclass
-class _ScriptedFault:
-    kind: str
-    method: str | None
-    path_prefix: str | None
-    remaining: int
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path_prefix is None or path.startswith(self.path_prefix)
-        )
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
+class _Server(LoopbackHTTPServer):
+    label = "Reverb sandbox"
     sandbox: ReverbSandbox
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.open_sockets: set[socket.socket] = set()
-        self.sockets_lock = threading.Lock()
-
-    def process_request(self, request, client_address) -> None:
-        with self.sockets_lock:
-            self.open_sockets.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request) -> None:
-        with self.sockets_lock:
-            self.open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def close_open_connections(self) -> None:
-        """Drop kept-alive client connections too, so a stopped sandbox answers nothing."""
-        with self.sockets_lock:
-            sockets = list(self.open_sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request, client_address) -> None:
-        error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError | TimeoutError):
-            return  # a client that gave up (the timeout fault does this on purpose)
-        logger.exception("Reverb sandbox failed on a request from %s", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -194,11 +129,8 @@ class ReverbSandbox:
         self.store = ReverbStore(
             lambda: self.base_url, clock=clock, page_size=page_size, require_category=require_category
         )
-        self.faults = Faults()
-        self._fault_lock = threading.Lock()
-        self._scripted: list[_ScriptedFault] = []
-        self._rng = random.Random(seed)
-        self.set_faults(
+        self._faults = FaultPlan(
+            Faults,
             seed=seed,
             error_rate=error_rate,
             rate_limit_rate=rate_limit_rate,
@@ -396,48 +328,23 @@ class ReverbSandbox:
 
     # --- faults -------------------------------------------------------------------------
 
+    @property
+    def faults(self) -> Faults:
+        return self._faults.faults
+
     def set_faults(self, **changes: Any) -> Faults:
-        """Change the random faults (error_rate, rate_limit_rate, timeout_rate, latency_ms, timeout_delay,
-        retry_after, seed). Setting `seed` restarts the generator, so a run repeats exactly."""
-        with self._fault_lock:
-            unknown = set(changes) - set(asdict(self.faults))
-            if unknown:
-                raise ValueError(f"Unknown fault settings: {sorted(unknown)}")
-            for name, value in changes.items():
-                setattr(self.faults, name, value)
-            if "seed" in changes:
-                self._rng = random.Random(changes["seed"])
-            return Faults(**asdict(self.faults))
+        """Change the random faults (see Faults); setting `seed` restarts the generator, so a run repeats exactly."""
+        return self._faults.set(**changes)
 
     def fail_next(
         self, kind: str, *, method: str | None = None, path_prefix: str | None = None, count: int = 1
     ) -> None:
         """Script a fault for the next matching request(s), e.g. fail_next("timeout", method="POST",
-        path_prefix="/listings"): the create is applied and its answer never arrives in time."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"Fault kinds are {FAULT_KINDS}")
-        with self._fault_lock:
-            self._scripted.append(_ScriptedFault(kind, method, path_prefix, count))
+        path_prefix="/listings"): the change is applied and its answer never arrives in time."""
+        self._faults.fail_next(kind, method=method, path_prefix=path_prefix, count=count)
 
     def _pick_fault(self, method: str, path: str) -> str:
-        with self._fault_lock:
-            for scripted in self._scripted:
-                if scripted.matches(method, path):
-                    scripted.remaining -= 1
-                    if scripted.remaining <= 0:
-                        self._scripted.remove(scripted)
-                    return scripted.kind
-            f = self.faults
-            if not (f.error_rate or f.rate_limit_rate or f.timeout_rate):
-                return ""
-            draw = self._rng.random()
-        if draw < f.error_rate:
-            return "error"
-        if draw < f.error_rate + f.rate_limit_rate:
-            return "rate_limit"
-        if draw < f.error_rate + f.rate_limit_rate + f.timeout_rate:
-            return "timeout"
-        return ""
+        return self._faults.pick(method, path)
 
     # --- request log --------------------------------------------------------------------
 

@@ -16,20 +16,20 @@ import contextlib
 import json
 import logging
 import random
-import socket
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 import graphql
 import requests
+
+from inventory.loopback import LoopbackHTTPServer
 
 from ..schema import admin_schema
 from ..webhooks import sign
@@ -107,38 +107,9 @@ class _ScriptedFault:
     remaining: int
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
+class _Server(LoopbackHTTPServer):
+    label = "Shopify sandbox"
     sandbox: ShopifySandbox
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.open_sockets: set[socket.socket] = set()
-        self.sockets_lock = threading.Lock()
-
-    def process_request(self, request, client_address) -> None:
-        with self.sockets_lock:
-            self.open_sockets.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request) -> None:
-        with self.sockets_lock:
-            self.open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def close_open_connections(self) -> None:
-        with self.sockets_lock:
-            sockets = list(self.open_sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request, client_address) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return  # a client that gave up (the timeout fault does this on purpose)
-        logger.exception("Shopify sandbox failed on a request from %s", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

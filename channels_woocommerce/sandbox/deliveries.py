@@ -56,8 +56,7 @@ class Deliveries:
                 }
                 delivery = self._post(hook, topic, delivery_id, body, headers)
                 done.append(delivery)
-                with self._fault_lock:
-                    twice = self.faults.duplicate_rate and self._rng.random() < self.faults.duplicate_rate
+                twice = self._faults.chance(self.faults.duplicate_rate)
                 if twice:
                     done.append(self._post(hook, topic, delivery_id, body, headers))
                 if delivery.delivered or hook["status"] != "active" or attempt == self.faults.webhook_retries:

@@ -77,19 +77,6 @@ class Faults:
 
 
 @dataclass
-class ScriptedFault:
-    kind: str
-    method: str | None
-    path_prefix: str | None
-    remaining: int
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path_prefix is None or path.startswith(self.path_prefix)
-        )
-
-
-@dataclass
 class ApiKey:
     secret: str
     permissions: str = "read_write"  # read, write, read_write

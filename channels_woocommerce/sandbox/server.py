@@ -18,26 +18,24 @@ delivered; after more than 5 consecutive failures the webhook is disabled.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import random
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from inventory.loopback import FaultPlan, LoopbackHTTPServer
 
 from .api import API, ShopApi
 from .auth import Authentication
 from .deliveries import Deliveries
-from .records import ApiKey, Delivery, Faults, RecordedRequest, ScriptedFault, php_json
+from .records import ApiKey, Delivery, Faults, RecordedRequest, php_json
 from .routes import Problem, RouteIndex, coerce_query, route_index
 from .store import SandboxError, WooStore, error
 
@@ -45,41 +43,11 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_KEY = "ck_sandbox0000000000000000000000000000000"
 DEFAULT_SECRET = "cs_sandbox0000000000000000000000000000000"
-FAULT_KINDS = ("error", "rate_limit", "timeout")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
+class _Server(LoopbackHTTPServer):
+    label = "WooCommerce sandbox"
     sandbox: WooSandbox
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.open_sockets: set[socket.socket] = set()
-        self.sockets_lock = threading.Lock()
-
-    def process_request(self, request, client_address) -> None:
-        with self.sockets_lock:
-            self.open_sockets.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request) -> None:
-        with self.sockets_lock:
-            self.open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def close_open_connections(self) -> None:
-        with self.sockets_lock:
-            sockets = list(self.open_sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request, client_address) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return  # a client that gave up (the timeout fault does this on purpose)
-        logger.exception("WooCommerce sandbox failed on a request from %s", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -149,11 +117,8 @@ class WooSandbox(Deliveries, Authentication, ShopApi):
         self.state_file = state_file
         if state_file:
             self.store.load(state_file)
-        self.faults = Faults()
-        self._fault_lock = threading.Lock()
-        self._scripted: list[ScriptedFault] = []
-        self._rng = random.Random(seed)
-        self.set_faults(
+        self._faults = FaultPlan(
+            Faults,
             seed=seed,
             error_rate=error_rate,
             rate_limit_rate=rate_limit_rate,
@@ -323,45 +288,23 @@ class WooSandbox(Deliveries, Authentication, ShopApi):
 
     # --- faults -------------------------------------------------------------------------
 
+    @property
+    def faults(self) -> Faults:
+        return self._faults.faults
+
     def set_faults(self, **changes: Any) -> Faults:
-        with self._fault_lock:
-            unknown = set(changes) - set(asdict(self.faults))
-            if unknown:
-                raise ValueError(f"Unknown fault settings: {sorted(unknown)}")
-            for name, value in changes.items():
-                setattr(self.faults, name, value)
-            if "seed" in changes:
-                self._rng = random.Random(changes["seed"])
-            return Faults(**asdict(self.faults))
+        """Change the random faults (see Faults); setting `seed` restarts the generator, so a run repeats exactly."""
+        return self._faults.set(**changes)
 
     def fail_next(
         self, kind: str, *, method: str | None = None, path_prefix: str | None = None, count: int = 1
     ) -> None:
-        """Script a fault for the next matching request(s); path_prefix is under /wp-json/wc/v3."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"Fault kinds are {FAULT_KINDS}")
-        with self._fault_lock:
-            self._scripted.append(ScriptedFault(kind, method, path_prefix, count))
+        """Script a fault for the next matching request(s), e.g. fail_next("timeout", method="POST",
+        path_prefix="/listings"): the change is applied and its answer never arrives in time."""
+        self._faults.fail_next(kind, method=method, path_prefix=path_prefix, count=count)
 
     def _pick_fault(self, method: str, path: str) -> str:
-        with self._fault_lock:
-            for scripted in self._scripted:
-                if scripted.matches(method, path):
-                    scripted.remaining -= 1
-                    if scripted.remaining <= 0:
-                        self._scripted.remove(scripted)
-                    return scripted.kind
-            f = self.faults
-            if not (f.error_rate or f.rate_limit_rate or f.timeout_rate):
-                return ""
-            draw = self._rng.random()
-        if draw < f.error_rate:
-            return "error"
-        if draw < f.error_rate + f.rate_limit_rate:
-            return "rate_limit"
-        if draw < f.error_rate + f.rate_limit_rate + f.timeout_rate:
-            return "timeout"
-        return ""
+        return self._faults.pick(method, path)
 
     # --- request log --------------------------------------------------------------------
 
