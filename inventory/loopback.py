@@ -152,3 +152,59 @@ class FaultPlan:
         if draw < f.error_rate + f.rate_limit_rate + f.timeout_rate:
             return "timeout"
         return ""
+
+
+class FaultInjection:
+    """A sandbox's fault controls, backed by its `FaultPlan` in `self._faults`."""
+
+    _faults: FaultPlan
+
+    @property
+    def faults(self):
+        return self._faults.faults
+
+    def set_faults(self, **changes: Any):
+        """Change the random faults (see Faults); setting `seed` restarts the generator, so a run repeats exactly."""
+        return self._faults.set(**changes)
+
+    def fail_next(
+        self, kind: str, *, method: str | None = None, path_prefix: str | None = None, count: int = 1
+    ) -> None:
+        """Script a fault for the next matching request(s), e.g. fail_next("timeout", method="POST",
+        path_prefix="/listings"): the change is applied and its answer never arrives in time."""
+        self._faults.fail_next(kind, method=method, path_prefix=path_prefix, count=count)
+
+    def _pick_fault(self, method: str, path: str) -> str:
+        return self._faults.pick(method, path)
+
+
+class RequestLog:
+    """What a sandbox was sent, for tests: records with `method`, `path` and `is_write`, kept in
+    `self._log` under `self._log_lock`."""
+
+    _log: list
+    _log_lock: threading.Lock
+
+    def requests(self, method: str | None = None, path_prefix: str | None = None) -> list:
+        """API requests received, oldest first, by method and path prefix."""
+        with self._log_lock:
+            return [
+                r
+                for r in self._log
+                if (method is None or r.method == method) and (path_prefix is None or r.path.startswith(path_prefix))
+            ]
+
+    def calls(self, method: str | None = None, path_prefix: str | None = None) -> int:
+        return len(self.requests(method, path_prefix))
+
+    @property
+    def reads(self) -> int:
+        return sum(1 for r in self.requests() if not r.is_write)
+
+    @property
+    def writes(self) -> int:
+        return sum(1 for r in self.requests() if r.is_write)
+
+    def reset_log(self) -> None:
+        with self._log_lock:
+            self._log.clear()

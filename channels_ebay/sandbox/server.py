@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from inventory.loopback import LoopbackHTTPServer
+from inventory.loopback import LoopbackHTTPServer, RequestLog
 
 from .. import contract
 from .notifications import Delivery, NotificationSide
@@ -113,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class EbaySandbox(NotificationSide):
+class EbaySandbox(RequestLog, NotificationSide):
     """A loopback eBay on 127.0.0.1 for tests, benchmarks and the demo.
 
     Usage::
@@ -319,23 +319,8 @@ class EbaySandbox(NotificationSide):
 
     # --- request log --------------------------------------------------------------------------
 
-    def requests(self, method: str | None = None, path_prefix: str | None = None) -> list[RecordedRequest]:
-        with self._log_lock:
-            return [
-                r
-                for r in self._log
-                if (method is None or r.method == method) and (path_prefix is None or r.path.startswith(path_prefix))
-            ]
-
-    def calls(self, method: str | None = None, path_prefix: str | None = None) -> int:
-        return len(self.requests(method, path_prefix))
-
     def api_calls(self) -> list[RecordedRequest]:
         return [r for r in self.requests() if not r.path.startswith("/identity/")]
-
-    def reset_log(self) -> None:
-        with self._log_lock:
-            self._log.clear()
 
     # --- HTTP ---------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from inventory.loopback import FaultPlan, Faults, LoopbackHTTPServer
+from inventory.loopback import FaultInjection, FaultPlan, Faults, LoopbackHTTPServer, RequestLog
 
 from ..mappers import CONDITION_UUIDS, parse_time
 from .store import ReverbStore, SandboxError
@@ -84,7 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class ReverbSandbox:
+class ReverbSandbox(FaultInjection, RequestLog):
     """A loopback Reverb on 127.0.0.1 for tests and the demo.
 
     Usage::
@@ -328,49 +328,7 @@ class ReverbSandbox:
 
     # --- faults -------------------------------------------------------------------------
 
-    @property
-    def faults(self) -> Faults:
-        return self._faults.faults
-
-    def set_faults(self, **changes: Any) -> Faults:
-        """Change the random faults (see Faults); setting `seed` restarts the generator, so a run repeats exactly."""
-        return self._faults.set(**changes)
-
-    def fail_next(
-        self, kind: str, *, method: str | None = None, path_prefix: str | None = None, count: int = 1
-    ) -> None:
-        """Script a fault for the next matching request(s), e.g. fail_next("timeout", method="POST",
-        path_prefix="/listings"): the change is applied and its answer never arrives in time."""
-        self._faults.fail_next(kind, method=method, path_prefix=path_prefix, count=count)
-
-    def _pick_fault(self, method: str, path: str) -> str:
-        return self._faults.pick(method, path)
-
     # --- request log --------------------------------------------------------------------
-
-    def requests(self, method: str | None = None, path_prefix: str | None = None) -> list[RecordedRequest]:
-        """API requests received, oldest first; path_prefix is under /api (e.g. "/my/listings")."""
-        with self._log_lock:
-            return [
-                r
-                for r in self._log
-                if (method is None or r.method == method) and (path_prefix is None or r.path.startswith(path_prefix))
-            ]
-
-    def calls(self, method: str | None = None, path_prefix: str | None = None) -> int:
-        return len(self.requests(method, path_prefix))
-
-    @property
-    def reads(self) -> int:
-        return sum(1 for r in self.requests() if not r.is_write)
-
-    @property
-    def writes(self) -> int:
-        return sum(1 for r in self.requests() if r.is_write)
-
-    def reset_log(self) -> None:
-        with self._log_lock:
-            self._log.clear()
 
     # --- HTTP ---------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from inventory.loopback import FaultPlan, LoopbackHTTPServer
+from inventory.loopback import FaultInjection, FaultPlan, LoopbackHTTPServer, RequestLog
 
 from .api import API, ShopApi
 from .auth import Authentication
@@ -65,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class WooSandbox(Deliveries, Authentication, ShopApi):
+class WooSandbox(FaultInjection, RequestLog, Deliveries, Authentication, ShopApi):
     """A loopback WooCommerce shop on 127.0.0.1 for tests, benchmarks and the demo.
 
     Usage::
@@ -288,52 +288,11 @@ class WooSandbox(Deliveries, Authentication, ShopApi):
 
     # --- faults -------------------------------------------------------------------------
 
-    @property
-    def faults(self) -> Faults:
-        return self._faults.faults
-
-    def set_faults(self, **changes: Any) -> Faults:
-        """Change the random faults (see Faults); setting `seed` restarts the generator, so a run repeats exactly."""
-        return self._faults.set(**changes)
-
-    def fail_next(
-        self, kind: str, *, method: str | None = None, path_prefix: str | None = None, count: int = 1
-    ) -> None:
-        """Script a fault for the next matching request(s), e.g. fail_next("timeout", method="POST",
-        path_prefix="/listings"): the change is applied and its answer never arrives in time."""
-        self._faults.fail_next(kind, method=method, path_prefix=path_prefix, count=count)
-
-    def _pick_fault(self, method: str, path: str) -> str:
-        return self._faults.pick(method, path)
-
     # --- request log --------------------------------------------------------------------
-
-    def requests(self, method: str | None = None, path_prefix: str | None = None) -> list[RecordedRequest]:
-        with self._log_lock:
-            return [
-                r
-                for r in self._log
-                if (method is None or r.method == method) and (path_prefix is None or r.path.startswith(path_prefix))
-            ]
-
-    def calls(self, method: str | None = None, path_prefix: str | None = None) -> int:
-        return len(self.requests(method, path_prefix))
-
-    @property
-    def reads(self) -> int:
-        return sum(1 for r in self.requests() if not r.is_write)
-
-    @property
-    def writes(self) -> int:
-        return sum(1 for r in self.requests() if r.is_write)
 
     def refused_by_index(self) -> list[RecordedRequest]:
         """Requests the route index did not allow (tests assert this is empty)."""
         return [r for r in self.requests() if r.problem]
-
-    def reset_log(self) -> None:
-        with self._log_lock:
-            self._log.clear()
 
     # --- HTTP ---------------------------------------------------------------------------
 
