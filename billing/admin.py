@@ -219,7 +219,8 @@ class SubscriptionAdmin(PlatformOnlyAdmin):
                 action = "change"
             else:
                 action = "checkout"
-            plans.append({"plan": plan, "action": action})
+            # Moving to a smaller plan than the one in force is not an upgrade, whatever the way there.
+            plans.append({"plan": plan, "action": action, "downgrade": plan.position < state.subscribed_plan.position})
         context = {
             **self.admin_site.each_context(request),
             "title": f"Billing: {account.name}",

@@ -290,7 +290,10 @@ def billing_overview(account: Account | int) -> dict:
         name: (getattr(period, name, 0) or 0) + int(pending.get(counter_key(name, account_id)) or 0)
         for name in CACHED_COUNTERS
     }
-    counters["orders_imported"] = period.orders_imported if period else 0
+    # Sync runs and orders are rows the database counts now; only the per-request counters wait
+    # for the 10-minute roll-up (the page says when it last ran).
+    counters["orders_imported"] = orders_imported_count(account_id, start, end)
+    counters["sync_runs"] = sync_run_count(account_id, start, end) or 0
     limits = []
     for limit in Limit:
         usage = USAGE_OF[limit](account_id)
@@ -310,6 +313,7 @@ def billing_overview(account: Account | int) -> dict:
                 "percent": _percent(usage, allowed),
                 "over": allowed is not None and usage > allowed,
                 "overage_billed": limit == Limit.ACTIVE_LISTINGS and plan.allows_listing_overage,
+                "note": _limit_note(limit, account_id, usage),
             }
         )
     return {
@@ -322,7 +326,45 @@ def billing_overview(account: Account | int) -> dict:
         "features": [{"feature": f.value, "label": f.label, "included": plan.has(f)} for f in Feature],
         "counters": counters,
         "api_requests_per_minute": plan.api_requests_per_minute if plan.api_access else 0,
+        "rolled_up_at": period.updated_at if period else None,
     }
+
+
+def orders_imported_count(account_id: int, start: datetime, end: datetime) -> int:
+    """Orders that came from channels in the period (manual sales are not usage)."""
+    try:
+        order = apps.get_model("inventory", "Order")
+    except LookupError:
+        return 0
+    return (
+        order.objects.filter(account_id=account_id, created_at__gte=start, created_at__lt=end)
+        .exclude(channel="manual")
+        .count()
+    )
+
+
+def sync_run_count(account_id: int, start: datetime, end: datetime) -> int | None:
+    """Pulls, pushes, audits and imports in the period (None where the channel engine is not installed)."""
+    try:
+        sync_run = apps.get_model("inventory", "SyncRun")
+    except LookupError:
+        return None
+    return sync_run.objects.filter(account_id=account_id, started_at__gte=start, started_at__lt=end).count()
+
+
+def _limit_note(limit: str, account_id: int, usage: int) -> str:
+    """What the plan counts, in words, where the figure alone misleads."""
+    if limit == Limit.ACTIVE_LISTINGS:
+        return "Items for sale (active), whether or not they are live on a channel yet: the plan counts what you offer."
+    if limit == Limit.CHANNELS:
+        try:
+            connection = apps.get_model("inventory", "ChannelConnection")
+        except LookupError:
+            return ""
+        shops = connection.objects.filter(account_id=account_id, enabled=True).count()
+        if shops > usage:
+            return f"Marketplaces, not shops: your {shops} connected shops are on {usage} marketplace{'s' if usage != 1 else ''}."
+    return ""
 
 
 def invoice_list(account: Account | int, *, limit: int = 12) -> list[dict]:

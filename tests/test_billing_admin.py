@@ -58,7 +58,7 @@ def test_paid_account_page_lists_invoices_and_offers_portal_and_cancel(
 
     assert "SBX-0001" in page and "29.00 USD" in page
     assert 'id="billing-portal"' in page and 'id="billing-cancel"' in page
-    assert 'value="Switch to Business"' in page
+    assert 'value="Upgrade to Business"' in page
     assert "<strong>your plan</strong>" in page
 
     portal = client.post(f"{PAGE}portal/")
@@ -176,3 +176,22 @@ def test_platform_staff_edit_plan_numbers(admin_client_for, superuser):
     free.refresh_from_db()
     assert free.max_active_listings == 40
     assert free.code == "free"
+
+
+def test_on_business_a_smaller_plan_is_offered_as_a_move_down_and_counts_say_what_they_count(
+    admin_client_for, staff, account, stripe_sandbox
+):
+    from channels_reverb.models import ReverbConnection
+    from inventory.models import SyncRun
+
+    subscribe(stripe_sandbox, account, "business")
+    for name in ("Main", "Outlet"):
+        connection = ReverbConnection.objects.create(account=account, name=name, api_token="rvb-0123456789ab")
+    for _ in range(3):
+        SyncRun.objects.create(account=account, connection=connection, kind="pull", status="ok")
+
+    page = admin_client_for(staff).get(PAGE).content.decode()
+
+    assert 'value="Move down to Pro"' in page and 'value="Upgrade to Pro"' not in page
+    assert "your 2 connected shops are on 1 marketplace" in page
+    assert "3 sync runs" in page  # counted now, not only after the next roll-up

@@ -29,6 +29,8 @@ from ..selectors import (
     billing_state,
     connected_channel_count,
     counter_key,
+    orders_imported_count,
+    sync_run_count,
     usage_period_bounds,
 )
 
@@ -80,23 +82,6 @@ def _model(label: str):
         return None
 
 
-def _orders_imported(account_id: int, start: datetime, end: datetime) -> int:
-    from inventory.models import Order
-
-    return (
-        Order.objects.filter(account_id=account_id, created_at__gte=start, created_at__lt=end)
-        .exclude(channel="manual")
-        .count()
-    )
-
-
-def _sync_runs(account_id: int, start: datetime, end: datetime) -> int | None:
-    sync_run = _model("inventory.SyncRun")
-    if sync_run is None:
-        return None
-    return sync_run.objects.filter(account_id=account_id, started_at__gte=start, started_at__lt=end).count()
-
-
 def usage_rollup_account(account_id: int, *, now: datetime | None = None, state: BillingState | None = None) -> None:
     """Bring the account's current period row up to date."""
     now = now or timezone.now()
@@ -104,8 +89,8 @@ def usage_rollup_account(account_id: int, *, now: datetime | None = None, state:
     start, end = usage_period_bounds(state, now)
     active = active_listing_count(account_id)
     channels = connected_channel_count(account_id)
-    orders = _orders_imported(account_id, start, end)
-    sync_runs = _sync_runs(account_id, start, end)
+    orders = orders_imported_count(account_id, start, end)
+    sync_runs = sync_run_count(account_id, start, end)
     taken = _take_counters(account_id)
     try:
         with transaction.atomic():
