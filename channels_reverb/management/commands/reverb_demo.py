@@ -1,14 +1,19 @@
 """Connect the demo shop to two loopback Reverb shops and list its catalogue on both."""
 
+from datetime import timedelta
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Account
 from channels_reverb.models import ReverbConnection
 from channels_reverb.sandbox import DEFAULT_TOKEN
-from inventory.models import Item, Source
+from inventory.channels import ORDER_PAID, OrderLineSeen, OrderSeen
+from inventory.models import Conflict, Item, Source
 from inventory.services import Actor
 from inventory.services.listings import listings_publish
+from inventory.services.selling import sale_record
 from inventory.states import ItemState
 
 # name -> (sandbox port, pull offset seconds): two shops, so a sale on one ends the other.
@@ -58,7 +63,44 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write("Every active demo item was listed before; nothing changed (staff decisions are kept).")
+        self._double_sale(owner)
         self.stdout.write(
             "Sell one on the main shop and watch it end on the outlet: "
             ".venv/bin/python manage.py reverb_simulate_sale --sku DEMO-001"
         )
+
+    def _double_sale(self, owner) -> None:
+        """One double sale for staff to see and settle: the same guitar bought on both shops 40 s apart
+        (recorded as the channels would report it; made once, never again on a later run)."""
+        if Conflict.objects.filter(account=owner).exists():
+            return
+        item = Item.objects.filter(account=owner, sku="DEMO-019", state=ItemState.ACTIVE).first()
+        connections = list(
+            ReverbConnection.objects.filter(account=owner, name__in=list(DEMO_SHOPS)).order_by("priority")
+        )
+        if item is None or len(connections) < 2:
+            return
+        first = timezone.now() - timedelta(minutes=20)
+        for n, (connection, when, buyer) in enumerate(
+            [(connections[0], first, "Jo Rivera"), (connections[1], first + timedelta(seconds=40), "Kim Novak")], 1
+        ):
+            sale_record(
+                connection=connection,
+                seen=OrderSeen(
+                    external_id=f"DEMO-DOUBLE-{n}",
+                    status=ORDER_PAID,
+                    placed_at=when,
+                    updated_at=when,
+                    lines=(OrderLineSeen(sku=item.sku, external_listing_id="", quantity=1, unit_price=item.price),),
+                    currency=item.currency,
+                    total=item.price,
+                    buyer_name=buyer,
+                    ship_name=buyer,
+                    ship_line1="1 Demo Street",
+                    ship_city="Austin",
+                    ship_region="TX",
+                    ship_postal_code="78701",
+                    ship_country="US",
+                ),
+            )
+        self.stdout.write(f"Recorded a double sale of {item.sku} on both shops: see Conflicts in the admin.")

@@ -9,8 +9,10 @@ from django.utils import timezone
 from accounts.models import Account, User
 from accounts.services import account_create, staff_group_sync, staff_user_create
 from billing.services.plans import plan_assign, plan_get
+from inventory.demo_photos import demo_photo
 from inventory.models import Source
 from inventory.services import Actor, LineSpec, item_create, item_transition, order_complete, order_create
+from inventory.services.photos import photo_add
 
 # (brand, model, year, finish, category, condition, price, cost, quantity, location, state)
 CATALOGUE = [
@@ -217,6 +219,13 @@ class Command(BaseCommand):
                     },
                 )
             )
+        for item in items:
+            photo_add(
+                item_id=item.pk,
+                actor=actor,
+                image=demo_photo(title=item.title, category=item.category, finish=item.finish),
+                alt_text=f"{item.title} (demo illustration)",
+            )
         now = timezone.now()
         # A shipped sale, a completed sale waiting to ship, and an open multi-quantity order.
         sold = items[3]
@@ -274,7 +283,9 @@ class Command(BaseCommand):
                 "currency": "GBP",
             },
         )
-        self.stdout.write(self.style.SUCCESS(f"Created {account.name} with {len(items)} items and 3 orders."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Created {account.name} with {len(items)} items (each with a photo) and 3 orders.")
+        )
         self._print_login(username, password)
 
     def _print_login(self, username: str, password: str) -> None:
