@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.urls import reverse
 
@@ -49,9 +51,9 @@ def dashboard_context(request) -> dict:
     ]
     sales = [
         {
-            "shop": row["connection__name"] or row["channel"],
+            "shop": row["connection__name"] or ("In the shop" if row["channel"] == "manual" else row["channel"]),
             "orders": row["orders"],
-            "total": f"{intcomma(row['total'])}\N{NO-BREAK SPACE}{row['currency']}",
+            "total": _money(row["total"], row["currency"]),
         }
         for row in sales_today(user=user)
     ]
@@ -63,3 +65,10 @@ def dashboard_context(request) -> dict:
         "sales_today": sales,
         "orders_url": reverse("admin:inventory_order_changelist"),
     }
+
+
+def _money(amount, currency: str) -> str:
+    """Money with two decimals and thousands separators, whatever the database hands back
+    (SQLite sums decimals as floats)."""
+    value = Decimal(str(amount or 0)).quantize(Decimal("0.01"))
+    return f"{intcomma(f'{value:.2f}')}\N{NO-BREAK SPACE}{currency}"
