@@ -553,3 +553,20 @@ def _remember_submission(connection: AmazonConnection, sku: str, answer: Mapping
             "issues": list(answer.get("issues") or []),
         },
     )
+
+
+# Carrier codes Amazon knows by name; anything else goes as "Other" with the carrier's own name.
+AMAZON_CARRIER_CODES = {"UPS": "UPS", "USPS": "USPS", "FEDEX": "FedEx", "DHL": "DHL", "DHL EXPRESS": "DHL"}
+
+
+def ship_order(connection, external_id: str, carrier: str, tracking_number: str) -> None:
+    """The contract's shipment step (staff marked the order shipped): confirmShipment with the tracking."""
+    code = AMAZON_CARRIER_CODES.get(carrier.strip().upper(), "Other")
+    confirm_shipment(
+        connection,
+        external_id,
+        carrier_code=code,
+        tracking_number=tracking_number,
+        shipped_at=timezone.now(),
+        carrier_name="" if code != "Other" else carrier,
+    )

@@ -667,3 +667,8 @@ def _forget(connection: EtsyConnection, listing_id) -> None:
     EtsyListingDetail.objects.filter(connection=connection, listing_id=int(listing_id)).update(
         state="deleted", last_seen_at=timezone.now()
     )
+
+
+def ship_order(connection, external_id: str, carrier: str, tracking_number: str) -> None:
+    """The contract's shipment step (staff marked the order shipped): the tracking on the Etsy receipt."""
+    push_tracking(connection, external_id, tracking_code=tracking_number, carrier_name=carrier)

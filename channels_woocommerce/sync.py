@@ -373,3 +373,9 @@ def _order_or_none(raw: Mapping) -> OrderSeen | None:
     except (ValueError, TypeError):
         logger.warning("Skipped a WooCommerce order that could not be read: %s", raw.get("id"))
         return None
+
+
+def ship_order(connection, external_id: str, carrier: str, tracking_number: str) -> None:
+    """The contract's shipment step (staff marked the order shipped): a customer note with the
+    tracking, then status completed (resumable, see order_shipped)."""
+    order_shipped(connection, external_id, carrier=carrier, tracking_number=tracking_number)

@@ -459,3 +459,25 @@ def test_check_on_a_wrong_store_url_says_where_to_look(connection, shop):
     result = sync.check(connection)
     assert [(s.label, s.ok) for s in result.steps] == [("Shop", False)]
     assert "permalinks" in result.summary and "store URL" in result.summary
+
+
+def test_marking_an_order_shipped_here_pushes_the_tracking_to_the_shop(account, connection, shop):
+    """The engine's shipment step (order_ship -> shipment_push) reaches the channel's ship_order."""
+    from inventory.models import Order
+    from inventory.services import Actor
+    from inventory.services.orders import order_ship, shipment_push
+    from inventory.services.sync import connection_pull
+    from tests.factories import make_item
+
+    make_item(account, n=1, sku="WC-SHIP-1")
+    sync.publish(connection, replace(STRAT, sku="WC-SHIP-1"), None)
+    sold = shop.simulate_sale("WC-SHIP-1", deliver_webhook=False)
+    connection_pull(connection_id=connection.pk)
+    order = Order.objects.get(connection=connection, external_id=str(sold["id"]))
+
+    order_ship(order_id=order.pk, actor=Actor(source="test"), carrier="DHL", tracking_number="00340434161094042557")
+    assert shipment_push(order_id=order.pk) is True
+
+    on_shop = shop.order(sold["id"])
+    assert on_shop["status"] == "completed"
+    assert any("00340434161094042557" in note["note"] for note in shop.store.orders[sold["id"]]["_notes"])
