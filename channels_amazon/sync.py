@@ -415,8 +415,7 @@ def confirm_shipment(
 ) -> None:
     """Tell Amazon the order shipped, with carrier and tracking (every line of the order in one package).
 
-    The engine has no shipping step yet, so nothing calls this on its own: staff or a future
-    'mark shipped' service do.
+    Called through `ship_order` when staff mark the order shipped (inventory.services.orders.order_ship).
     """
     connection = amazon_connection(connection)
     client = client_for(connection)

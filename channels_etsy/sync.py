@@ -365,7 +365,7 @@ def read_all_listings(connection) -> Iterator[ListingSeen]:
 
 
 def push_tracking(connection, order_external_id: str, *, tracking_code: str, carrier_name: str) -> dict:
-    """createReceiptShipment for an Etsy receipt (the engine has no "mark shipped" step calling it yet)."""
+    """createReceiptShipment for an Etsy receipt (called through ship_order when staff mark the order shipped)."""
     connection = etsy_connection(connection)
     return client_for(connection).create_receipt_shipment(
         _shop(connection), order_external_id, tracking_code=tracking_code, carrier_name=carrier_name

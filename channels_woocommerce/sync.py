@@ -340,8 +340,8 @@ def order_shipped(connection, order_id: str, *, carrier: str, tracking_number: s
     """Tell the shop an order left: a note to the customer with the tracking, then status completed.
 
     Resumable: a note already carrying this tracking number is not added twice, and an order
-    already completed is left as it is. Not called by the engine yet (it has no "mark shipped"
-    service); ready for it. Returns the order's status as read back.
+    already completed is left as it is. Called through `ship_order` when staff mark the order
+    shipped. Returns the order's status as read back.
     """
     connection = woo_connection(connection)
     client = client_for(connection)
