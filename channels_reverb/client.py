@@ -233,6 +233,11 @@ class ReverbClient:
         except ListingNotFound:
             return None
 
+    def ship_order(self, order_number: str | int, *, provider: str, tracking_number: str) -> dict:
+        """POST /my/orders/selling/{order_number}/ship: the parcel left, the buyer is told."""
+        body = {"provider": provider, "tracking_number": tracking_number, "send_notification": True}
+        return self._request("POST", f"/my/orders/selling/{_segment(order_number)}/ship", body=body)
+
     # --- account and webhooks ----------------------------------------------------------
 
     def account(self) -> dict:

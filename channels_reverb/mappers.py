@@ -432,3 +432,41 @@ def order_seen(order: Mapping[str, Any]) -> OrderSeen:
         ship_postal_code=str(address.get("postal_code") or ""),
         ship_country=str(address.get("country_code") or ""),
     )
+
+
+# The providers Reverb's ship endpoint takes (contracts/reverb/openapi.yaml).
+SHIPPING_PROVIDERS = (
+    "UPS",
+    "USPS",
+    "FedEx",
+    "DHL Deutschland",
+    "DHLExpress",
+    "DHLGlobalMail",
+    "DHL",
+    "Canada Post",
+    "CanPar",
+    "Royal Mail",
+    "PostNL",
+    "Australia Post",
+    "EMS",
+    "La Poste - Colissimo",
+    "China Post",
+    "GLS",
+    "Parcelforce",
+    "Purolator",
+    "Interlogistica",
+    "Correos España",
+    "Ukraine Post",
+    "DPD Germany",
+    "DPD UK",
+    "DPD France",
+    "Hermes",
+    "TNT",
+    "Other",
+)
+
+
+def shipping_provider(carrier: str) -> str:
+    """Reverb's name for a carrier (case and spaces aside), else "Other"."""
+    wanted = carrier.replace(" ", "").casefold()
+    return next((p for p in SHIPPING_PROVIDERS if p.replace(" ", "").casefold() == wanted), "Other")

@@ -336,6 +336,23 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
     return result
 
 
+# --- shipping -------------------------------------------------------------------------
+
+
+def ship_order(connection, external_id: str, carrier: str, tracking_number: str) -> None:
+    """The contract's shipment step: Reverb's ship endpoint, which also tells the buyer.
+
+    The carrier is matched to Reverb's provider names (case and spaces aside), else "Other".
+    """
+    from .sandbox.store import SHIPPING_PROVIDERS
+
+    wanted = carrier.replace(" ", "").casefold()
+    provider = next((p for p in SHIPPING_PROVIDERS if p.replace(" ", "").casefold() == wanted), "Other")
+    client_for(reverb_connection(connection)).ship_order(
+        external_id, provider=provider, tracking_number=tracking_number
+    )
+
+
 # --- webhooks -------------------------------------------------------------------------
 
 

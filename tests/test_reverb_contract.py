@@ -241,6 +241,7 @@ def session(db, account):
         sync.pull(connection, None)
         event = sync.parse_webhook(connection, {}, json.dumps(sale).encode())
         sync.webhook_orders(connection, event)
+        sync.ship_order(connection, str(sale["order_number"]), "dhl express", "1Z999AA10123456784")
         sync.read_listing(connection, ids[2])
         client = ReverbClient(sandbox.base_url, DEFAULT_TOKEN)
         client.register_webhook("https://shop.example.com/hooks/reverb/abc/", "orders/create")

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from channels_reverb import sync
+from channels_reverb import mappers, sync
 from channels_reverb.models import ReverbConnection, ReverbListingDetail
 from channels_reverb.sandbox import DEFAULT_TOKEN, ReverbSandbox
 from inventory.channels import (
@@ -572,3 +572,15 @@ def test_one_instant_written_with_two_offsets_is_one_event(connection):
         sync.parse_webhook(connection, {"X-Reverb-Topic": "orders/update"}, json.dumps(utc).encode()).dedupe_key
         == sync.parse_webhook(connection, {"X-Reverb-Topic": "orders/update"}, json.dumps(local).encode()).dedupe_key
     )
+
+
+def test_an_order_marked_shipped_here_is_shipped_on_reverb_with_its_tracking(sandbox, connection):
+    listing_id = sync.publish(connection, STRAT, None).external_id
+    sale = sandbox.simulate_sale(listing_id, deliver_webhook=False)
+
+    sync.ship_order(connection, str(sale["order_number"]), "Royal Mail", "RM123456789GB")
+
+    order = sandbox.store.orders[str(sale["order_number"])]
+    assert order["status"] == "shipped"
+    assert order["shipment"] == {"provider": "Royal Mail", "tracking_number": "RM123456789GB"}
+    assert mappers.shipping_provider("some local courier") == "Other"

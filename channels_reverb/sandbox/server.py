@@ -415,6 +415,7 @@ class ReverbSandbox(FaultInjection, RequestLog):
             ("PUT", r"/my/listings/([^/]+)/state/end", lambda ref: store.end_listing(ref, body)),
             ("GET", r"/my/orders/selling/all", lambda: store.selling_orders(query)),
             ("GET", r"/my/orders/selling/([^/]+)", lambda number: store.selling_order(number)),
+            ("POST", r"/my/orders/selling/([^/]+)/ship", lambda number: store.ship_order(number, body)),
             ("GET", r"/my/account", self._account),
             ("GET", r"/webhooks/registrations", self._registrations),
             ("POST", r"/webhooks/registrations", lambda: store.register_webhook(body)),

@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
-from ..mappers import CONDITION_UUIDS, CURRENCIES, MINT_WITH_INVENTORY_UUID, parse_time
+from ..mappers import CONDITION_UUIDS, CURRENCIES, MINT_WITH_INVENTORY_UUID, SHIPPING_PROVIDERS, parse_time
 
 CONDITION_NAMES = {
     CONDITION_UUIDS["non_functioning"]: ("non-functioning", "Non Functioning"),
@@ -597,6 +597,28 @@ class ReverbStore:
             raise SandboxError(f"No listing with id or SKU {ref!r}.")
         live = [x for x in matches if x["state"] == "live"]
         return (live or matches)[0]
+
+    def ship_order(self, number: str, body: Any) -> Answer:
+        """POST /my/orders/selling/{id}/ship: provider, tracking_number and send_notification, all required."""
+        if not isinstance(body, Mapping):
+            return _invalid("The body must be a JSON object.", status=400)
+        errors = {
+            name: ["is required"] for name in ("provider", "tracking_number", "send_notification") if name not in body
+        }
+        if body.get("provider") and body["provider"] not in SHIPPING_PROVIDERS:
+            errors["provider"] = [f"must be one of {', '.join(SHIPPING_PROVIDERS)}"]
+        if errors:
+            return _invalid("The shipment could not be saved.", errors)
+        with self.lock:
+            order = self.orders.get(str(number))
+            if order is None:
+                return 404, {"message": "Order not found."}
+            if order["status"] not in ("paid", "shipped"):
+                return _invalid(f"An order that is {order['status']} cannot be shipped.")
+            order["status"] = "shipped"
+            order["shipment"] = {"provider": body["provider"], "tracking_number": str(body["tracking_number"])}
+            order["updated_at"] = self.clock()
+            return 200, self.render_order(order)
 
     def set_order_status(self, number: str, status: str) -> dict:
         if status not in ORDER_STATUSES:

@@ -289,7 +289,7 @@ def order_ship(*, order_id: int, actor: Actor, carrier: str, tracking_number: st
 
     Only a paid (completed) order ships. Shipping again corrects the carrier and tracking and
     keeps the first shipping time. Where the order's channel offers a `ship_order` step in its
-    sync module (Etsy, WooCommerce, Amazon), the tracking is pushed to it after commit.
+    sync module (Reverb, Etsy, WooCommerce, Amazon), the tracking is pushed to it after commit.
     """
     carrier = carrier.strip()
     if not carrier:
