@@ -58,6 +58,8 @@ class Command(BaseCommand):
                 item_id=item_id, defaults={"account": owner, "asin": DEMO_ASIN, "product_type": "GUITARS"}
             )
         if fresh:
-            result = listings_publish(account=owner, item_ids=fresh, actor=Actor(source=Source.COMMAND))
+            result = listings_publish(
+                account=owner, item_ids=fresh, actor=Actor(source=Source.COMMAND), connection_ids=[connection.pk]
+            )
             self.stdout.write(f"Offering {len(result.done)} item(s) on the Amazon sandbox.")
         self.stdout.write("Sell one there: .venv/bin/python manage.py amazon_simulate_sale --sku DEMO-001")

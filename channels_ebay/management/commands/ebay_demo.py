@@ -62,8 +62,9 @@ class Command(BaseCommand):
             },
         )
         self.stdout.write(f"{'created' if created else 'kept'}: {connection} -> {connection.api_base_url}")
+        # Only items of a mapped category: eBay refuses a listing without a leaf category (25005).
         fresh = list(
-            Item.objects.filter(account=owner, state=ItemState.ACTIVE)
+            Item.objects.filter(account=owner, state=ItemState.ACTIVE, category__in=list(CATEGORIES))
             .exclude(listings__connection=connection)
             .values_list("pk", flat=True)
         )

@@ -56,7 +56,12 @@ class Command(BaseCommand):
             .values_list("pk", flat=True)
         )
         if fresh:
-            result = listings_publish(account=owner, item_ids=fresh, actor=Actor(source=Source.COMMAND))
+            result = listings_publish(
+                account=owner,
+                item_ids=fresh,
+                actor=Actor(source=Source.COMMAND),
+                connection_ids=list(connections.values_list("pk", flat=True)),
+            )
             self.stdout.write(
                 f"Listing {len(result.done)} item(s) on both sandbox shops (the worker publishes them once the "
                 "sandboxes run)."

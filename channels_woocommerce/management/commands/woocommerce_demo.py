@@ -44,9 +44,19 @@ class Command(BaseCommand):
             },
         )
         self.stdout.write(f"{'created' if created else 'kept'}: {connection} -> {connection.store_url}")
-        active = list(Item.objects.filter(account=owner, state=ItemState.ACTIVE).values_list("pk", flat=True))
-        result = listings_publish(account=owner, item_ids=active, actor=Actor(source=Source.COMMAND))
-        self.stdout.write(f"Listing {len(result.done)} item(s) (the worker publishes them once the sandboxes run).")
+        # Only items never listed on this shop, and only here: a second run keeps what staff decided.
+        fresh = list(
+            Item.objects.filter(account=owner, state=ItemState.ACTIVE)
+            .exclude(listings__connection=connection)
+            .values_list("pk", flat=True)
+        )
+        if fresh:
+            result = listings_publish(
+                account=owner, item_ids=fresh, actor=Actor(source=Source.COMMAND), connection_ids=[connection.pk]
+            )
+            self.stdout.write(f"Listing {len(result.done)} item(s) (the worker publishes them once the sandboxes run).")
+        else:
+            self.stdout.write("Every active demo item was listed on the website before; nothing changed.")
         self.stdout.write(
             "Sell one on the website and watch it end on Reverb: "
             ".venv/bin/python manage.py woocommerce_simulate_sale --sku DEMO-001"
