@@ -54,6 +54,14 @@ Optional parts (the engine looks them up with getattr):
         Absent: the shipment is recorded here only, and staff enter tracking on the channel.
     webhook_challenge(connection, query: Mapping[str, str], url: str) -> WebhookReply
         Answer a GET on the webhook URL (eBay's endpoint challenge). Absent: GET is 405.
+    revise_many(connection, revisions: Sequence[Revision]) -> list[ReviseOutcome]
+    REVISE_MANY_FIELDS: frozenset[str]   the fields revise_many can change (eBay: price, quantity)
+    REVISE_MANY_LIMIT: int               at most this many revisions a call (eBay: 25)
+        Revise several listings of one connection in one call (eBay's bulkUpdatePriceQuantity),
+        each changing only fields in REVISE_MANY_FIELDS. One outcome per revision, in order; an
+        outcome's error is the typed error of that listing alone (the others still applied).
+        The engine then gathers a connection's listings waiting on such changes into one call
+        (inventory.services.batching) instead of one call, or two, per listing.
 
 parse_webhook raises WebhookRejected(http_status=401 / 412...) for a delivery that must not be
 stored (a bad or missing signature), and may return a WebhookReply instead of a WebhookSeen for a
@@ -200,6 +208,25 @@ class ListingPayload:
     seo_title: str = ""
     seo_description: str = ""
     seo_keywords: str = ""
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One listing's change for `revise_many`: what `revise` would receive."""
+
+    external_id: str
+    payload: ListingPayload
+    fields: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ReviseOutcome:
+    external_id: str
+    error: ChannelError | None = None  # None: the channel applied it
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass(frozen=True)

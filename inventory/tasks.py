@@ -17,8 +17,9 @@ from .channels import ChannelError, ListingBusy, RateLimited, TransientChannelEr
 from .models import ChannelConnection, ChannelListing, SyncRun
 from .services import items_auto_archive
 from .services.alerts import alerts_digest_send, alerts_not_ended_check, alerts_webhooks_stopped_check
+from .services.batching import listing_converge_batched
 from .services.connections import connections_disconnect_finish
-from .services.listings import listing_attempt_failed, listing_converge, listing_failed, listings_lagging
+from .services.listings import listing_attempt_failed, listing_failed, listings_lagging
 from .services.orders import shipment_push
 from .services.sync import (
     connection_pull,
@@ -84,9 +85,10 @@ def auto_archive_task() -> dict:
     bind=True, name="inventory.converge_listing", max_retries=8, soft_time_limit=60, time_limit=90, acks_late=True
 )
 def converge_listing_task(self, listing_id: int) -> str:
-    """Make one listing on its channel match what the shop wants. Idempotent."""
+    """Make one listing on its channel match what the shop wants (with its connection's other
+    listings waiting on a price or quantity change, where the channel revises many at once). Idempotent."""
     try:
-        return listing_converge(listing_id)
+        return listing_converge_batched(listing_id)
     except ListingBusy as error:
         # Another worker is on it (e.g. publishing when the sale arrived): look again shortly.
         raise self.retry(exc=error, countdown=0.2, max_retries=self.max_retries + 50) from error

@@ -16,9 +16,11 @@ address on their orders (services.buyer_data_erase), which eBay requires of ever
 keeps eBay user data, and which the engine has no service for yet.
 """
 
+from ..client import BULK_LIMIT
 from .base import client_for, ebay_connection
 from .check import check
 from .listings import (
+    PRICE_QUANTITY_FIELDS,
     BulkPublishOutcome,
     PriceQuantityChange,
     PriceQuantityOutcome,
@@ -31,6 +33,7 @@ from .listings import (
     read_all_listings,
     read_listing,
     revise,
+    revise_many,
 )
 from .notifications import ORDER_TOPIC, parse_webhook, public_key, register_webhooks, webhook_challenge, webhook_orders
 from .orders import legacy_listings_note, listing_scan_due_now, pull
@@ -41,6 +44,9 @@ LABEL = "eBay"
 CONNECTION_MODEL = "channels_ebay.EbayConnection"
 CONNECTION_SERIALIZER = "channels_ebay.serializers.EbayConnectionSerializer"
 DEFAULT_PRIORITY = 40
+# The engine batches price and quantity changes of many listings into bulkUpdatePriceQuantity calls.
+REVISE_MANY_FIELDS = PRICE_QUANTITY_FIELDS
+REVISE_MANY_LIMIT = BULK_LIMIT
 
 __all__ = [
     "CONNECTION_MODEL",
@@ -49,6 +55,8 @@ __all__ = [
     "LABEL",
     "NAME",
     "ORDER_TOPIC",
+    "REVISE_MANY_FIELDS",
+    "REVISE_MANY_LIMIT",
     "REVISIONS_PER_DAY",
     "BulkPublishOutcome",
     "PriceQuantityChange",
@@ -73,6 +81,7 @@ __all__ = [
     "read_listing",
     "register_webhooks",
     "revise",
+    "revise_many",
     "revisions_left",
     "webhook_challenge",
     "webhook_orders",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -14,6 +14,8 @@ from inventory.channels import (
     ListingSeen,
     PermanentChannelError,
     PublishResult,
+    ReviseOutcome,
+    Revision,
     retry_transient,
 )
 
@@ -313,7 +315,12 @@ def bulk_revise_price_quantity(connection, changes: Iterable[PriceQuantityChange
             mappers.price_quantity_entry(c.sku, c.offer_id, price=c.price, currency=c.currency, quantity=c.quantity)
             for c in batch
         ]
-        responses = retry_transient(client.bulk_update_price_quantity, entries)
+        try:
+            responses = retry_transient(client.bulk_update_price_quantity, entries)
+        except ChannelError:
+            for unsent in sendable[start:]:  # eBay applied none of these: the revisions are not spent
+                refund_revision(connection, unsent.sku)
+            raise
         applied: list[str] = []
         by_sku = {str(r.get("sku") or ""): r for r in responses}
         for change in batch:
@@ -331,6 +338,28 @@ def bulk_revise_price_quantity(connection, changes: Iterable[PriceQuantityChange
             last_error=""
         )
     return outcomes
+
+
+def revise_many(connection, revisions: Sequence[Revision]) -> list[ReviseOutcome]:
+    """The engine's batch of price and quantity changes (the contract's revise_many).
+
+    The engine sends only listings it holds as published with only price or quantity changed
+    since its last push, so no offer is read first: each revision is one entry of a
+    bulkUpdatePriceQuantity call (25 a call), and each SKU's own status becomes its outcome
+    (a revision spent, a request error with eBay's message, 25001 to try again).
+    """
+    changes = [
+        PriceQuantityChange(
+            r.payload.sku,
+            r.external_id,
+            r.payload.price if "price" in r.fields else None,
+            r.payload.currency,
+            r.payload.quantity if "quantity" in r.fields else None,
+        )
+        for r in revisions
+    ]
+    by_sku = {outcome.sku: outcome for outcome in bulk_revise_price_quantity(connection, changes)}
+    return [ReviseOutcome(r.external_id, by_sku[r.payload.sku].error) for r in revisions]
 
 
 def revise(connection, external_id: str, payload: ListingPayload, fields: frozenset[str]) -> None:
