@@ -7,7 +7,8 @@ Run it from the project root (about half a minute on the 2-vCPU box):
 
 Uses its own PostgreSQL database (default `bench_ebay`, emptied at the start) and the loopback
 eBay in this process; no worker runs: the channel's own functions are timed (channels_ebay.sync
-publish and bulk_revise_price_quantity), not the engine around them. Printed: calls by kind
+publish and bulk_revise_price_quantity), then the engine's own path for a price sweep (the
+converge tasks run one after the other, as a worker runs them). Printed: calls by kind
 against the minimum eBay allows (25 per bulk call), revisions spent, tokens granted, seconds.
 It is not a test; it checks what it prints (one offer per SKU, every change applied).
 """
@@ -157,6 +158,76 @@ def main() -> None:
             f"  the same {sample} again, unchanged: {time.monotonic() - started:.2f} s, calls {dict(unchanged)}, "
             f"writes {sum(v for k, v in unchanged.items() if not k.startswith('GET'))}"
         )
+
+        engine_sweep(connection, sandbox, account, payloads, offer_ids)
+
+
+def engine_sweep(connection, sandbox, account, payloads, offer_ids) -> None:
+    """The same kind of sweep as staff make it: items repriced, then the worker's converge tasks,
+    one per listing in queue order (inventory.services.batching shares the bulk calls)."""
+    from django.db.models import F
+
+    from inventory.models import ChannelListing, DesiredState, Item, ListingState
+    from inventory.services.batching import listing_converge_batched
+    from inventory.services.listings import content_fingerprint, listing_payload, payload_content
+    from inventory.states import ItemState
+
+    n = len(payloads)
+    items = Item.objects.bulk_create(
+        Item(
+            account=account,
+            sku=p.sku,
+            title=p.title,
+            description=p.description,
+            brand=p.brand,
+            model=p.model,
+            category=p.category,
+            condition=p.condition,
+            price=p.price - 10,
+            quantity_on_hand=p.quantity + 1,
+            state=ItemState.ACTIVE,
+        )
+        for p in payloads
+    )
+    listings = ChannelListing.objects.bulk_create(
+        ChannelListing(
+            account=account,
+            item=item,
+            connection=connection,
+            desired_state=DesiredState.LIVE,
+            actual_state=ListingState.LIVE,
+            external_id=oid,
+        )
+        for item, oid in zip(items, offer_ids, strict=True)
+    )
+    for listing in ChannelListing.objects.select_related("item", "connection").filter(connection=connection):
+        content = payload_content(listing_payload(listing))  # what eBay holds now, as the engine last pushed it
+        ChannelListing.objects.filter(pk=listing.pk).update(
+            pushed_content=content, pushed_fingerprint=content_fingerprint(content)
+        )
+    # Staff reprice everything by 5 (what item_update does, without queueing tasks to a broker).
+    Item.objects.filter(account=account).update(price=F("price") - 5)
+    ChannelListing.objects.filter(connection=connection).update(needs_push=True)
+    sandbox.reset_log()
+    started, cpu = time.monotonic(), time.process_time()
+    outcomes = [listing_converge_batched(listing.pk) for listing in listings]
+    sweep_s, sweep_cpu = time.monotonic() - started, time.process_time() - cpu
+    swept = kinds(sandbox)
+    calls = sum(v for k, v in swept.items() if k != "token")
+    assert not ChannelListing.objects.filter(connection=connection, needs_push=True).exists(), "not all revised"
+    assert all(
+        Decimal(sandbox.store.offers[oid]["pricingSummary"]["price"]["value"]) == p.price - 15
+        for p, oid in zip(payloads, offer_ids, strict=True)
+    )
+    batched = sum(1 for o in outcomes if o.startswith("revised"))
+    print(
+        f"\nThe engine's path: {n} items repriced, then {n} converge tasks (listing_converge_batched): "
+        f"{sweep_s:.2f} s, CPU {sweep_cpu:.2f} s"
+    )
+    print(
+        f"  calls: {calls} ({dict(swept)}); minimum {math.ceil(n / 25)}; "
+        f"{batched} tasks sent a batch, {n - batched} found their listing already revised"
+    )
 
 
 if __name__ == "__main__":
