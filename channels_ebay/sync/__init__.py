@@ -16,6 +16,7 @@ address on their orders (services.buyer_data_erase), which eBay requires of ever
 keeps eBay user data, and which the engine has no service for yet.
 """
 
+from ..mappers import seo_fields
 from .base import client_for, ebay_connection
 from .check import check
 from .listings import (
@@ -74,6 +75,7 @@ __all__ = [
     "register_webhooks",
     "revise",
     "revisions_left",
+    "seo_fields",
     "webhook_challenge",
     "webhook_orders",
 ]
