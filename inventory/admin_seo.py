@@ -41,7 +41,7 @@ def edit_seo(modeladmin, request, queryset):
     ids = list(queryset.values_list("pk", flat=True))
     result = None
     if form.is_bound and form.is_valid():
-        apply = request.POST.get("apply") == "yes"
+        apply = "apply" in request.POST
         try:
             result = items_seo_bulk(
                 account=modeladmin.account_for(request),

@@ -96,12 +96,13 @@ def test_the_dry_run_shows_where_a_long_title_is_cut_per_channel(account, items)
     result = items_seo_bulk(
         account=account, item_ids=[items[0].pk], operation=Operation.FILL_TITLE, value=LONG_SEO, actor=STAFF
     )
-    cuts = {c["channel"]: c["fields"][0]["cut"] for c in result.changed[0]["channels"] if c["fields"]}
-    assert "amazon" not in cuts  # Amazon is sent none of it
-    assert cuts["ebay"] == ", ultra rare find"
-    assert cuts["shopify"] == ""  # Shopify's product title holds 255; its SEO title is cut:
-    shopify = next(c for c in result.changed[0]["channels"] if c["channel"] == "shopify")
-    assert [f["cut"] for f in shopify["fields"] if f["name"] == "seo.title"] == ["hardshell case, ultra rare find"]
+    row = result.changed[0]
+    cuts = {c["channel"]: [(f["name"], f["cut"]) for f in c["fields"]] for c in row["channels"]}
+    assert cuts["ebay"] == [("product.title", ", ultra rare find")]
+    # Shopify's product title is the item's title (unchanged): only its SEO title changes, and is cut
+    assert cuts["shopify"] == [("seo.title", "hardshell case, ultra rare find")]
+    assert cuts["reverb"] == [("title", "")]  # no stated limit
+    assert row["channels_unchanged"] == ["WooCommerce", "Amazon"]  # neither shows the SEO title
 
 
 def test_apply_writes_history_and_marks_only_live_listings(account, items):

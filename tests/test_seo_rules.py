@@ -98,7 +98,9 @@ def test_ebay_title_is_the_seo_title_cut_at_a_word_within_80():
 
 
 def test_ebay_title_falls_back_to_the_title_and_counts_unicode_as_characters():
-    payload = replace(STRAT, title="Höfner 500/1 Violin Bass 1963 \u2013 Sunburst \u2013 Beatle bass, original case & strap!")
+    payload = replace(
+        STRAT, title="Höfner 500/1 Violin Bass 1963 \u2013 Sunburst \u2013 Beatle bass, original case & strap!"
+    )
     title = ebay.seo_fields(payload)[0]
     assert title.sent == payload.title and len(title.sent) == 78 and not title.cut
 

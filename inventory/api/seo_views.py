@@ -66,7 +66,12 @@ class SeoBulkRowSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     sku = serializers.CharField(allow_null=True)
     changes = serializers.DictField(child=serializers.DictField(), required=False)
-    channels = ChannelSeoSerializer(many=True, required=False)
+    channels = ChannelSeoSerializer(
+        many=True, required=False, help_text="Per channel, the texts this edit changes, as they would be sent."
+    )
+    channels_unchanged = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Channels whose texts stay the same: no push."
+    )
     reason = serializers.CharField(required=False)
 
 

@@ -255,6 +255,21 @@ def _new_values(item: Item, operation: str, value: str) -> dict[str, str]:
     return {"seo_keywords": item.seo_keywords if tag_list(item.seo_keywords) == keywords else joined}
 
 
+def _channels_changed(item: Item, new: Mapping[str, str]) -> dict:
+    """Per channel, the texts it would send that this edit changes (with their cuts), and the
+    channels whose texts stay the same (nothing would be pushed there for it)."""
+    before = {answer.channel: answer for answer in seo_preview(seo_payload(item))}
+    changed, unchanged = [], []
+    for answer in seo_preview(seo_payload(item, **new)):
+        old = {f.name: (f.sent, f.tags) for f in before[answer.channel].fields}
+        fields = tuple(f for f in answer.fields if f.sent_to_channel and old.get(f.name) != (f.sent, f.tags))
+        if fields:
+            changed.append(ChannelSeo(answer.channel, answer.label, fields, answer.rules_stated))
+        else:
+            unchanged.append(answer.label)
+    return {"channels": channel_seo_data(changed), "channels_unchanged": unchanged}
+
+
 def _too_long(item: Item, new: Mapping[str, str]) -> str:
     for name, text in new.items():
         limit = Item._meta.get_field(name).max_length
@@ -311,12 +326,7 @@ def items_seo_bulk(
             if problem:
                 result.not_done.append({"id": item.pk, "sku": item.sku, "reason": problem})
                 continue
-            row = {
-                "id": item.pk,
-                "sku": item.sku,
-                "changes": changes,
-                "channels": channel_seo_data(seo_preview(seo_payload(item, **new)), sent_only=True),
-            }
+            row = {"id": item.pk, "sku": item.sku, "changes": changes, **_channels_changed(item, new)}
             result.changed.append(row)
             if apply:
                 for name, change in changes.items():
