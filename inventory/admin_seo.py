@@ -11,7 +11,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 
-from .admin import ItemAdmin, admin_actor
+from .admin import ItemAdmin, ReadOnlyInline, admin_actor
+from .models import ItemEdit
 from .services.seo import PLACEHOLDERS, Operation, item_seo_preview, items_seo_bulk
 
 PREVIEW_ROWS = 100  # items shown in the dry run; the counts cover all of them
@@ -27,6 +28,23 @@ class SeoBulkForm(forms.Form):
         + "), or one keyword.",
         widget=forms.TextInput(attrs={"size": 60}),
     )
+
+
+class ItemEditInline(ReadOnlyInline):
+    """The item's edits of its SEO fields (by hand or in bulk), newest first."""
+
+    model = ItemEdit
+    verbose_name = "SEO edit"
+    verbose_name_plural = "SEO edits"
+    fields = readonly_fields = ["created_at", "field", "old_value", "new_value", "source", "user", "reason"]
+    ordering = ["-created_at", "-id"]
+    max_num = 0
+
+    def has_view_permission(self, request, obj=None):
+        return True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
 
 
 def item_seo_panel(request, item) -> dict:
@@ -74,3 +92,4 @@ def edit_seo(modeladmin, request, queryset):
 
 
 ItemAdmin.extend(actions=[edit_seo], context=[item_seo_panel])
+ItemAdmin.inlines = [*ItemAdmin.inlines, ItemEditInline]

@@ -318,3 +318,5 @@ def test_the_admin_action_previews_then_applies(admin_client_for, staff, items):
     assert b"SEO edited: 2 item(s) changed" in applied.content
     assert set(Item.objects.exclude(seo_title="").values_list("sku", flat=True)) == {"BLK-1", "BLK-2"}
     assert set(ItemEdit.objects.values_list("user__username", flat=True)) == {staff.username}
+    history = client.get(reverse("admin:inventory_item_change", args=[items[0].pk])).content.decode()
+    assert "SEO edits" in history and "bulk SEO: fill_title {brand} {model} {year} {finish}" in history
