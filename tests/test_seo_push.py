@@ -10,7 +10,7 @@ from channels_reverb import sync as reverb_sync
 from channels_reverb.models import ReverbConnection
 from channels_reverb.sandbox import DEFAULT_TOKEN, ReverbSandbox
 from channels_shopify.sandbox import ShopifySandbox
-from inventory.models import ChannelListing, ItemEdit, ListingState
+from inventory.models import ChannelListing, ItemEdit, ItemPhoto, ListingState
 from inventory.services import Actor, item_update
 from inventory.services.listings import listing_converge, listings_publish
 from inventory.services.seo import Operation, items_seo_bulk
@@ -21,6 +21,9 @@ from tests.shopify_market import shopify_connection
 pytestmark = pytest.mark.django_db
 
 STAFF = Actor(source="test")
+# 79 characters: whatever the tests add after it falls beyond eBay's 80 (cut at the word)
+LONG_SEO_TITLE = "Fender Stratocaster 1964 Sunburst pre-CBS L-series all original hardshell, rare"
+EBAY_TITLE = LONG_SEO_TITLE
 
 
 @pytest.fixture
@@ -142,3 +145,67 @@ def test_the_audit_takes_the_channels_seo_title_as_ours_not_as_drift(account, li
     report = listings_audit(connection_id=listings["reverb"].connection_id, apply=False).report
 
     assert report["drifted"] == []
+
+
+# --- eBay: SEO edits spend a revision only when the 80-character title it shows changes ----------------
+
+
+@pytest.fixture
+def ebay():
+    from channels_ebay.sandbox import EbaySandbox
+
+    with EbaySandbox() as running:
+        yield running
+
+
+@pytest.fixture
+def on_ebay(account, ebay):
+    from channels_ebay.models import EbayConnection
+
+    connection = EbayConnection.objects.create(
+        account=account,
+        name="eBay main",
+        category_ids={"Electric Guitars": "33034"},
+        verification_token="v" * 40,
+        endpoint_url="https://shop.example.com/hooks/ebay/x/",
+        **ebay.connection_fields(),
+    )
+    item = make_item(
+        account, n=1, sku="SEO-EB-1", title="Fender Stratocaster", category="Electric Guitars", condition="excellent"
+    )
+    ItemPhoto.objects.create(item=item, url="https://cdn.example.com/strat.jpg", position=0)
+    listings_publish(account=account, item_ids=[item.pk], actor=STAFF, connection_ids=[connection.pk])
+    listing = ChannelListing.objects.get(item=item, connection=connection)
+    assert "published" in listing_converge(listing.pk)
+    ebay.reset_log()
+    return item, listing
+
+
+def test_ebay_gets_no_call_for_an_seo_description_or_keywords(on_ebay, ebay):
+    from channels_ebay import sync as ebay_sync
+
+    item, listing = on_ebay
+    item_update(item_id=item.pk, actor=STAFF, changes={"seo_description": "Pre-CBS.", "seo_keywords": "vintage"})
+
+    assert listing_converge(listing.pk) == "revised seo_description,seo_keywords"
+    assert ebay.api_calls() == []
+    assert ebay_sync.revisions_left(listing.connection, "SEO-EB-1") == 250
+
+
+def test_ebay_spends_one_revision_for_a_new_title_and_none_when_only_its_cut_tail_changes(on_ebay, ebay):
+    from channels_ebay import sync as ebay_sync
+
+    item, listing = on_ebay
+    item_update(item_id=item.pk, actor=STAFF, changes={"seo_title": LONG_SEO_TITLE + " with case"})
+    listing_converge(listing.pk)
+
+    [put] = [r for r in ebay.api_calls() if r.is_write]
+    assert put.method == "PUT" and put.body["product"]["title"] == EBAY_TITLE
+    assert ebay_sync.revisions_left(listing.connection, "SEO-EB-1") == 249
+    ebay.reset_log()
+
+    # beyond character 80: what eBay shows is the same, so it is read and not written
+    item_update(item_id=item.pk, actor=STAFF, changes={"seo_title": LONG_SEO_TITLE + " with its original case"})
+    assert listing_converge(listing.pk) == "revised seo_title"
+    assert [r for r in ebay.api_calls() if r.is_write] == []
+    assert ebay_sync.revisions_left(listing.connection, "SEO-EB-1") == 249
