@@ -209,3 +209,13 @@ def test_ebay_spends_one_revision_for_a_new_title_and_none_when_only_its_cut_tai
     assert listing_converge(listing.pk) == "revised seo_title"
     assert [r for r in ebay.api_calls() if r.is_write] == []
     assert ebay_sync.revisions_left(listing.connection, "SEO-EB-1") == 249
+
+
+def test_a_listings_own_title_wins_over_the_seo_title_on_that_shop(listed, reverb):
+    item, listings = listed
+    item_update(item_id=item.pk, actor=STAFF, changes={"seo_title": "1964 Fender Stratocaster Sunburst"})
+    ChannelListing.objects.filter(pk=listings["reverb"].pk).update(title_override="Strat '64 (Reverb only)")
+    from inventory.services.listings import listing_payload
+
+    payload = listing_payload(ChannelListing.objects.select_related("item", "connection").get(pk=listings["reverb"].pk))
+    assert reverb_sync.mappers.listing_body(payload)["title"] == "Strat '64 (Reverb only)"
