@@ -20,6 +20,9 @@ from inventory.channels import (
     ListingSeen,
     OrderLineSeen,
     OrderSeen,
+    SeoField,
+    not_sent,
+    squash,
 )
 
 OFFER_ONLY = "LISTING_OFFER_ONLY"
@@ -91,6 +94,22 @@ HOW_TO_FIND_AN_ASIN = (
     "/dp/ in its address), or search Seller Central > Catalog > Add Products; then enter it, with the "
     "product type, in the item's Amazon attributes"
 )
+
+
+def seo_fields(payload: ListingPayload) -> tuple[SeoField, ...]:
+    """Nothing: the listing is an offer on an existing catalogue page, whose item_name, bullet points
+    and keywords belong to that page (Amazon's, or its brand owner's), not to the offer."""
+    why = "not sent: an offer on an existing Amazon product page takes its name from that page"
+    return (
+        not_sent("item_name", "item_name", "SEO title, else title", squash(payload.seo_title or payload.title), why),
+        not_sent(
+            "generic_keyword",
+            "Search terms",
+            "SEO keywords",
+            squash(payload.seo_keywords),
+            "not sent: search terms belong to the product page, not the offer",
+        ),
+    )
 
 
 def condition_type(condition: str, overrides: Mapping[str, str] | None = None) -> str:

@@ -43,6 +43,7 @@ from inventory.channels import (
 
 from . import mappers, notifications
 from .client import LwaCredentials, SpApiClient
+from .mappers import seo_fields  # noqa: F401  (the contract's preview of the SEO texts)
 from .models import ORDER_SEARCH_INTERVAL, AmazonConnection, AmazonItemAttributes, AmazonListingDetail
 
 logger = logging.getLogger(__name__)

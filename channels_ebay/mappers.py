@@ -20,6 +20,10 @@ from inventory.channels import (
     ListingSeen,
     OrderLineSeen,
     OrderSeen,
+    SeoField,
+    cut_at_word,
+    not_sent,
+    squash,
 )
 
 TITLE_MAX = 80
@@ -59,7 +63,35 @@ TYPE_ASPECT = "Type"
 
 def ebay_title(payload: ListingPayload) -> str:
     """At most 80 characters: the SEO title when set, else the title; cut cleanly at a word."""
-    return clean_cut(payload.seo_title.strip() or payload.title.strip(), TITLE_MAX)
+    return cut_at_word(_title_wanted(payload), TITLE_MAX)[0]
+
+
+def _title_wanted(payload: ListingPayload) -> str:
+    return squash(payload.seo_title) or squash(payload.title)
+
+
+def seo_fields(payload: ListingPayload) -> tuple[SeoField, ...]:
+    """eBay shows one title (80 characters, the SEO title when set); it has no meta description or
+    keywords: item specifics (brand, model, year, finish, type) are what its search reads."""
+    wanted = _title_wanted(payload)
+    sent, cut = cut_at_word(wanted, TITLE_MAX)
+    return (
+        SeoField("product.title", "Title", "SEO title, else title", wanted, sent, TITLE_MAX, cut),
+        not_sent(
+            "seo_description",
+            "SEO description",
+            "SEO description",
+            squash(payload.seo_description),
+            "eBay has no meta description; the listing shows the item's description",
+        ),
+        not_sent(
+            "keywords",
+            "Keywords",
+            "SEO keywords",
+            squash(payload.seo_keywords),
+            "eBay has no keywords field; its search reads the title and item specifics",
+        ),
+    )
 
 
 def clean_cut(text: str, limit: int) -> str:

@@ -23,6 +23,10 @@ from inventory.channels import (
     ListingSeen,
     OrderLineSeen,
     OrderSeen,
+    SeoField,
+    not_sent,
+    squash,
+    tag_list,
 )
 
 VINTAGE_YEARS = 20  # Etsy: vintage items are at least 20 years old
@@ -52,12 +56,12 @@ RECEIPT_STATUSES = {
 }
 
 # ListingPayload field -> how Etsy takes it. Fields Etsy has no place for are IGNORED_FIELDS.
-LISTING_FORM_FIELDS = {"title", "description", "year", "category", "seo_keywords", "brand", "model"}
+LISTING_FORM_FIELDS = {"title", "seo_title", "description", "year", "category", "seo_keywords", "brand", "model"}
 INVENTORY_FIELDS = {"price", "currency", "quantity", "sku"}
 IMAGE_FIELDS = {"photos"}
 IGNORED_FIELDS = frozenset(
-    {"finish", "condition", "serial_number", "video_url", "seo_title", "seo_description"}
-)  # Etsy shows no condition, serial or SEO fields; a video is an upload (not done)
+    {"finish", "condition", "serial_number", "video_url", "seo_description"}
+)  # Etsy shows no condition, serial or meta description; a video is an upload (not done)
 
 
 # --- eligibility and when_made ----------------------------------------------------------
@@ -139,6 +143,15 @@ def _title_char_ok(char: str) -> bool:
 def clean_title(title: str) -> str:
     """A title Etsy takes: allowed characters only, %, :, & and + once each, at most 140 characters
     (cut at a word boundary)."""
+    text = _clean_chars(title)
+    if len(text) <= TITLE_MAX:
+        return text
+    cut = text[: TITLE_MAX + 1].rsplit(" ", 1)[0]
+    return (cut if len(cut) >= TITLE_MAX // 2 else text[:TITLE_MAX]).rstrip(" -,;:")
+
+
+def _clean_chars(title: str) -> str:
+    """The title with only the characters Etsy takes (and %, :, & and + once each), on one line."""
     seen: set[str] = set()
     kept = []
     for char in " ".join((title or "").split()):
@@ -149,11 +162,7 @@ def clean_title(title: str) -> str:
                 continue
             seen.add(char)
         kept.append(char)
-    text = " ".join("".join(kept).split())
-    if len(text) <= TITLE_MAX:
-        return text
-    cut = text[: TITLE_MAX + 1].rsplit(" ", 1)[0]
-    return (cut if len(cut) >= TITLE_MAX // 2 else text[:TITLE_MAX]).rstrip(" -,;:")
+    return " ".join("".join(kept).split())
 
 
 def _tag_char_ok(char: str) -> bool:
@@ -189,6 +198,48 @@ def tags(payload: ListingPayload) -> list[str]:
     return found
 
 
+def listing_title(payload: ListingPayload) -> str:
+    """The listing's title: the SEO title when the item has one, else its title, by Etsy's rules."""
+    return clean_title(payload.seo_title if squash(payload.seo_title) else payload.title)
+
+
+def seo_fields(payload: ListingPayload) -> tuple[SeoField, ...]:
+    """Etsy's title (140 characters, allowed characters only, %, :, & and + once) and its 13 tags of
+    at most 20 characters (the keywords first, then brand, model, category, decade, "vintage")."""
+    wanted = squash(payload.seo_title) or squash(payload.title)
+    sent = listing_title(payload)
+    cleaned = _clean_chars(wanted)
+    cut = cleaned[len(sent) :].strip() if cleaned.startswith(sent) else ""
+    note = "characters Etsy does not take were left out (a second %, :, & or +, symbols)" if cleaned != wanted else ""
+    keywords = tag_list(payload.seo_keywords)
+    sent_tags = tags(payload)
+    sent_folded = {t.casefold() for t in sent_tags}
+    dropped = tuple(k for k in keywords if clean_tag(k).casefold() not in sent_folded)
+    shortened = [f"{k} -> {clean_tag(k)}" for k in keywords if k not in dropped and clean_tag(k) != k]
+    return (
+        SeoField("title", "Title", "SEO title, else title", wanted, sent, TITLE_MAX, cut, note=note),
+        SeoField(
+            "tags",
+            "Tags",
+            "SEO keywords, then brand, model, category, decade",
+            ", ".join(keywords),
+            ", ".join(sent_tags),
+            TAGS_MAX,
+            dropped=dropped,
+            tags=tuple(sent_tags),
+            item_limit=TAG_LENGTH_MAX,
+            note=("shortened to Etsy's tag rules: " + "; ".join(shortened)) if shortened else "",
+        ),
+        not_sent(
+            "seo_description",
+            "SEO description",
+            "SEO description",
+            squash(payload.seo_description),
+            "Etsy has no meta description; search engines read the listing's description",
+        ),
+    )
+
+
 def description(payload: ListingPayload) -> str:
     return (payload.description or "").strip() or clean_title(payload.title)
 
@@ -217,7 +268,7 @@ def draft_form(
     OpenAPI's default form style)."""
     form: list[tuple[str, str]] = [
         ("quantity", str(max(1, payload.quantity))),
-        ("title", clean_title(payload.title)),
+        ("title", listing_title(payload)),
         ("description", description(payload)),
         ("price", price_text(payload.price)),
         ("who_made", WHO_MADE),
@@ -241,8 +292,8 @@ def update_form(
     """updateListing's form fields for the changed fields that live on the listing itself."""
     fields = set(fields)
     form: list[tuple[str, str]] = []
-    if "title" in fields:
-        form.append(("title", clean_title(payload.title)))
+    if "seo_title" in fields or ("title" in fields and not squash(payload.seo_title)):
+        form.append(("title", listing_title(payload)))
     if "description" in fields:
         form.append(("description", description(payload)))
     if "year" in fields:

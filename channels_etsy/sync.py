@@ -47,6 +47,7 @@ from inventory.channels import (
 
 from . import mappers, webhooks
 from .client import CallBudget, EtsyClient
+from .mappers import seo_fields  # noqa: F401  (the contract's preview of the SEO texts)
 from .models import EtsyConnection, EtsyListingDetail
 from .services import ConnectionTokens, budget_low_alert
 

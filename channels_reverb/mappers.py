@@ -21,6 +21,9 @@ from inventory.channels import (
     ListingSeen,
     OrderLineSeen,
     OrderSeen,
+    SeoField,
+    not_sent,
+    squash,
 )
 
 # Our condition values (inventory.models.Condition) -> Reverb's condition UUIDs.
@@ -82,6 +85,7 @@ ORDER_STATUSES: dict[str, str] = {
 # in IGNORED_FIELDS so that a new payload field is a decision, not an accident.
 REVISE_FIELDS: dict[str, tuple[str, ...]] = {
     "title": ("title",),
+    "seo_title": ("title",),
     "description": ("description",),
     "price": ("price",),
     "currency": ("price",),
@@ -96,7 +100,7 @@ REVISE_FIELDS: dict[str, tuple[str, ...]] = {
     "video_url": ("videos",),
     "sku": ("sku",),
 }
-IGNORED_FIELDS = frozenset({"serial_number", "seo_title", "seo_description", "seo_keywords"})
+IGNORED_FIELDS = frozenset({"serial_number", "seo_description", "seo_keywords"})
 
 
 # --- small values ---------------------------------------------------------------------
@@ -197,6 +201,34 @@ def listing_problems(payload: ListingPayload) -> list[str]:
 # --- outbound -------------------------------------------------------------------------
 
 
+def listing_title(payload: ListingPayload) -> str:
+    """Reverb shows one title: the SEO title when the item has one, else its title."""
+    return squash(payload.seo_title) or payload.title
+
+
+def seo_fields(payload: ListingPayload) -> tuple[SeoField, ...]:
+    """The title is all Reverb takes of the SEO fields. Its API states no length limit (the
+    listing's `title` is a plain string in contracts/reverb), so nothing is cut here."""
+    title = listing_title(payload)
+    return (
+        SeoField("title", "Title", "SEO title, else title", title, title, None),
+        not_sent(
+            "seo_description",
+            "SEO description",
+            "SEO description",
+            squash(payload.seo_description),
+            "Reverb has no meta description; the listing shows the item's description",
+        ),
+        not_sent(
+            "keywords",
+            "Keywords",
+            "SEO keywords",
+            squash(payload.seo_keywords),
+            "Reverb has no keywords field; its search reads make, model, year, finish and the title",
+        ),
+    )
+
+
 def listing_body(
     payload: ListingPayload,
     *,
@@ -214,7 +246,7 @@ def listing_body(
         "sku": payload.sku,
         "make": payload.brand,
         "model": payload.model,
-        "title": payload.title,
+        "title": listing_title(payload),
         "description": payload.description,
         "price": money_body(payload.price, payload.currency),
         "condition": condition_body(payload.condition, payload.quantity),
@@ -246,8 +278,8 @@ def revise_body(payload: ListingPayload, fields: Iterable[str], *, category_uuid
     if unknown:
         raise ValueError(f"Not ListingPayload fields: {sorted(unknown)}")
     body: dict[str, Any] = {}
-    if "title" in fields:
-        body["title"] = payload.title
+    if "seo_title" in fields or ("title" in fields and not squash(payload.seo_title)):
+        body["title"] = listing_title(payload)
     if "description" in fields:
         body["description"] = payload.description
     if fields & {"price", "currency"}:

@@ -36,6 +36,7 @@ from inventory.channels import (
 
 from . import mappers, webhooks
 from .client import ReverbClient
+from .mappers import seo_fields  # noqa: F401  (the contract's preview of what the title would be)
 from .models import ReverbConnection, ReverbListingDetail
 
 logger = logging.getLogger(__name__)

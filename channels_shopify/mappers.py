@@ -24,6 +24,10 @@ from inventory.channels import (
     ListingSeen,
     OrderLineSeen,
     OrderSeen,
+    SeoField,
+    cut_at_word,
+    squash,
+    tag_list,
 )
 
 # Shopify's limits (the admin's own counters): what is longer is cut, and staff are told.
@@ -150,11 +154,12 @@ def _decimal(value: Any) -> Decimal | None:
 
 
 def _cut(text: str, limit: int, label: str, notes: list[str]) -> str:
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    notes.append(f"{label} shortened to Shopify's {limit} characters (was {len(text)}).")
-    return text[: limit - 1].rstrip() + "…"
+    """Cut at a word to fit (the SEO title and meta description are one line on a search page)."""
+    text = squash(text)
+    kept, cut = cut_at_word(text, limit)
+    if cut:
+        notes.append(f"{label} shortened to Shopify's {limit} characters (was {len(text)}).")
+    return kept
 
 
 # --- outbound -------------------------------------------------------------------------
@@ -183,10 +188,40 @@ def tags(payload: ListingPayload) -> list[str]:
 
 
 def seo(payload: ListingPayload, notes: list[str]) -> dict[str, str]:
+    """The product's `seo` input (SEOInput: title, description): what a search page shows."""
     return {
         "title": _cut(payload.seo_title or payload.title, SEO_TITLE_MAX, "SEO title", notes),
         "description": _cut(payload.seo_description, SEO_DESCRIPTION_MAX, "SEO description", notes),
     }
+
+
+def seo_fields(payload: ListingPayload) -> tuple[SeoField, ...]:
+    """Shopify takes all three: the product title (255), the `seo` input's title (70, the SEO
+    title else the title) and description (320), and the keywords as tags (with the condition)."""
+
+    def text(name, label, source, wanted, limit):
+        wanted = squash(wanted)
+        kept, cut = cut_at_word(wanted, limit)
+        return SeoField(name, label, source, wanted, kept, limit, cut)
+
+    wanted_tags = [tag[:TAG_MAX] for tag in tag_list(payload.seo_keywords)]
+    sent_tags = tags(payload)
+    return (
+        text("title", "Title", "title", payload.title, TITLE_MAX),
+        text("seo.title", "SEO title", "SEO title, else title", payload.seo_title or payload.title, SEO_TITLE_MAX),
+        text("seo.description", "Meta description", "SEO description", payload.seo_description, SEO_DESCRIPTION_MAX),
+        SeoField(
+            "tags",
+            "Tags",
+            "SEO keywords, and the condition",
+            ", ".join(wanted_tags),
+            ", ".join(sent_tags),
+            TAGS_MAX,
+            dropped=tuple(t for t in wanted_tags if t.casefold() not in {s.casefold() for s in sent_tags}),
+            tags=tuple(sent_tags),
+            item_limit=TAG_MAX,
+        ),
+    )
 
 
 def public_photo_urls(photos: Iterable[str]) -> list[str]:

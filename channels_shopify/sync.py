@@ -42,6 +42,7 @@ from inventory.channels import (
 
 from . import mappers, webhooks
 from .client import ShopifyClient, describe_user_errors, raise_user_errors
+from .mappers import seo_fields  # noqa: F401  (the contract's preview of the SEO title, description, tags)
 from .models import SHOP_DOMAIN_PATTERN, ShopifyConnection, ShopifyProductDetail
 
 logger = logging.getLogger(__name__)

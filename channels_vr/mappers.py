@@ -14,7 +14,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from inventory.channels import ListingPayload, ListingSeen, OrderLineSeen, OrderSeen
+from inventory.channels import (
+    ListingPayload,
+    ListingSeen,
+    OrderLineSeen,
+    OrderSeen,
+    SeoField,
+    cut_at_word,
+    not_sent,
+    squash,
+)
 
 # The inventory export's columns, in V&R's order.
 EXPORT_COLUMNS = (
@@ -119,9 +128,52 @@ def price_text(price: Decimal) -> str:
     return f"{price:.2f}"
 
 
+MODEL_NAME_MAX = 200
+
+
+def _model_name_wanted(payload: ListingPayload) -> str:
+    """V&R shows the brand (its own field), then the model name. The SEO title names the item
+    best; a leading brand is left out of it, since V&R puts the brand in front by itself."""
+    seo_title = squash(payload.seo_title)
+    brand = squash(payload.brand)
+    if seo_title:
+        if brand and seo_title.casefold().startswith(brand.casefold() + " "):
+            seo_title = seo_title[len(brand) + 1 :]
+        return seo_title
+    return squash(payload.model) or squash(payload.title)
+
+
 def model_name(payload: ListingPayload) -> str:
-    """V&R has no title: brand + model name the item. Without a model, the title stands in."""
-    return (payload.model or payload.title).strip()[:200]
+    """V&R has no title: brand + model name the item. The SEO title (without the brand) when the
+    item has one, else the model; without a model, the title stands in. At most 200 characters."""
+    return cut_at_word(_model_name_wanted(payload), MODEL_NAME_MAX)[0]
+
+
+def seo_fields(payload: ListingPayload) -> tuple[SeoField, ...]:
+    """The model name is V&R's only name for an item: the SEO title feeds it; V&R has no meta
+    description or keywords."""
+    wanted = _model_name_wanted(payload)
+    sent, cut = cut_at_word(wanted, MODEL_NAME_MAX)
+    return (
+        SeoField(
+            FIELD_MODEL,
+            "Model name",
+            "SEO title without the brand, else model, else title",
+            wanted,
+            sent,
+            MODEL_NAME_MAX,
+            cut,
+            note=f"shown after the brand: {squash(payload.brand)} {sent}".strip() if payload.brand.strip() else "",
+        ),
+        not_sent(
+            "seo_description",
+            "SEO description",
+            "SEO description",
+            squash(payload.seo_description),
+            "V&R has no meta description; the item page shows the description",
+        ),
+        not_sent("keywords", "Keywords", "SEO keywords", squash(payload.seo_keywords), "V&R has no keywords field"),
+    )
 
 
 def category_fields(levels: Sequence[str]) -> dict[str, str]:
@@ -164,13 +216,18 @@ def revise_form(
 
     The edit form is posted back whole: every other field keeps what V&R has. Quantity has no
     field (V&R items are one of a kind; the engine ends a listing with nothing to sell) and
-    the SEO fields have none either.
+    the SEO description and keywords have none either (the SEO title names the item: model name).
     """
     fields = set(fields)
     changed: dict[str, str] = {}
     if "brand" in fields:
         changed[FIELD_BRAND] = brand
-    if "model" in fields or ("title" in fields and not payload.model.strip()):
+    seo_named = bool(squash(payload.seo_title))
+    if (
+        "seo_title" in fields
+        or ("brand" in fields and seo_named)
+        or (not seo_named and ("model" in fields or ("title" in fields and not payload.model.strip())))
+    ):
         changed[FIELD_MODEL] = model_name(payload)
     if "year" in fields:
         changed[FIELD_YEAR] = year_of(payload.year)

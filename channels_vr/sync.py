@@ -49,6 +49,7 @@ from inventory.channels import (
 
 from . import mappers
 from .client import Photo, VRBrowser, download_photo, session_for
+from .mappers import seo_fields  # noqa: F401  (the contract's preview of the SEO texts)
 from .models import DEFAULT_PRIORITY as _DEFAULT_PRIORITY
 from .models import VRConnection, VRListingDetail, VRStepFailure
 

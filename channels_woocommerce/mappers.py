@@ -24,6 +24,9 @@ from inventory.channels import (
     ListingSeen,
     OrderLineSeen,
     OrderSeen,
+    SeoField,
+    not_sent,
+    squash,
 )
 
 # WooCommerce order status -> the contract's pending / paid / cancelled (CHANNELS.md §9).
@@ -158,6 +161,31 @@ def listing_problems(payload: ListingPayload, store_currency: str = "") -> list[
 
 
 # --- outbound -------------------------------------------------------------------------
+
+
+def seo_fields(payload: ListingPayload) -> tuple[SeoField, ...]:
+    """WooCommerce itself has a product name and a short description (shown beside the photos and
+    in search results of the shop); an SEO title and keywords need a plugin (Yoast, Rank Math),
+    whose fields the wc/v3 API does not carry. The route index states no length limits."""
+    short = squash(payload.seo_description)
+    return (
+        SeoField("name", "Product name", "title", squash(payload.title), squash(payload.title), None),
+        SeoField("short_description", "Short description", "SEO description", short, short, None),
+        not_sent(
+            "seo_title",
+            "SEO title",
+            "SEO title",
+            squash(payload.seo_title),
+            "WooCommerce has no SEO title without a plugin; the product name is the page title",
+        ),
+        not_sent(
+            "tags",
+            "Keywords",
+            "SEO keywords",
+            squash(payload.seo_keywords),
+            "not sent: product tags are taken by id (made under Products > Tags first)",
+        ),
+    )
 
 
 def images_body(payload: ListingPayload) -> list[dict[str, Any]]:

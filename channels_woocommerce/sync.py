@@ -40,6 +40,7 @@ from .access import category_ids, check_payload, client_for, woo_connection
 from .bulk import publish_many
 from .checks import check, check_and_repair, disabled_webhooks, register_webhooks
 from .client import WooCommerceClient, error_code
+from .mappers import seo_fields  # noqa: F401  (the contract's preview of the SEO texts)
 from .models import WooCommerceConnection
 from .products import (
     SKU_TAKEN,

@@ -730,5 +730,5 @@ class StockLockAdmin(ReadOnlyAdmin):
 
 # Orders (documents/admin.py imports OrderAdmin from here), then the channel screens, which
 # extend ItemAdmin (inline, actions, buttons), so they load after it.
-from . import admin_channels  # noqa: E402, F401
+from . import admin_channels, admin_seo  # noqa: E402, F401
 from .admin_orders import OrderAdmin  # noqa: E402, F401

@@ -62,6 +62,12 @@ Optional parts (the engine looks them up with getattr):
         outcome's error is the typed error of that listing alone (the others still applied).
         The engine then gathers a connection's listings waiting on such changes into one call
         (inventory.services.batching) instead of one call, or two, per listing.
+    seo_fields(payload: ListingPayload) -> tuple[SeoField, ...]
+        The texts the channel would send for the item's title and SEO fields, by its own rules
+        (limits, cuts at a word), and what each rule cuts off: pure, no call. The same rules
+        the channel's mapper applies when it publishes and revises, so the item page's preview
+        and the bulk SEO dry run show what would really be sent. Absent: the preview says the
+        channel states no rules.
 
 parse_webhook raises WebhookRejected(http_status=401 / 412...) for a delivery that must not be
 stored (a bad or missing signature), and may return a WebhookReply instead of a WebhookSeen for a
@@ -84,6 +90,7 @@ the typed errors below, so the engine knows what to retry.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -349,6 +356,80 @@ class ConnectionCheck:
         if not failed:
             return "Everything works: " + "; ".join(step.message for step in self.steps)
         return "To fix: " + "; ".join(f"{step.label}: {step.message}" for step in failed)
+
+
+@dataclass(frozen=True)
+class SeoField:
+    """One text (or list of tags) a channel would send for the item's title and SEO fields.
+
+    `wanted` is what the item asks for before the channel's rules; `sent` what would go out
+    ("" and `sent_to_channel=False` when the channel has no place for it, `note` says why);
+    `cut` is the text a length limit removed, `dropped` the tags left out. `limit` counts
+    characters (or tags for a list; `item_limit` then bounds each tag); None: no published limit.
+    """
+
+    name: str  # the channel's own name for it: "title", "seo.title", "tags"
+    label: str  # in staff's words: "Title", "SEO title", "Tags"
+    source: str  # which of our fields feed it: "seo_title or title"
+    wanted: str
+    sent: str
+    limit: int | None = None
+    cut: str = ""
+    dropped: tuple[str, ...] = ()
+    tags: tuple[str, ...] | None = None  # set for a list of tags; `sent` is then them joined
+    item_limit: int | None = None
+    sent_to_channel: bool = True
+    note: str = ""
+
+    @property
+    def length(self) -> int:
+        return len(self.tags) if self.tags is not None else len(self.sent)
+
+    @property
+    def over_limit(self) -> bool:
+        return bool(self.cut or self.dropped)
+
+
+def squash(text: str) -> str:
+    """Whitespace runs as one space, trimmed: how every channel shows a one-line text."""
+    return " ".join((text or "").split())
+
+
+def cut_at_word(text: str, limit: int) -> tuple[str, str]:
+    """(kept, cut): `text` squashed to one line and cut to at most `limit` characters at a word.
+
+    The cut goes back to the last space when the limit falls inside a word, unless that would
+    lose more than half of the room (one very long word is cut hard); trailing punctuation that
+    would dangle (",", ":", "-", "(", "&") goes too. kept + cut is the whole text, give or take
+    the space between them. Characters are code points, as the channels count them.
+    """
+    text = squash(text)
+    if len(text) <= limit:
+        return text, ""
+    kept = text[:limit]
+    if text[limit] != " " and kept[-1] != " ":
+        space = kept.rfind(" ")
+        if space > limit // 2:
+            kept = kept[:space]
+    kept = kept.rstrip(" ,;:-/(&").rstrip()
+    return kept, text[len(kept) :].strip()
+
+
+def tag_list(text: str) -> list[str]:
+    """Keywords as staff type them ("a, b; c" or one per line) as a list, duplicates (any case) once."""
+    found: list[str] = []
+    seen: set[str] = set()
+    for raw in re.split(r"[,;\n]", text or ""):
+        tag = squash(raw)
+        if tag and tag.casefold() not in seen:
+            seen.add(tag.casefold())
+            found.append(tag)
+    return found
+
+
+def not_sent(name: str, label: str, source: str, wanted: str, why: str) -> SeoField:
+    """A text the channel has no place for: shown in the preview, never sent."""
+    return SeoField(name, label, source, wanted=wanted, sent="", sent_to_channel=False, note=why)
 
 
 ORDER_PENDING = "pending"

@@ -161,7 +161,7 @@ def test_revise_sends_only_what_changed(conn, etsy):
     etsy.reset_log()
 
     # fields Etsy has no place for: no call at all
-    sync.revise(conn, listing_id, guitar(etsy), frozenset({"serial_number", "seo_title"}))
+    sync.revise(conn, listing_id, guitar(etsy), frozenset({"serial_number", "seo_description"}))
     assert etsy.requests() == []
 
     # the photos: replaced, in the new order

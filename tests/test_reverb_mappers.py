@@ -27,7 +27,7 @@ GUITAR = ListingPayload(
     serial_number="L12345",
     photos=("https://cdn.example.com/strat-1.jpg", "https://cdn.example.com/strat-2.jpg"),
     video_url="https://youtu.be/dQw4w9WgXcQ",
-    seo_title="Vintage Strat",
+    seo_description="A 1964 Strat, all original.",
 )
 
 REVERB_ORDER = {
@@ -219,7 +219,7 @@ def test_only_photos_reverb_can_fetch_are_sent():
 
 
 def test_revise_of_fields_reverb_has_no_place_for_sends_nothing():
-    assert mappers.revise_body(GUITAR, {"serial_number", "seo_title", "seo_description", "seo_keywords"}) == {}
+    assert mappers.revise_body(GUITAR, {"serial_number", "seo_description", "seo_keywords"}) == {}
 
 
 def test_revise_clears_the_video_and_skips_an_unmapped_category():

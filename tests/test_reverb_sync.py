@@ -273,7 +273,7 @@ def test_revise_pushes_only_the_changed_fields(sandbox, connection):
 
 
 def test_revise_of_nothing_reverb_shows_makes_no_call(sandbox, connection):
-    sync.revise(connection, "71000001", STRAT, frozenset({"seo_title", "serial_number"}))
+    sync.revise(connection, "71000001", STRAT, frozenset({"seo_description", "seo_keywords", "serial_number"}))
 
     assert sandbox.calls() == 0
 

@@ -160,7 +160,7 @@ def test_revise_posts_the_whole_form_back_with_only_the_changed_values(connectio
     [edit] = site.requests("edit")
     assert edit.fields["version"] == "1" and edit.files == ()
 
-    sync.revise(connection, str(made.id), payload(site, "VR-2"), frozenset({"quantity", "seo_title"}))
+    sync.revise(connection, str(made.id), payload(site, "VR-2"), frozenset({"quantity", "seo_keywords"}))
     assert len(site.requests("edit")) == 1  # no V&R field changed: nothing sent
 
 

@@ -115,8 +115,13 @@ def test_a_revise_touches_only_the_fields_that_changed():
     changed = mappers.revise_form(payload(price=Decimal("1399.5")), {"price"}, brand="", category_levels=())
     assert changed == {"price": "1399.50"}
     assert mappers.revise_form(payload(), {"year"}, brand="", category_levels=()) == {"year": "1963", "decade": "1960"}
-    # V&R has no title, quantity or SEO field: nothing to send
-    assert mappers.revise_form(payload(), {"title", "quantity", "seo_title"}, brand="", category_levels=()) == {}
+    # V&R has no title, quantity, SEO description or keywords field: nothing to send
+    assert (
+        mappers.revise_form(
+            payload(), {"title", "quantity", "seo_description", "seo_keywords"}, brand="", category_levels=()
+        )
+        == {}
+    )
     # ...but without a model the title stands in for the model name
     assert mappers.revise_form(payload(model=""), {"title"}, brand="", category_levels=()) == {
         "model_name": "1963 Fender Stratocaster"

@@ -17,6 +17,7 @@ keeps eBay user data, and which the engine has no service for yet.
 """
 
 from ..client import BULK_LIMIT
+from ..mappers import seo_fields
 from .base import client_for, ebay_connection
 from .check import check
 from .listings import (
@@ -83,6 +84,7 @@ __all__ = [
     "revise",
     "revise_many",
     "revisions_left",
+    "seo_fields",
     "webhook_challenge",
     "webhook_orders",
 ]

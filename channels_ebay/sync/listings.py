@@ -363,7 +363,12 @@ def revise_many(connection, revisions: Sequence[Revision]) -> list[ReviseOutcome
 
 
 def revise(connection, external_id: str, payload: ListingPayload, fields: frozenset[str]) -> None:
-    """Push the changed fields only: price and quantity by bulkUpdatePriceQuantity, the rest by replace."""
+    """Push the changed fields only: price and quantity by bulkUpdatePriceQuantity, the rest by replace.
+
+    A replace is sent (and a revision spent) only when the merged item differs from what eBay
+    holds: a new SEO title whose first 80 characters are unchanged costs a read, no write."""
+    if not fields & (ITEM_FIELDS | OFFER_FIELDS | PRICE_QUANTITY_FIELDS):
+        return  # e.g. an SEO description or keywords: eBay shows neither, so not even a read
     connection = ebay_connection(connection)
     client = client_for(connection)
     offer = retry_transient(client.get_offer, external_id)

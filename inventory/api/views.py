@@ -33,11 +33,12 @@ from inventory.states import ItemState
 from . import serializers as s
 from .actor import api_actor
 from .channel_views import ItemListingActionsMixin
+from .seo_views import ItemSeoActionsMixin
 
 ERROR_409 = OpenApiResponse(description="Not allowed now: the body says why and what is allowed.")
 
 
-class ItemViewSet(ItemListingActionsMixin, AccountScopedModelViewSet):
+class ItemViewSet(ItemSeoActionsMixin, ItemListingActionsMixin, AccountScopedModelViewSet):
     """The catalogue. Writes go through the inventory services."""
 
     queryset = Item.objects.prefetch_related("photos")

@@ -1,6 +1,6 @@
 """The central catalogue and everything that hangs off it."""
 
-from .catalogue import SKU_FORMAT, YOUTUBE_URL, Condition, Item, ItemPhoto, ItemStateChange, Source
+from .catalogue import SKU_FORMAT, YOUTUBE_URL, Condition, Item, ItemEdit, ItemPhoto, ItemStateChange, Source
 from .channels import (
     Alert,
     AlertKind,
@@ -32,6 +32,7 @@ __all__ = [
     "ConflictStatus",
     "DesiredState",
     "Item",
+    "ItemEdit",
     "ItemPhoto",
     "ItemStateChange",
     "ListingState",

@@ -178,3 +178,24 @@ class ItemStateChange(AccountOwned):
 
     def __str__(self) -> str:
         return f"{self.item_id}: {self.from_state or '(new)'} -> {self.to_state}"
+
+
+class ItemEdit(AccountOwned):
+    """One change of an item's field outside the state machine (the SEO fields, by hand or in
+    bulk): what it was, what it became, who, from where and why. The item's history of edits."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="edits")
+    field = models.CharField(max_length=40)
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    source = models.CharField(max_length=40)
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["item", "-created_at"], name="edit_item_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.field}"

@@ -24,6 +24,7 @@ from ..models import (
 from ..states import ItemState, allowed_targets, can_transition
 from .actor import SYSTEM, Actor
 from .listings import listings_follow_item_state, listings_mark_changed
+from .seo import seo_edits_record
 from .stock import _set_on_hand, _write_movement
 
 # Fields a shop edits freely; state and stock change only through their own operations.
@@ -124,13 +125,16 @@ def item_update(*, item_id: int, actor: Actor, changes: Mapping[str, object]) ->
         if unknown:
             raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
         changed = []
+        before = {}
         for name, value in changes.items():
             if name != "quantity_on_hand" and getattr(item, name) != value:
+                before[name] = getattr(item, name)
                 setattr(item, name, value)
                 changed.append(name)
         if changed:
             item.full_clean()
             item.save(update_fields=[*changed, "updated_at"])
+            seo_edits_record(item, before, actor)  # the SEO fields' history (what each channel shows follows them)
         stock_changed = quantity is not None and quantity != item.quantity_on_hand
         if stock_changed:
             _set_on_hand(item, int(quantity), actor, reason="edited")

@@ -99,7 +99,9 @@ def listing_payload(listing: ChannelListing) -> ListingPayload:
         serial_number=item.serial_number,
         photos=photos,
         video_url=item.video_url,
-        seo_title=item.seo_title,
+        # A listing's own title is what staff chose to call the item on that shop: it wins
+        # over the item's SEO title there too (eBay, Reverb, Etsy and V&R name it by the SEO title).
+        seo_title=listing.title_override or item.seo_title,
         seo_description=item.seo_description,
         seo_keywords=item.seo_keywords,
     )

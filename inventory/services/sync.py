@@ -23,6 +23,7 @@ from ..channels import (
     END_SOLD_ELSEWHERE,
     END_WITHDRAWN,
     ChannelError,
+    ListingPayload,
     ListingSeen,
     WebhookReply,
     WebhookSeen,
@@ -50,6 +51,7 @@ from .items import item_create
 from .listings import _enqueue, listing_missing, same_sku
 from .runs import sync_run
 from .selling import sale_record
+from .seo import channel_title
 
 log = logging.getLogger(__name__)
 
@@ -538,7 +540,7 @@ def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: Listi
         drift["price"] = f"{seen.price:.2f}"
     if seen.quantity is not None and pushed.get("quantity") is not None and seen.quantity != pushed["quantity"]:
         drift["quantity"] = seen.quantity
-    if seen.title and pushed.get("title") and seen.title != pushed["title"]:
+    if seen.title and pushed.get("title") and seen.title not in _titles_pushed(connection.channel, pushed):
         drift["title"] = seen.title
     if "price" in drift and alert and price_drift_beyond_tolerance(connection, pushed["price"], seen.price):
         alert_raise(
@@ -551,6 +553,24 @@ def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: Listi
             listing=listing,
         )
     return drift
+
+
+def _titles_pushed(channel_name: str, pushed: dict) -> set[str]:
+    """The title we sent, and the title the channel shows for it by its own rules (eBay's 80
+    characters, the SEO title where it names the listing): either is ours, not a drift."""
+    titles = {pushed["title"]}
+    try:
+        payload = ListingPayload(
+            **{
+                **{name: value for name, value in pushed.items() if name in ListingPayload.__dataclass_fields__},
+                "price": Decimal(str(pushed.get("price") or "0")),
+                "photos": tuple(pushed.get("photos") or ()),
+            }
+        )
+    except (TypeError, ArithmeticError):
+        return titles  # pushed by an older version with other fields: compare the title alone
+    titles.add(channel_title(channel_name, payload))
+    return titles
 
 
 def _push_back(drifted: dict[int, dict]) -> None:
