@@ -23,7 +23,15 @@ from channels_reverb import sync as reverb_sync
 from channels_reverb.models import ReverbConnection
 from channels_reverb.sandbox import DEFAULT_TOKEN, ReverbSandbox
 from inventory import tasks
-from inventory.models import ChannelListing, Item, ItemStateChange, ListingState, Order, StockMovement
+from inventory.models import (
+    ChannelListing,
+    Item,
+    ItemStateChange,
+    ListingState,
+    Order,
+    StockMovement,
+    WebhookEvent,
+)
 from inventory.services import Actor
 from inventory.services.listings import listing_converge, listings_publish
 from inventory.services.sync import webhook_process
@@ -95,9 +103,13 @@ def test_one_sale_costs_at_most_its_statements_per_step(account, shops, client):
                     assert listing_converge(listing_id) == "ended"
                 ends.append(converge)
             converges.clear()
+        # A redelivery (Reverb retries what it did not hear answered) is counted, not stored again
+        again = client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
 
     # Then every guarantee holds: one order, the item sold with its history and ledger, both ends confirmed
     assert (answer.status_code, answer.content, outcome) == (200, b"stored", "1 order(s) recorded")
+    assert (again.content, events) == (b"duplicate", [])
+    assert WebhookEvent.objects.get(connection=connection).deliveries == 2
     assert Order.objects.get(connection=connection, external_id=str(order["order_number"])).status == "completed"
     assert Item.objects.get(pk=item.pk).state == "sold"
     kinds = list(StockMovement.objects.filter(item=item).order_by("pk").values_list("kind", flat=True))
