@@ -34,6 +34,7 @@ from inventory.models import (
 )
 from inventory.services import Actor
 from inventory.services.listings import listing_converge, listings_publish
+from inventory.services.returning import update_returning_instance
 from inventory.services.sync import webhook_process
 from tests.factories import make_item
 
@@ -123,3 +124,23 @@ def test_one_sale_costs_at_most_its_statements_per_step(account, shops, client):
     assert len(ends) == 2
     for converge in ends:
         assert len(converge) <= CONVERGE_EACH, _statements(converge)
+
+
+def test_a_listing_answered_by_its_update_is_the_listing_the_orm_reads(account, shops):
+    # Given a listed guitar, with content pushed (a JSON field) and times set
+    converges = []
+    with mock.patch.object(tasks.converge_listing_task, "apply_async", _sent(converges)):
+        item = make_item(account, n=1, sku="SQL-RET")
+        listings_publish(account=account, item_ids=[item.pk], actor=Actor(source="test"))
+        while converges:
+            listing_converge(converges.pop())
+    listing = ChannelListing.objects.filter(item=item).first()
+
+    # When the UPDATE ... RETURNING of the lease answers it
+    answered = update_returning_instance(ChannelListing.objects.filter(pk=listing.pk), {"lease_until": None})
+
+    # Then every field is what the ORM reads (the JSON parsed, not its text)
+    assert isinstance(answered.pushed_content, dict) and answered.pushed_content["sku"] == "SQL-RET"
+    fresh = ChannelListing.objects.get(pk=listing.pk)
+    for field in ChannelListing._meta.concrete_fields:
+        assert getattr(answered, field.attname) == getattr(fresh, field.attname), field.name

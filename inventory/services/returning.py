@@ -32,11 +32,16 @@ def update_returning(queryset: models.QuerySet, changes: Mapping[str, Any], retu
             return list(model._default_manager.filter(pk__in=pks).values_list(*returning))
     query = queryset.query.chain(sql.UpdateQuery)
     query.add_update_values(changes)
-    statement, params = query.get_compiler(db.alias).as_sql()
+    compiler = query.get_compiler(db.alias)
+    statement, params = compiler.as_sql()
     columns = [_column(model, name) for name in returning]
     with db.cursor() as cursor:
         cursor.execute(f"{statement} RETURNING {', '.join(columns)}", params)
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+    # The values as the ORM would give them (a JSON field's text parsed, and so on).
+    fields = [model._meta.pk if name == "pk" else model._meta.get_field(name) for name in returning]
+    converters = compiler.get_converters([field.get_col(model._meta.db_table) for field in fields])
+    return [tuple(row) for row in compiler.apply_converters(rows, converters)] if converters else rows
 
 
 def update_returning_instance(queryset: models.QuerySet, changes: Mapping[str, Any]) -> models.Model | None:
