@@ -18,8 +18,11 @@ item has `ended_at` written, i.e. its end was confirmed by a read-back. Latency 
 `ended_at` minus t0 (both this machine's wall clock). Sales run one at a time, then with
 --in-flight sales open at once (each driver thread starts its next sale when its last one
 is done). Printed: p50/p95/max, sales per second, the median time to each step (webhook
-answered, event stored, sale recorded, last end confirmed), and the PostgreSQL sessions
-opened per sale (0 when the worker and gunicorn reuse their connections). It is not a test.
+answered, event stored, sale recorded, last end confirmed), the CPU per sale of each part
+(worker, gunicorn, PostgreSQL, this process), and the PostgreSQL sessions opened per sale
+(0 when the worker and gunicorn reuse their connections). Then --steps sales are made in
+process (bench/sale_steps.py) to count the SQL statements and the CPU of each step (webhook
+store, sale record, converge, read-back) exactly. It is not a test.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import sale_steps
 import sync_stack
 
 WARMUP = 10
@@ -199,6 +203,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="Celery worker processes or threads")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--profile-worker", default="", help="run the worker (solo) under cProfile, stats to this file")
+    parser.add_argument(
+        "--steps", type=int, default=30, help="then sell this many in process, counting statements and CPU per step"
+    )
     args = parser.parse_args()
 
     sync_stack.setup()
@@ -284,6 +291,9 @@ def main() -> None:
         f"checks: {sold} items sold, {Order.objects.count()} orders, {Conflict.objects.count()} conflicts, "
         f"{len(problems)} stock problems -> {'ok' if ok else 'FAILED'}"
     )
+    if args.steps:
+        print()
+        sale_steps.report(sale_steps.run(markets=args.markets, sales=args.steps), args.markets)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from inventory.channels import (
     WebhookSeen,
     retry_transient,
 )
+from inventory.services.returning import upsert_one
 
 from . import mappers, webhooks
 from .client import ReverbClient
@@ -469,10 +470,10 @@ def _remember(connection: ReverbConnection, listing: Mapping, *, warnings: list[
         return
     fields = _detail_fields(listing, warnings)
     # One upsert statement: this runs after every call of every converge, on the path from a
-    # sale to its end elsewhere (update_or_create took six statements and a savepoint).
-    ReverbListingDetail.objects.bulk_create(
-        [ReverbListingDetail(account_id=connection.account_id, connection=connection, listing_id=listing_id, **fields)],
-        update_conflicts=True,
+    # sale to its end elsewhere (update_or_create took six statements and a savepoint, and
+    # bulk_create a BEGIN and a COMMIT around its one INSERT).
+    upsert_one(
+        ReverbListingDetail(account_id=connection.account_id, connection=connection, listing_id=listing_id, **fields),
         unique_fields=["connection", "listing_id"],
         update_fields=list(fields),
     )

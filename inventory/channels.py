@@ -458,9 +458,28 @@ def channel_choices() -> list[tuple[str, str]]:
     return [(name, getattr(channel(name), "LABEL", name)) for name in settings.CHANNELS]
 
 
+_channel_of_connection: dict[int, str] = {}
+
+
+def channel_name_of(connection_id: int) -> str:
+    """The channel of a connection, asked once per process (a connection's channel never changes)."""
+    name = _channel_of_connection.get(connection_id)
+    if name is None:
+        from .models import ChannelConnection
+
+        name = ChannelConnection.objects.filter(pk=connection_id).values_list("channel", flat=True).get()
+        _channel_of_connection[connection_id] = name
+    return name
+
+
+def specific_connection_model(name: str):
+    """The model of a channel's own connection rows (a subclass of ChannelConnection)."""
+    return apps.get_model(channel(name).CONNECTION_MODEL)
+
+
 def specific_connection(connection):
     """The channel's own connection row (the subclass) for a ChannelConnection."""
-    model = apps.get_model(channel(connection.channel).CONNECTION_MODEL)
+    model = specific_connection_model(connection.channel)
     if isinstance(connection, model):
         return connection
     return model.objects.select_related("account").get(pk=connection.pk)

@@ -42,8 +42,12 @@ def backoff_seconds(retries: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-def enqueue_converge(listing_id: int) -> None:
-    channel_name = ChannelListing.objects.filter(pk=listing_id).values_list("connection__channel", flat=True).first()
+def enqueue_converge(listing_id: int, *, channel_name: str | None = None) -> None:
+    """Converge a listing on its channel's queue (looked up unless the caller knows it)."""
+    if channel_name is None:
+        channel_name = (
+            ChannelListing.objects.filter(pk=listing_id).values_list("connection__channel", flat=True).first()
+        )
     if channel_name:
         converge_listing_task.apply_async(args=[listing_id], queue=channel_queue(channel_name))
 

@@ -9,12 +9,12 @@ channel module when it has one.
 
 import logging
 
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from .channels import ChannelError, WebhookRejected, WebhookReply, channel
+from .channels import ChannelError, WebhookRejected, WebhookReply, channel, specific_connection_model
 from .models import ChannelConnection
 from .services.sync import webhook_receive
 
@@ -31,7 +31,12 @@ def _reply(reply: WebhookReply) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def channel_webhook(request, channel: str, token: str):
     # Disabled connections still receive: a sale on a shop being disconnected must not be lost.
-    connection = get_object_or_404(ChannelConnection, channel=channel, webhook_token=token)
+    # The channel's own connection row (with its secrets) and its account, in one query.
+    try:
+        model = specific_connection_model(channel)
+    except LookupError as error:
+        raise Http404("No such channel.") from error
+    connection = get_object_or_404(model.objects.select_related("account"), channel=channel, webhook_token=token)
     if request.method == "GET":
         return _challenge(request, connection)
     try:

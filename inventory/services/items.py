@@ -244,6 +244,16 @@ def _apply_transition(
         return
     now = timezone.now()
     Item.objects.filter(pk__in=[i.pk for i in items]).update(state=to_state, state_changed_at=now, updated_at=now)
+    _record_history(items, to_state, actor, reason)
+    if follow_listings:
+        listings_follow_item_state(items, to_state, actor)
+    for item in items:
+        item.state = to_state
+        item.state_changed_at = now
+
+
+def _record_history(items: Sequence[Item], to_state: str, actor: Actor, reason: str) -> None:
+    """One history row per item moving from its (in-memory) state to `to_state`, in one statement."""
     ItemStateChange.objects.bulk_create(
         [
             ItemStateChange(
@@ -259,11 +269,6 @@ def _apply_transition(
         ],
         batch_size=2000,
     )
-    if follow_listings:
-        listings_follow_item_state(items, to_state, actor)
-    for item in items:
-        item.state = to_state
-        item.state_changed_at = now
 
 
 def items_auto_archive(*, now: datetime | None = None, dry_run: bool = False, actor: Actor = SYSTEM) -> dict:

@@ -36,7 +36,8 @@ from ..channels import (
     PermanentChannelError,
     TransientChannelError,
     channel,
-    specific_connection,
+    channel_name_of,
+    specific_connection_model,
 )
 from ..models import (
     AlertKind,
@@ -49,6 +50,7 @@ from ..models import (
 from ..states import ItemState
 from .actor import Actor
 from .alerts import alert_raise, alerts_resolve_cause
+from .returning import update_returning_instance
 from .runs import push_recorded
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,21 @@ def _enqueue(listing_ids: Iterable[int]) -> None:
 
         for listing_id in ids:
             enqueue_converge(listing_id)
+
+    transaction.on_commit(send)
+
+
+def _enqueue_on_channels(listings: Iterable[tuple[int, str]]) -> None:
+    """Like _enqueue, for listings whose channel the caller knows: (listing id, channel name)."""
+    pairs = list(dict.fromkeys(listings))
+    if not pairs:
+        return
+
+    def send() -> None:
+        from ..tasks import enqueue_converge
+
+        for listing_id, channel_name in pairs:
+            enqueue_converge(listing_id, channel_name=channel_name)
 
     transaction.on_commit(send)
 
@@ -343,26 +360,34 @@ def listings_follow_item_state(items: Sequence[Item], to_state: str, actor: Acto
 # --- Converging (the worker's side) ---------------------------------------------------
 
 
-def _claim(listing_id: int) -> bool:
-    """Take the listing's lease; False if another worker holds it."""
+def _claim(listing_id: int) -> ChannelListing | None:
+    """Take the listing's lease, answering the listing as it is (None if another worker holds
+    it), with, as `connection`, the channel's own connection row and its account. The item
+    is loaded when first used (an end by id does not need it)."""
     now = timezone.now()
-    return bool(
-        ChannelListing.objects.filter(pk=listing_id)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + LEASE)
+    listing = update_returning_instance(
+        ChannelListing.objects.filter(pk=listing_id).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now)),
+        {"lease_until": now + LEASE},
     )
+    if listing is not None:
+        model = specific_connection_model(channel_name_of(listing.connection_id))
+        listing.connection = model.objects.select_related("account").get(pk=listing.connection_id)
+    return listing
 
 
 def _release(listing_id: int) -> None:
     ChannelListing.objects.filter(pk=listing_id).update(lease_until=None)
 
 
-def _record(listing_id: int, **changes) -> ChannelListing:
-    with transaction.atomic():
-        listing = ChannelListing.objects.select_for_update().get(pk=listing_id)
-        for name, value in changes.items():
-            setattr(listing, name, value)
-        listing.save()
+def _record(listing: ChannelListing, **changes) -> ChannelListing:
+    """Write what the channel now has: one UPDATE of the changed fields (it takes the row lock
+    for its own duration, nothing is read under it). Fields nobody here changed keep whatever a
+    concurrent writer put there; a change of what the shop wants moves desired_changed_at,
+    which listing_converge looks at before it lets go of the listing."""
+    changes["updated_at"] = timezone.now()
+    ChannelListing.objects.filter(pk=listing.pk).update(**changes)
+    for name, value in changes.items():
+        setattr(listing, name, value)
     return listing
 
 
@@ -372,19 +397,29 @@ def listing_converge(listing_id: int) -> str:
     Raises TransientChannelError for the task to retry; a PermanentChannelError marks the
     listing `error` with the channel's message and raises an alert, and is not retried.
     """
-    if not _claim(listing_id):
+    claimed = _claim(listing_id)
+    if claimed is None:
         raise ListingBusy("another worker is converging this listing")
     started = timezone.now()
     clock = time.monotonic()
     done: list[str] = []
     try:
-        outcome = _converge(listing_id, done)
+        outcome = _converge(claimed, done)
     except ChannelError as error:
-        _push_recorded(listing_id, clock, done, error)
-        raise
-    finally:
         _release(listing_id)
-    _push_recorded(listing_id, clock, done, None)
+        _push_recorded(claimed, clock, done, error)
+        raise
+    except BaseException:
+        _release(listing_id)
+        raise
+    # Let go of the lease unless what the shop wants changed while we talked to the channel
+    # (e.g. it sold while we published): then go round again now rather than wait for the
+    # sweeper. A change after this statement enqueues its own converge, which finds it free.
+    if not ChannelListing.objects.filter(pk=listing_id, desired_changed_at__lte=started).update(lease_until=None):
+        _release(listing_id)
+        if ChannelListing.objects.filter(pk=listing_id).exists():
+            _enqueue_now(listing_id)
+    _push_recorded(claimed, clock, done, None)
     if any(step in ("published", "adopted", "ended") or step.startswith("revised") for step in done):
         # The channel took our change: what was wrong with this listing is gone.
         alerts_resolve_cause(
@@ -392,24 +427,15 @@ def listing_converge(listing_id: int) -> str:
             kind__in=[AlertKind.SYNC_ERROR, AlertKind.LISTING_MISSING, AlertKind.NOT_ENDED, AlertKind.PRICE_DRIFT],
             resolution=f"The listing synced again ({'; '.join(done)}).",
         )
-    if "ended" in done:
+    if "ended" in done and claimed.connection.disconnect_requested_at is not None:
         from .connections import connection_disconnect_finish
 
-        connection_id = ChannelListing.objects.filter(pk=listing_id).values_list("connection_id", flat=True).first()
-        if connection_id is not None:
-            connection_disconnect_finish(connection_id=connection_id)
-    # What the shop wants changed while we talked to the channel (e.g. it sold while we
-    # published): go round again now rather than wait for the sweeper.
-    listing = ChannelListing.objects.filter(pk=listing_id).only("desired_changed_at").first()
-    if listing is not None and listing.desired_changed_at > started:
-        _enqueue_now(listing_id)
+        connection_disconnect_finish(connection_id=claimed.connection_id)
     return outcome
 
 
-def _push_recorded(listing_id: int, clock: float, done: list[str], error: Exception | None) -> None:
-    row = ChannelListing.objects.filter(pk=listing_id).values("connection_id", "account_id").first()
-    if row is not None:
-        push_recorded(row["connection_id"], row["account_id"], started=clock, done=done, error=error)
+def _push_recorded(listing: ChannelListing, clock: float, done: list[str], error: Exception | None) -> None:
+    push_recorded(listing.connection_id, listing.account_id, started=clock, done=done, error=error)
 
 
 def _enqueue_now(listing_id: int) -> None:
@@ -418,8 +444,7 @@ def _enqueue_now(listing_id: int) -> None:
     transaction.on_commit(lambda: enqueue_converge(listing_id))
 
 
-def _converge(listing_id: int, done: list[str]) -> str:
-    listing = ChannelListing.objects.select_related("item", "connection").get(pk=listing_id)
+def _converge(listing: ChannelListing, done: list[str]) -> str:
     if listing.converged:
         return "in sync"
     connection = listing.connection
@@ -431,7 +456,7 @@ def _converge(listing_id: int, done: list[str]) -> str:
     if connection.paused and not wants_end and listing.actual_state != ListingState.LIVE:
         return "connection paused: not listed until it is resumed"
     sync = channel(connection.channel)
-    conn = specific_connection(connection)
+    conn = connection  # the channel's own connection row (see _load)
     now = timezone.now()
     try:
         # End first: a sale elsewhere, a withdrawal, or the first half of a relist.
@@ -441,19 +466,19 @@ def _converge(listing_id: int, done: list[str]) -> str:
                 # A publish may have been applied without our hearing back: ask by SKU.
                 found = sync.find_listing(conn, listing.item.sku)
                 if found is not None and found.state in ("live", "draft"):
-                    listing = _record(listing.pk, external_id=found.external_id, external_url=found.url)
+                    listing = _record(listing, external_id=found.external_id, external_url=found.url)
             if listing.external_id:
                 outcome = sync.end(conn, listing.external_id, listing.end_reason or END_WITHDRAWN)
                 if not outcome.confirmed:
                     raise TransientChannelError(f"end not confirmed yet (channel says {outcome.state})")
             state = ListingState.SOLD if listing.end_reason == END_SOLD_HERE else ListingState.ENDED
             listing = _record(
-                listing.pk, actual_state=state, ended_at=timezone.now(), last_error="", attempts=0, last_synced_at=now
+                listing, actual_state=state, ended_at=timezone.now(), last_error="", attempts=0, last_synced_at=now
             )
             done.append("ended")
         if listing.relist_requested:
             listing = _record(
-                listing.pk,
+                listing,
                 relist_requested=False,
                 external_id="",
                 external_url="",
@@ -465,7 +490,8 @@ def _converge(listing_id: int, done: list[str]) -> str:
             )
             done.append("relisting")
         if listing.desired_state == DesiredState.LIVE:
-            listing = ChannelListing.objects.select_related("item", "connection").get(pk=listing.pk)
+            listing = ChannelListing.objects.select_related("item").get(pk=listing.pk)
+            listing.connection = connection
             payload = listing_payload(listing)
             content = payload_content(payload)
             fingerprint = content_fingerprint(content)
@@ -475,7 +501,7 @@ def _converge(listing_id: int, done: list[str]) -> str:
                 published = sync.publish(conn, payload, listing.external_id or None)
                 _release_reused_id(listing, published.external_id)
                 _record(
-                    listing.pk,
+                    listing,
                     external_id=published.external_id,
                     external_url=published.url,
                     actual_state=ListingState.LIVE,
@@ -497,7 +523,7 @@ def _converge(listing_id: int, done: list[str]) -> str:
                     done.append("missing on the channel: publishing again")
                     return "; ".join(done)
                 _record(
-                    listing.pk,
+                    listing,
                     pushed_content=content,
                     pushed_fingerprint=fingerprint,
                     needs_push=False,
@@ -507,7 +533,7 @@ def _converge(listing_id: int, done: list[str]) -> str:
                 )
                 done.append("revised " + ",".join(sorted(changed)))
             else:
-                _record(listing.pk, needs_push=False)
+                _record(listing, needs_push=False)
                 done.append("unchanged")
     except TransientChannelError as error:
         ChannelListing.objects.filter(pk=listing.pk).update(last_error=str(error)[:2000], attempts=listing.attempts + 1)

@@ -15,11 +15,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import Account
 
-from ..channels import END_SOLD_ELSEWHERE, END_SOLD_HERE
+from ..channels import END_SOLD_ELSEWHERE, END_SOLD_HERE, channel_name_of
 from ..errors import InsufficientStock, ItemNotSellable, OrderStateError
 from ..models import (
     ChannelConnection,
@@ -33,12 +34,14 @@ from ..models import (
     OrderLine,
     OrderStatus,
     StockLock,
+    StockMovement,
 )
 from ..states import ItemState
 from .actor import Actor
-from .items import _apply_transition
-from .listings import _enqueue, listings_mark_changed
-from .stock import _write_movement
+from .items import _apply_transition, _record_history
+from .listings import _enqueue_on_channels, listings_mark_changed
+from .returning import update_returning
+from .stock import _movement, _write_movement, stock_alerts_check
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ def _order_insert(account, channel, external_id, placed_at, details, connection)
         connection=connection,
         **(details or {}),
     )
-    order.full_clean(validate_unique=False, validate_constraints=False)
+    # The account and connection are rows the caller holds: checking they exist is a query each.
+    order.full_clean(exclude=["account", "connection"], validate_unique=False, validate_constraints=False)
     order.save(force_insert=True)
     return order
 
@@ -160,6 +164,72 @@ def _reserve(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec],
         order.save(update_fields=["subtotal", "total"])
 
 
+def _sell(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec], actor: Actor, *, paid: bool) -> None:
+    """Record a sale that has the stock (checked by the caller, items row-locked) in one pass.
+
+    The same rows as reserving and then committing: one line and one lock per spec, a
+    `locked` ledger row and, when paid, a `committed` one; but each kind of row is written
+    in one statement, the lock is written as committed, and each item's quantities, state
+    and sale are one UPDATE. The order row carries its status and totals already.
+    """
+    now = timezone.now()
+    order_lines = OrderLine.objects.bulk_create(
+        [
+            OrderLine(
+                order=order,
+                item=items[spec.item_id],
+                quantity=spec.quantity,
+                unit_price=items[spec.item_id].price if spec.unit_price is None else spec.unit_price,
+                sku=items[spec.item_id].sku,
+                title=items[spec.item_id].title,
+            )
+            for spec in lines
+        ]
+    )
+    StockLock.objects.bulk_create(
+        [
+            StockLock(
+                account_id=order.account_id,
+                order_line=line,
+                item_id=line.item_id,
+                quantity=line.quantity,
+                status=LockStatus.COMMITTED if paid else LockStatus.OPEN,
+                closed_at=now if paid else None,
+            )
+            for line in order_lines
+        ]
+    )
+    movements = []
+    for line in order_lines:
+        item = items[line.item_id]
+        steps = [(MovementKind.LOCKED, 0, line.quantity)]
+        if paid:
+            steps.append((MovementKind.COMMITTED, -line.quantity, -line.quantity))
+        for kind, on_hand_delta, locked_delta in steps:
+            movements.append(
+                _movement(item, actor, kind, on_hand_delta, locked_delta, order_line=line, reason=f"order {order}")
+            )
+    StockMovement.objects.bulk_create(movements)
+    sold_out = [item for item in items.values() if item.state == ItemState.ACTIVE and item.quantity_available <= 0]
+    if sold_out:
+        _record_history(sold_out, ItemState.SOLD, actor, f"sold: order {order}")
+    for item in items.values():
+        changes = {"quantity_on_hand": item.quantity_on_hand, "quantity_locked": item.quantity_locked}
+        if item in sold_out:
+            changes.update(state=ItemState.SOLD, state_changed_at=now, sold_on=order.connection)
+            changes.update(sold_at=order.placed_at, sold_recorded_at=now)
+        Item.objects.filter(pk=item.pk).update(**changes, updated_at=now)
+        for name, value in changes.items():
+            setattr(item, name, value)
+        item_id = item.pk
+        transaction.on_commit(lambda item_id=item_id: stock_alerts_check(item_id))
+    if sold_out:
+        _end_listings_for_sale([i.pk for i in sold_out], order.connection_id)
+    still_selling = [item.pk for item in items.values() if item.quantity_available > 0]
+    if still_selling:
+        listings_mark_changed(still_selling)
+
+
 def _after_sale(order: Order, items, actor: Actor) -> None:
     """Items with nothing left to sell move to sold and come off every other channel;
     multi-quantity items with units left get their new quantity pushed."""
@@ -179,30 +249,32 @@ def _after_sale(order: Order, items, actor: Actor) -> None:
 
 
 def _end_listings_for_sale(item_ids: list[int], selling_connection_id: int | None) -> None:
+    """Every live listing of these items is to end: one UPDATE (it takes the rows' locks) that
+    answers which listings still have to be ended on their channel, and on which channel."""
     now = timezone.now()
-    listings = list(
-        ChannelListing.objects.select_for_update()
-        .filter(item_id__in=item_ids, desired_state=DesiredState.LIVE)
-        .order_by("pk")
+    here = Q(connection_id=selling_connection_id)
+    never_listed = Q(external_id="", actual_state__in=[ListingState.PENDING, ListingState.ERROR])
+    changes = {
+        "desired_state": DesiredState.ENDED,
+        "desired_changed_at": now,
+        "relist_requested": False,
+        # The channel that sold it has already taken it off sale itself.
+        "end_reason": Case(When(here, then=Value(END_SOLD_HERE)), default=Value(END_SOLD_ELSEWHERE)),
+        "actual_state": Case(
+            When(here, then=Value(ListingState.SOLD)),
+            When(never_listed, then=Value(ListingState.ENDED)),
+            default=F("actual_state"),
+        ),
+        "ended_at": Case(When(here | never_listed, then=Value(now)), default=F("ended_at")),
+        "updated_at": now,
+    }
+    rows = ChannelListing.objects.filter(item_id__in=item_ids, desired_state=DesiredState.LIVE)
+    returned = update_returning(rows, changes, ["pk", "actual_state", "connection_id"])
+    _enqueue_on_channels(
+        (pk, channel_name_of(connection_id))
+        for pk, state, connection_id in returned
+        if state not in (ListingState.ENDED, ListingState.SOLD)
     )
-    for listing in listings:
-        listing.desired_state = DesiredState.ENDED
-        listing.desired_changed_at = now
-        listing.relist_requested = False
-        if listing.connection_id == selling_connection_id:
-            # The channel that sold it has already taken it off sale itself.
-            listing.end_reason = END_SOLD_HERE
-            listing.actual_state = ListingState.SOLD
-            listing.ended_at = now
-        else:
-            listing.end_reason = END_SOLD_ELSEWHERE
-            if not listing.external_id and listing.actual_state in (ListingState.PENDING, ListingState.ERROR):
-                listing.actual_state = ListingState.ENDED
-                listing.ended_at = now
-    ChannelListing.objects.bulk_update(
-        listings, ["desired_state", "desired_changed_at", "relist_requested", "end_reason", "actual_state", "ended_at"]
-    )
-    _enqueue(listing.pk for listing in listings if not listing.converged)
 
 
 def order_complete(*, order_id: int, actor: Actor) -> Order:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -38,10 +39,10 @@ from .actor import Actor
 from .alerts import alert_raise
 from .orders import (
     LineSpec,
-    _after_sale,
     _lock_items,
     _order_insert,
     _reserve,
+    _sell,
     order_cancel,
     order_complete,
     order_find,
@@ -102,29 +103,34 @@ def sale_record(*, connection: ChannelConnection, seen: OrderSeen, actor: Actor 
     if existing is not None:
         return _status_changed(existing, seen, actor)
     specs, unknown = _resolve_lines(connection, seen)
+
+    def insert(**status_and_totals) -> Order:
+        details = {**_details(seen), **status_and_totals}
+        return _order_insert(
+            connection.account, connection.channel, seen.external_id, seen.placed_at, details, connection
+        )
+
     try:
         with transaction.atomic():
-            order = _order_insert(
-                connection.account, connection.channel, seen.external_id, seen.placed_at, _details(seen), connection
-            )
             if unknown or not specs:
-                return _unmatched(order, connection, unknown)
-            if seen.status == ORDER_CANCELLED:
-                _add_lines(order, _lock_items(connection.account, specs), specs)
-                order.status = OrderStatus.CANCELLED
-                order.save(update_fields=["status"])
-                return SaleOutcome(order, True, note="cancelled before it was seen: nothing reserved")
+                return _unmatched(insert(), connection, unknown)
+            # The items are row-locked before the order is inserted: a second delivery of the same
+            # order waits here, then fails on the order's unique constraint (below) before writing.
             items = _lock_items(connection.account, specs)
+            if seen.status == ORDER_CANCELLED:
+                order = insert(status=OrderStatus.CANCELLED)
+                _add_lines(order, items, specs)
+                return SaleOutcome(order, True, note="cancelled before it was seen: nothing reserved")
             short = _short_items(items, specs)
             if not short:
-                _reserve(order, items, specs, actor)
-                if seen.status == ORDER_PAID:
-                    order_complete(order_id=order.pk, actor=actor)
-                    order.refresh_from_db()
-                else:
-                    _after_sale(order, items.values(), actor)
-                return SaleOutcome(order, True, note="reserved" if seen.status != ORDER_PAID else "sold")
-            return _double_sale(order, connection, items, specs, short, seen, actor)
+                # Recorded once: a paid order is inserted completed, its stock taken in one pass.
+                paid = seen.status == ORDER_PAID
+                order = insert(
+                    status=OrderStatus.COMPLETED if paid else OrderStatus.OPEN, **_totals(seen, items, specs)
+                )
+                _sell(order, items, specs, actor, paid=paid)
+                return SaleOutcome(order, True, note="sold" if paid else "reserved")
+            return _double_sale(insert(), connection, items, specs, short, seen, actor)
     except IntegrityError:
         existing = order_find(
             account=connection.account, channel=connection.channel, external_id=seen.external_id, connection=connection
@@ -148,6 +154,17 @@ def _status_changed(order: Order, seen: OrderSeen, actor: Actor) -> SaleOutcome:
     if seen.updated_at:
         Order.objects.filter(pk=order.pk).update(channel_updated_at=seen.updated_at)
     return SaleOutcome(order, False, note=note)
+
+
+def _totals(seen: OrderSeen, items: dict[int, Item], specs: Sequence[LineSpec]) -> dict:
+    """The order's subtotal and total when the channel did not say (as _reserve computes them)."""
+    if seen.subtotal:
+        return {}
+    subtotal = sum(
+        ((items[s.item_id].price if s.unit_price is None else s.unit_price) * s.quantity for s in specs), Decimal("0")
+    )
+    shipping, tax = seen.shipping or Decimal("0"), seen.tax or Decimal("0")
+    return {"subtotal": subtotal, "total": subtotal + shipping + tax}
 
 
 def _add_lines(order: Order, items: dict[int, Item], specs: Sequence[LineSpec]) -> None:

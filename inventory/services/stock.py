@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from ..errors import InsufficientStock
@@ -20,6 +21,44 @@ from .alerts import alert_raise, alerts_resolve_cause
 from .listings import listings_mark_changed
 
 # --- Stock ----------------------------------------------------------------------------
+
+
+def _movement(
+    item: Item,
+    actor: Actor,
+    kind: str,
+    on_hand_delta: int = 0,
+    locked_delta: int = 0,
+    *,
+    order_line: OrderLine | None = None,
+    reason: str = "",
+) -> StockMovement:
+    """A ledger row for a stock change of a locked item, unsaved; the item's quantities change in
+    memory only (the caller writes the item and the rows, e.g. in one statement each)."""
+    on_hand = item.quantity_on_hand + on_hand_delta
+    locked = item.quantity_locked + locked_delta
+    if on_hand < 0 or locked < 0 or locked > on_hand:
+        raise InsufficientStock(
+            f"{item.sku}: this change would leave {on_hand} on hand with {locked} reserved by open orders. "
+            "Stock can never go below what open orders have reserved.",
+            sku=item.sku,
+            on_hand=item.quantity_on_hand,
+            locked=item.quantity_locked,
+        )
+    item.quantity_on_hand, item.quantity_locked = on_hand, locked
+    return StockMovement(
+        account_id=item.account_id,
+        item=item,
+        kind=kind,
+        on_hand_delta=on_hand_delta,
+        locked_delta=locked_delta,
+        on_hand_after=on_hand,
+        locked_after=locked,
+        order_line=order_line,
+        user_id=actor.user_id,
+        source=actor.source,
+        reason=reason[:500],
+    )
 
 
 def _write_movement(
@@ -72,7 +111,9 @@ def stock_alerts_check(item_id: int) -> str:
     Multi-quantity means it ever had more than one unit on hand (its ledger says so): a
     one-of-a-kind guitar selling is a sale, not a stock problem. Returns what it decided.
     """
-    item = Item.objects.select_related("account").filter(pk=item_id).first()
+    # With the ledger's answer to "did it ever have more than one unit" in the same query.
+    multi = StockMovement.objects.filter(item_id=OuterRef("pk"), on_hand_after__gt=1)
+    item = Item.objects.select_related("account").annotate(multi_quantity=Exists(multi)).filter(pk=item_id).first()
     if item is None:
         return "gone"
     threshold = item.low_stock_threshold if item.low_stock_threshold is not None else item.account.low_stock_threshold
@@ -87,7 +128,7 @@ def stock_alerts_check(item_id: int) -> str:
             resolution=f"{available} available now." if stocked else f"The item is {item.state}.",
         )
         return "fine"
-    if not StockMovement.objects.filter(item_id=item.pk, on_hand_after__gt=1).exists():
+    if not item.multi_quantity:
         return "one of a kind"
     if available <= 0:
         alerts_resolve_cause(account_id=item.account_id, dedupe_key=low_key, resolution="Now out of stock.")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db import connection as db
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -614,6 +615,8 @@ def webhook_receive(
     if isinstance(seen, WebhookReply):
         return seen, False  # answered, nothing to store (a ping)
     alerts_resolve_cause(dedupe_key=f"webhooks-stopped:{connection.pk}", resolution="A webhook arrived again.")
+    if db.vendor == "postgresql" and not db.in_atomic_block:
+        return _webhook_upsert(connection, seen)
     existing = WebhookEvent.objects.filter(connection=connection, dedupe_key=seen.dedupe_key).first()
     if existing is None:
         try:
@@ -633,6 +636,37 @@ def webhook_receive(
     return existing, False
 
 
+def _webhook_upsert(connection: ChannelConnection, seen: WebhookSeen) -> tuple[WebhookEvent, bool]:
+    """Store a delivery, or count a redelivery, in one statement (the inbox's unique key decides)."""
+    event = WebhookEvent(
+        account_id=connection.account_id,
+        connection=connection,
+        topic=seen.topic,
+        dedupe_key=seen.dedupe_key,
+        payload=dict(seen.payload),
+        received_at=timezone.now(),
+    )
+    fields = [f for f in WebhookEvent._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    values = [f.get_db_prep_save(f.pre_save(event, add=True), db) for f in fields]
+    table = WebhookEvent._meta.db_table
+    deliveries = WebhookEvent._meta.get_field("deliveries").column
+    key = ", ".join(f'"{WebhookEvent._meta.get_field(name).column}"' for name in ("connection", "dedupe_key"))
+    with db.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{table}" ({columns}) VALUES ({", ".join(["%s"] * len(fields))})'
+            f' ON CONFLICT ({key}) DO UPDATE SET "{deliveries}" = "{table}"."{deliveries}" + 1'
+            # xmax is 0 on a row this statement inserted, not on one it updated.
+            ' RETURNING "id", "received_at", "deliveries", (xmax = 0)',
+            values,
+        )
+        event.pk, event.received_at, event.deliveries, created = cursor.fetchone()
+    event._state.adding = False
+    if created:
+        _enqueue_webhook(event.pk)  # autocommit: runs now, the row is committed already
+    return event, created
+
+
 def _enqueue_webhook(event_id: int) -> None:
     transaction.on_commit(lambda: _send_webhook(event_id))
 
@@ -650,19 +684,21 @@ def webhook_process(*, event_id: int) -> str:
     event = WebhookEvent.objects.select_related("connection").get(pk=event_id)
     if event.status == WebhookStatus.PROCESSED:
         return "already processed"
-    connection = event.connection
+    # The channel's own row, with its account: the read-back and the sale both use it.
+    connection = specific_connection(event.connection)
     sync = channel(connection.channel)
-    WebhookEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
     try:
         orders = sync.webhook_orders(
-            specific_connection(connection),
-            WebhookSeen(topic=event.topic, dedupe_key=event.dedupe_key, payload=event.payload),
+            connection, WebhookSeen(topic=event.topic, dedupe_key=event.dedupe_key, payload=event.payload)
         )
         for seen in orders:
             sale_record(connection=connection, seen=seen, actor=Actor(source=connection.channel))
     except Exception as error:
+        # The attempt is counted with its outcome (one statement, not one before and one after).
         WebhookEvent.objects.filter(pk=event.pk).update(
-            status=WebhookStatus.FAILED, last_error=f"{type(error).__name__}: {error}"[:2000]
+            status=WebhookStatus.FAILED,
+            last_error=f"{type(error).__name__}: {error}"[:2000],
+            attempts=F("attempts") + 1,
         )
         if event.attempts + 1 >= WEBHOOK_ATTEMPTS_BEFORE_ALERT:
             alert_raise(
@@ -678,7 +714,7 @@ def webhook_process(*, event_id: int) -> str:
             log.exception("webhook %s failed", event_id)
         raise
     WebhookEvent.objects.filter(pk=event.pk).update(
-        status=WebhookStatus.PROCESSED, processed_at=timezone.now(), last_error=""
+        status=WebhookStatus.PROCESSED, processed_at=timezone.now(), last_error="", attempts=F("attempts") + 1
     )
     if not orders:
         # Not an order event (a listing changed): read the channel's changes now.

@@ -1,0 +1,79 @@
+"""One statement where the ORM needs two: UPDATE ... RETURNING, and an upsert without a transaction.
+
+The ORM's `update()` answers a row count, and `bulk_create` wraps even one row in a
+transaction (BEGIN and COMMIT around a single INSERT). On the sale path every statement
+is a round trip, so these build the ORM's own SQL and add what it cannot say. Both
+PostgreSQL and SQLite (3.35+) accept RETURNING; anything else takes the long way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.db import connection as db
+from django.db import models, transaction
+from django.db.models import sql
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    return f'"{model._meta.db_table}"."{field.column}"'
+
+
+def update_returning(queryset: models.QuerySet, changes: Mapping[str, Any], returning: Sequence[str]) -> list[tuple]:
+    """`queryset.update(**changes)`, answering the updated rows' `returning` fields (the
+    model's own columns) as tuples. The UPDATE takes the rows' locks as update() does."""
+    model = queryset.model
+    if not db.features.can_return_rows_from_bulk_insert:
+        with transaction.atomic():
+            pks = list(queryset.select_for_update().values_list("pk", flat=True))
+            model._default_manager.filter(pk__in=pks).update(**changes)
+            return list(model._default_manager.filter(pk__in=pks).values_list(*returning))
+    query = queryset.query.chain(sql.UpdateQuery)
+    query.add_update_values(changes)
+    compiler = query.get_compiler(db.alias)
+    statement, params = compiler.as_sql()
+    columns = [_column(model, name) for name in returning]
+    with db.cursor() as cursor:
+        cursor.execute(f"{statement} RETURNING {', '.join(columns)}", params)
+        rows = cursor.fetchall()
+    # The values as the ORM would give them (a JSON field's text parsed, and so on).
+    fields = [model._meta.pk if name == "pk" else model._meta.get_field(name) for name in returning]
+    converters = compiler.get_converters([field.get_col(model._meta.db_table) for field in fields])
+    return [tuple(row) for row in compiler.apply_converters(rows, converters)] if converters else rows
+
+
+def update_returning_instance(queryset: models.QuerySet, changes: Mapping[str, Any]) -> models.Model | None:
+    """`queryset.update(**changes)` on (at most) one row, answering that row as a model instance."""
+    model = queryset.model
+    names = [f.attname for f in model._meta.concrete_fields]
+    rows = update_returning(queryset, changes, [f.name for f in model._meta.concrete_fields])
+    if not rows:
+        return None
+    return model.from_db(db.alias, names, rows[0])
+
+
+def upsert_one(obj: models.Model, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> None:
+    """INSERT the row or, when its unique fields exist, UPDATE `update_fields` from it: one
+    statement (bulk_create's upsert, without its transaction around the one row)."""
+    model = type(obj)
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    if db.vendor != "postgresql":
+        model._default_manager.bulk_create(
+            [obj], update_conflicts=True, unique_fields=unique_fields, update_fields=update_fields
+        )
+        return
+    values = [f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields]
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    key = ", ".join(f'"{model._meta.get_field(name).column}"' for name in unique_fields)
+    updates = ", ".join(
+        f'"{model._meta.get_field(name).column}" = EXCLUDED."{model._meta.get_field(name).column}"'
+        for name in update_fields
+    )
+    with db.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES ({", ".join(["%s"] * len(fields))})'
+            f" ON CONFLICT ({key}) DO UPDATE SET {updates}",
+            values,
+        )

@@ -1,0 +1,146 @@
+"""What one sale costs in SQL, step by step, so the sale path cannot grow back (issue 14).
+
+A one-of-a-kind item listed on three loopback Reverb shops sells on one of them: the
+webhook is POSTed to the app, the stored delivery is processed (the order read back from
+Reverb and recorded), and the two other listings are converged (ended and read back).
+Every statement the database receives is counted per step, transaction control
+(BEGIN, COMMIT, SAVEPOINT) included, in autocommit as production runs (transaction=True).
+Tasks are not sent: their apply_async is replaced by a list, so the code that enqueues
+them is counted too. The figures are the ceiling: lower is welcome (then lower them here),
+higher fails. bench/sale_steps.py prints the same steps with their CPU time.
+"""
+
+from __future__ import annotations
+
+import json
+from unittest import mock
+
+import pytest
+from django.db import connection as db
+from django.test.utils import CaptureQueriesContext
+
+from channels_reverb import sync as reverb_sync
+from channels_reverb.models import ReverbConnection
+from channels_reverb.sandbox import DEFAULT_TOKEN, ReverbSandbox
+from inventory import tasks
+from inventory.models import (
+    ChannelListing,
+    Item,
+    ItemStateChange,
+    ListingState,
+    Order,
+    StockMovement,
+    WebhookEvent,
+)
+from inventory.services import Actor
+from inventory.services.listings import listing_converge, listings_publish
+from inventory.services.returning import update_returning_instance
+from inventory.services.sync import webhook_process
+from tests.factories import make_item
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+# The ceilings (statements per step, 3 shops, so 2 ends per sale).
+WEBHOOK_STORE = 3  # the connection, the "webhooks stopped" alert closed, the upsert
+SALE_RECORD = 16
+CONVERGE_EACH = 7  # lease (answers the listing), connection, detail row, record, lease back, SyncRun, alerts
+
+
+@pytest.fixture
+def shops(account):
+    sandboxes = [ReverbSandbox().__enter__() for _ in range(3)]
+    reverb_sync._clients.__dict__.clear()
+    connections = [
+        ReverbConnection.objects.create(
+            account=account,
+            name=f"Reverb {n}",
+            priority=n,
+            api_token=DEFAULT_TOKEN,
+            base_url=sandbox.base_url,
+            timeout_seconds=5,
+        )
+        for n, sandbox in enumerate(sandboxes, start=1)
+    ]
+    yield list(zip(sandboxes, connections, strict=True))
+    for sandbox in sandboxes:
+        sandbox.stop()
+
+
+def _sent(queue: list):
+    def apply_async(args=None, kwargs=None, **options):
+        queue.append(args[0])
+
+    return apply_async
+
+
+def _statements(queries: CaptureQueriesContext) -> str:
+    return "\n".join(q["sql"][:160] for q in queries.captured_queries)
+
+
+def test_one_sale_costs_at_most_its_statements_per_step(account, shops, client):
+    events, converges = [], []
+    with (
+        mock.patch.object(tasks.process_webhook_event_task, "apply_async", _sent(events)),
+        mock.patch.object(tasks.converge_listing_task, "apply_async", _sent(converges)),
+        mock.patch.object(tasks.pull_connection_task, "apply_async", _sent([])),
+    ):
+        # Given a guitar listed on the three shops (and a sale made before, so nothing is a first time)
+        warm, item = (make_item(account, n=n, sku=f"SQL-{n}") for n in (1, 2))
+        listings_publish(account=account, item_ids=[warm.pk, item.pk], actor=Actor(source="test"))
+        while converges:
+            listing_converge(converges.pop())
+        assert ChannelListing.objects.filter(actual_state=ListingState.LIVE).count() == 6
+        for sku, (sandbox, connection) in ((warm.sku, shops[0]), (item.sku, shops[1])):
+            order = sandbox.simulate_sale(sku, deliver_webhook=False)
+
+            # When it sells on one shop: the webhook arrives, is processed, the other two end
+            with CaptureQueriesContext(db) as store:
+                answer = client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
+            with CaptureQueriesContext(db) as record:
+                outcome = webhook_process(event_id=events.pop())
+            ends = []
+            for listing_id in list(converges):
+                with CaptureQueriesContext(db) as converge:
+                    assert listing_converge(listing_id) == "ended"
+                ends.append(converge)
+            converges.clear()
+        # A redelivery (Reverb retries what it did not hear answered) is counted, not stored again
+        again = client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
+
+    # Then every guarantee holds: one order, the item sold with its history and ledger, both ends confirmed
+    assert (answer.status_code, answer.content, outcome) == (200, b"stored", "1 order(s) recorded")
+    assert (again.content, events) == (b"duplicate", [])
+    assert WebhookEvent.objects.get(connection=connection).deliveries == 2
+    assert Order.objects.get(connection=connection, external_id=str(order["order_number"])).status == "completed"
+    assert Item.objects.get(pk=item.pk).state == "sold"
+    kinds = list(StockMovement.objects.filter(item=item).order_by("pk").values_list("kind", flat=True))
+    assert kinds[-2:] == ["locked", "committed"]
+    assert ItemStateChange.objects.filter(item=item, to_state="sold").count() == 1
+    ended = ChannelListing.objects.filter(item=item, end_reason="sold_elsewhere", actual_state=ListingState.ENDED)
+    assert ended.exclude(ended_at=None).count() == 2
+    # And each step stays within its statements
+    assert len(store) <= WEBHOOK_STORE, _statements(store)
+    assert len(record) <= SALE_RECORD, _statements(record)
+    assert len(ends) == 2
+    for converge in ends:
+        assert len(converge) <= CONVERGE_EACH, _statements(converge)
+
+
+def test_a_listing_answered_by_its_update_is_the_listing_the_orm_reads(account, shops):
+    # Given a listed guitar, with content pushed (a JSON field) and times set
+    converges = []
+    with mock.patch.object(tasks.converge_listing_task, "apply_async", _sent(converges)):
+        item = make_item(account, n=1, sku="SQL-RET")
+        listings_publish(account=account, item_ids=[item.pk], actor=Actor(source="test"))
+        while converges:
+            listing_converge(converges.pop())
+    listing = ChannelListing.objects.filter(item=item).first()
+
+    # When the UPDATE ... RETURNING of the lease answers it
+    answered = update_returning_instance(ChannelListing.objects.filter(pk=listing.pk), {"lease_until": None})
+
+    # Then every field is what the ORM reads (the JSON parsed, not its text)
+    assert isinstance(answered.pushed_content, dict) and answered.pushed_content["sku"] == "SQL-RET"
+    fresh = ChannelListing.objects.get(pk=listing.pk)
+    for field in ChannelListing._meta.concrete_fields:
+        assert getattr(answered, field.attname) == getattr(fresh, field.attname), field.name
