@@ -177,7 +177,7 @@ def _record_outcomes(pending: list[_Pending], outcomes) -> tuple[list[str], Chan
         errors.append(error)
         if error is None:
             _record(
-                listing.pk,
+                listing,
                 pushed_content=p.content,
                 pushed_fingerprint=content_fingerprint(p.content),
                 needs_push=False,
