@@ -220,6 +220,35 @@ class ConnectionAdmin(ConnectionActionsMixin, AccountScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [*self.common_readonly, *super().get_readonly_fields(request, obj)]
 
+    edit_fields = [
+        "edit_price",
+        "edit_quantity",
+        "edit_title",
+        "edit_description",
+        "price_drift_percent",
+        "price_drift_amount",
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        """Every channel's form ends with what happens when a listing is edited on the channel itself."""
+        fieldsets = list(super().get_fieldsets(request, obj))
+        shown = {name for _title, options in fieldsets for name in options.get("fields", ())}
+        missing = [name for name in self.edit_fields if name not in shown]
+        if self.fieldsets and missing:
+            fieldsets.append(
+                (
+                    "Edits made on the channel",
+                    {
+                        "fields": missing,
+                        "description": (
+                            "When a pull finds a listing's price, quantity, title or description changed on the "
+                            "channel itself. A tie between two channels goes to the lower priority number."
+                        ),
+                    },
+                )
+            )
+        return fieldsets
+
     @admin.display(description="Status")
     def status(self, obj) -> str:
         return obj.status if obj.pk else "new"

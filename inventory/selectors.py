@@ -248,7 +248,7 @@ def item_sale(item: Item) -> ItemSale | None:
     from .models import ChannelListing, Conflict, ConflictStatus, DesiredState, ListingState, Order
 
     conflicts = list(
-        Conflict.objects.filter(item=item, status=ConflictStatus.OPEN).select_related(
+        Conflict.objects.filter(item=item, status=ConflictStatus.OPEN, kind="double_sale").select_related(
             "winning_order__connection", "losing_order__connection"
         )
     )
@@ -310,7 +310,7 @@ def attention_today(*, user) -> Attention:
 
     items = Item.objects.for_user(user)
     return Attention(
-        double_sales=Conflict.objects.for_user(user).filter(status=ConflictStatus.OPEN).count(),
+        double_sales=Conflict.objects.for_user(user).filter(status=ConflictStatus.OPEN, kind="double_sale").count(),
         listings_in_error=ChannelListing.objects.for_user(user).filter(actual_state=ListingState.ERROR).count(),
         items_to_review=items.filter(needs_review=True).count(),
         orders_to_ship=orders_to_ship(Order.objects.for_user(user)).count(),

@@ -33,6 +33,7 @@ DEFAULT_SEVERITY = {
     AlertKind.LISTING_MISMATCH: AlertSeverity.HIGH,
     AlertKind.CONNECTION: AlertSeverity.HIGH,
     AlertKind.WEBHOOKS_STOPPED: AlertSeverity.MEDIUM,
+    AlertKind.CHANNEL_EDIT: AlertSeverity.MEDIUM,
     AlertKind.PRICE_DRIFT: AlertSeverity.MEDIUM,
     AlertKind.OUT_OF_STOCK: AlertSeverity.MEDIUM,
     AlertKind.LOW_STOCK: AlertSeverity.LOW,
