@@ -73,13 +73,13 @@ class ConflictAdmin(AccountScopedAdmin):
             conflict.item.title,
         )
 
-    @admin.display(description="winner (keeps it) / ours")
+    @admin.display(description="winner (keeps it)")
     def winner(self, conflict):
         if conflict.kind == ConflictKind.FIELD_EDIT:
             return format_html("{}: {}", conflict.field, Truncator(conflict.ours).chars(40))
         return _order_line(conflict.winning_order)
 
-    @admin.display(description="loser (cancel) / the channel's")
+    @admin.display(description="loser (cancel)")
     def loser(self, conflict):
         if conflict.kind == ConflictKind.FIELD_EDIT:
             return format_html("{}: {}", conflict.listing.connection.name, Truncator(conflict.theirs).chars(40))
