@@ -438,3 +438,112 @@ def test_settling_twice_changes_nothing_the_second_time(account, main, reverb):
 
     assert _item_value(item, "price") == "1200.00"
     assert len([d for d in _decisions(item) if "settled by staff" in d]) == 1
+
+
+# --- through Shopify's webhook, and Shopify against Reverb ---------------------------------------
+
+
+@pytest.fixture
+def shopify():
+    from channels_shopify import sync as shopify_sync
+    from channels_shopify.sandbox import ShopifySandbox
+
+    shopify_sync._clients.__dict__.clear()
+    with ShopifySandbox() as running:
+        yield running
+    shopify_sync._clients.__dict__.clear()
+
+
+@pytest.fixture
+def website(account, shopify):
+    from tests.shopify_market import shopify_connection
+
+    return shopify_connection(account, shopify, name="Website")  # priority 10: Shopify first, by default
+
+
+def _webhook_then_pull(client, connection, shopify, monkeypatch, payload):
+    """Shopify delivers products/update; the stored event asks for a pull, which the worker runs."""
+    import json
+
+    from inventory import tasks
+    from inventory.models import WebhookEvent
+    from inventory.services.sync import webhook_process
+
+    asked = []
+    monkeypatch.setattr(tasks, "enqueue_pull", asked.append)
+    body = json.dumps(payload).encode()
+    headers = shopify.webhook_headers("products/update", body)
+    answer = client.post(
+        connection.webhook_path,
+        body,
+        content_type="application/json",
+        headers={k: v for k, v in headers.items() if k != "Content-Type"},
+    )
+    assert answer.status_code == 200, answer.content
+    event = WebhookEvent.objects.get(connection=connection, topic="products/update")
+    assert webhook_process(event_id=event.pk) == "pull requested"
+    assert asked == [connection.pk]
+    return connection_pull(connection_id=connection.pk)
+
+
+def test_shopifys_html_description_read_back_is_not_an_edit(account, website, shopify):
+    item, listings = _list(account, [website])
+    ItemStateChange.objects.filter(item=item).delete()
+    from inventory.services.items import item_update
+
+    item_update(item_id=item.pk, actor=STAFF, changes={"description": "Fish & chips <ok>\n\nSecond line\nand a third"})
+    _converge_all(item)
+    assert "&amp;" in shopify.product(listings[website.pk].external_id)["descriptionHtml"]  # Shopify's own HTML
+
+    connection_pull(connection_id=website.pk, full_scan=True)
+
+    assert _decisions(item) == []
+
+
+def test_an_edit_on_shopify_arrives_by_its_webhook_and_the_channel_wins_everywhere(
+    client, account, website, main, shopify, reverb, monkeypatch
+):
+    website.edit_title = "channel"
+    website.edit_description = "channel"
+    website.save()
+    item, listings = _list(account, [website, main])
+    product_id = listings[website.pk].external_id
+    shopify.edit_listing(
+        product_id,
+        title="Boss DS-1 (1980, Japan)",
+        description_html="<p>Made in Japan.</p><p>Boxed.</p>",
+        deliver_webhook=False,
+    )
+
+    run = _webhook_then_pull(client, website, shopify, monkeypatch, {"id": 1, "admin_graphql_api_id": product_id})
+    _converge_all(item)
+
+    assert run.status == "ok"
+    item.refresh_from_db()
+    assert (item.title, item.description) == ("Boss DS-1 (1980, Japan)", "Made in Japan.\n\nBoxed.")  # text, not HTML
+    assert _shown(reverb, listings[main.pk])["title"] == "Boss DS-1 (1980, Japan)"
+    assert _shown(reverb, listings[main.pk])["description"] == "Made in Japan.\n\nBoxed."
+    assert sorted(d.split(" changed on ")[0] for d in _decisions(item)) == ["Description", "Title"]
+
+
+@pytest.mark.parametrize("pulled_first", ["reverb", "shopify"])
+def test_shopify_wins_a_tie_with_reverb_by_the_default_platform_order(
+    account, website, main, shopify, reverb, pulled_first
+):
+    for connection in (website, main):
+        connection.edit_price = "channel"
+        connection.save()
+    item, listings = _list(account, [website, main])
+    shopify.edit_listing(listings[website.pk].external_id, price="1111.00", deliver_webhook=False)
+    _edit(reverb, listings[main.pk], "price", "1333.00")
+
+    first = main if pulled_first == "reverb" else website
+    connection_pull(connection_id=first.pk, full_scan=True)
+    _converge_all(item)
+
+    assert _item_value(item, "price") == "1111.00"
+    assert _shown(reverb, listings[main.pk])["price"] == "1111.00"
+    [variant] = shopify.product(listings[website.pk].external_id)["variants"]["nodes"]
+    assert Decimal(str(variant["price"])) == Decimal("1111.00")
+    [decision] = _decisions(item)
+    assert "Reverb main's 1333.00 loses by priority" in decision

@@ -23,13 +23,14 @@ Every decision is a row on the item's history.
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.html import strip_tags
 
 from ..channels import ChannelError, ListingSeen, channel, specific_connection
 from ..models import (
@@ -63,6 +64,23 @@ class FieldEdit:
     ours: object  # what we want the listing to say now, in the same terms
 
 
+_PARAGRAPH_END = re.compile(r"<\s*/\s*(p|div|h[1-6]|li|ul|ol)\s*>", re.IGNORECASE)
+_LINE_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
+_MARKUP = re.compile(r"<\s*/?\s*(p|br|div|span|ul|ol|li|h[1-6]|strong|em|b|i|u|a|table|tr|td)\b", re.IGNORECASE)
+
+
+def description_text(value: str) -> str:
+    """A channel's description as our plain text. Shopify (and others) hold it as HTML of their own
+    making from ours: paragraphs and breaks become new lines, other tags go, entities are read."""
+    if not _MARKUP.search(value):  # plain text (Reverb's), even with a "<" in it
+        return value.strip()
+    text = _LINE_BREAK.sub("\n", _PARAGRAPH_END.sub("\n\n", value))
+    text = html.unescape(_TAG.sub("", text))
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
 def _comparable(field: str, value) -> object:
     if value is None or value == "":
         return None
@@ -71,9 +89,18 @@ def _comparable(field: str, value) -> object:
     if field == "quantity":
         return int(value)
     if field == "description":
-        # Channels store descriptions as HTML of their own; the words are what staff edit.
-        return " ".join(strip_tags(str(value)).split())
+        # The words are what staff edit, not the line wrapping (the channel's markup is read
+        # off its side first, by _theirs).
+        return " ".join(str(value).split())
     return str(value).strip()
+
+
+def _theirs(seen: ListingSeen, field: str) -> object:
+    """The channel's value of a field, as our plain value (a description without its HTML)."""
+    value = getattr(seen, field)
+    if field == "description" and value:
+        return description_text(str(value))
+    return value
 
 
 def _stored(field: str, value) -> object:
@@ -91,7 +118,7 @@ def listing_edits(listing: ChannelListing, seen: ListingSeen) -> list[FieldEdit]
     pushed = listing.pushed_content or {}
     differs = []
     for name in EDITED_FIELDS:
-        theirs = _comparable(name, getattr(seen, name))
+        theirs = _comparable(name, _theirs(seen, name))
         if theirs is None or pushed.get(name) in (None, ""):
             continue
         if theirs != _comparable(name, pushed[name]):
@@ -102,10 +129,11 @@ def listing_edits(listing: ChannelListing, seen: ListingSeen) -> list[FieldEdit]
     edits = []
     for name in differs:
         ours = _comparable(name, wanted.get(name))
-        theirs = _comparable(name, getattr(seen, name))
+        theirs = _comparable(name, _theirs(seen, name))
         if theirs != ours:
-            raw = getattr(seen, name)
-            edits.append(FieldEdit(name, raw if name in ("title", "description") else theirs, ours))
+            # Text is taken in as the channel has it (less its markup); numbers as compared.
+            taken = _theirs(seen, name) if name in ("title", "description") else theirs
+            edits.append(FieldEdit(name, taken, ours))
     return edits
 
 
