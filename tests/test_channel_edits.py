@@ -547,3 +547,62 @@ def test_shopify_wins_a_tie_with_reverb_by_the_default_platform_order(
     assert Decimal(str(variant["price"])) == Decimal("1111.00")
     [decision] = _decisions(item)
     assert "Reverb main's 1333.00 loses by priority" in decision
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_staff_settle_an_edit_with_one_click_in_chromium_at_1280_px(live_server, reverb, tmp_path):
+    import io
+    import os
+    import re
+    from pathlib import Path
+
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from accounts.services import account_create, staff_user_create
+    from tests.conftest import CHROMIUM
+
+    shop = account_create(name="Blue Note Guitars", slug="blue-note")
+    staff_user_create(account=shop, username="alice", password="correct-horse-battery-9")
+    reverb_shop = _connection(shop, reverb, "Reverb main", priority=20, edit_price="ask")
+    item, _listing = _asked(shop, reverb_shop, reverb, "price")
+    conflict = Conflict.objects.get()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+            )
+            context = browser.new_context(
+                base_url=live_server.url, viewport={"width": 1280, "height": 900}, color_scheme="light"
+            )
+            page = context.new_page()
+            page.goto(f"/admin/login/?next=/admin/inventory/conflict/{conflict.pk}/change/")
+            page.fill("#id_username", "alice")
+            page.fill("#id_password", "correct-horse-battery-9")
+            page.click("input[type=submit]")
+            page.wait_for_url(re.compile(rf"/conflict/{conflict.pk}/change/"))
+
+            assert page.locator("#value-ours").text_content() == "1000.00"
+            assert page.locator("#value-theirs").text_content() == "1200.00"
+            overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0
+            shot = Image.open(io.BytesIO(page.screenshot(full_page=True)))
+            screenshots = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+            folder = screenshots if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+            folder.mkdir(parents=True, exist_ok=True)
+            shot.convert("RGB").save(folder / "conflict-field-edit.png", optimize=True)
+
+            page.fill("#id_settle_note", "Raised on Reverb for the sale.")
+            page.click("#keep-theirs-button")
+            page.wait_for_url(re.compile(rf"/conflict/{conflict.pk}/change/"))
+            message = page.locator(".messagelist").text_content()
+            assert "Took Reverb main's price (1200.00) into the item. Raised on Reverb for the sale." in message
+            context.close()
+            browser.close()
+
+    conflict.refresh_from_db()
+    assert conflict.status == "resolved"
+    assert _item_value(item, "price") == "1200.00"
