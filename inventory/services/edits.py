@@ -300,13 +300,18 @@ def _open_conflict(listing: ChannelListing, edit: FieldEdit, actor: Actor) -> Co
     return conflict
 
 
-def listing_edits_apply(*, connection: ChannelConnection, listing_id: int, seen: ListingSeen, actor: Actor) -> dict:
+def listing_edits_apply(
+    *, connection: ChannelConnection, listing: ChannelListing, seen: ListingSeen, actor: Actor
+) -> dict:
     """Decide, field by field, what an edit made on the channel means, and carry it out.
 
-    Returns {field: "ours" | "theirs" | "<shop> wins" | "asked"} for each field edited there
-    (empty when nothing was). Rival channels are read before any row is locked.
+    `listing` is the row the pull or audit already read (with its item), so an unchanged
+    listing costs no query. Returns {field: "ours" | "theirs" | "<shop> wins" | "asked"} for
+    each field edited there (empty when nothing was). Rival channels are read before any row
+    is locked.
     """
-    listing = ChannelListing.objects.select_related("item", "connection").get(pk=listing_id)
+    if listing.connection_id == connection.pk:
+        listing.connection = connection
     if (
         seen.state != "live"
         or listing.desired_state != DesiredState.LIVE
@@ -364,7 +369,8 @@ def listing_edits_apply(*, connection: ChannelConnection, listing_id: int, seen:
             for loser in losers:
                 _push_back(loser.listing, {edit.field: loser.edit.theirs})
             winner_shop = winner.listing.connection.name
-            lost = "; ".join(f"{c.listing.connection.name}'s {_show(c.edit.theirs)} loses by priority" for c in losers)
+            why = " by priority" if rule == EditStrategy.CHANNEL else ""
+            lost = "; ".join(f"{c.listing.connection.name}'s {_show(c.edit.theirs)} loses{why}" for c in losers)
             if winner.listing.pk == listing.pk:
                 text = f"{seen_as}: {rule.label.lower()}, taken {where}"
             else:

@@ -185,9 +185,7 @@ def listing_seen_apply(
         listing = ChannelListing.objects.filter(connection=connection, item__sku=seen.sku, external_id="").first()
     if listing is not None:
         counted = _known_listing_seen(listing, seen)
-        if listing.external_id and listing_edits_apply(
-            connection=connection, listing_id=listing.pk, seen=seen, actor=actor
-        ):
+        if listing.external_id and listing_edits_apply(connection=connection, listing=listing, seen=seen, actor=actor):
             counted = "updated"
         return counted
     if seen.state not in ("live", "draft") or not import_unknown:
@@ -487,7 +485,7 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
             if listing_edits(listing, seen):
                 report.drifted.append(listing.item.sku)
                 if apply:
-                    listing_edits_apply(connection=connection, listing_id=listing.pk, seen=seen, actor=actor)
+                    listing_edits_apply(connection=connection, listing=listing, seen=seen, actor=actor)
             else:
                 report.unchanged += 1
 
