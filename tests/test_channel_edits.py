@@ -606,3 +606,27 @@ def test_staff_settle_an_edit_with_one_click_in_chromium_at_1280_px(live_server,
     conflict.refresh_from_db()
     assert conflict.status == "resolved"
     assert _item_value(item, "price") == "1200.00"
+
+
+def test_every_channel_names_only_fields_an_edit_is_looked_for_in():
+    from django.conf import settings
+
+    from inventory.channels import channel
+    from inventory.models.channels import EDITED_FIELDS
+
+    for name in settings.CHANNELS:
+        seen = getattr(channel(name), "EDITS_SEEN", frozenset(EDITED_FIELDS))
+        assert seen and set(seen) <= set(EDITED_FIELDS), name
+        assert {"price", "quantity"} <= set(seen), name  # every channel reads its price and stock back as pushed
+
+
+def test_a_title_the_channel_does_not_read_back_as_pushed_is_never_an_edit(account, main, reverb, monkeypatch):
+    from channels_reverb import sync as reverb_sync
+
+    monkeypatch.setattr(reverb_sync, "EDITS_SEEN", frozenset({"price", "quantity"}), raising=False)
+    item, listings = _list(account, [main])
+    _edit(reverb, listings[main.pk], "title", "Rewritten by the channel")
+
+    run = connection_pull(connection_id=main.pk, full_scan=True)
+
+    assert run.updated == 0 and _decisions(item) == []

@@ -41,6 +41,8 @@ LABEL = "eBay"
 CONNECTION_MODEL = "channels_ebay.EbayConnection"
 CONNECTION_SERIALIZER = "channels_ebay.serializers.EbayConnectionSerializer"
 DEFAULT_PRIORITY = 40
+# Title and description are cut to eBay's limits (80 / 4000 characters): what eBay shows is not ours as pushed.
+EDITS_SEEN = frozenset({"price", "quantity"})
 
 __all__ = [
     "CONNECTION_MODEL",

@@ -110,14 +110,21 @@ def _stored(field: str, value) -> object:
     return value
 
 
+def _fields_seen(channel_name: str) -> tuple[str, ...]:
+    """The fields a channel reads back as pushed (the contract's optional EDITS_SEEN)."""
+    seen = getattr(channel(channel_name), "EDITS_SEEN", EDITED_FIELDS)
+    return tuple(name for name in EDITED_FIELDS if name in seen)
+
+
 def listing_edits(listing: ChannelListing, seen: ListingSeen) -> list[FieldEdit]:
     """The fields the channel shows changed: neither what we pushed last nor what we want now.
 
-    A channel that does not report a field (blank title, no price) never counts as editing it.
+    A channel that does not report a field (blank title, no price), or says it does not read it
+    back as pushed (its EDITS_SEEN), never counts as editing it.
     """
     pushed = listing.pushed_content or {}
     differs = []
-    for name in EDITED_FIELDS:
+    for name in _fields_seen(listing.connection.channel):
         theirs = _comparable(name, _theirs(seen, name))
         if theirs is None or pushed.get(name) in (None, ""):
             continue
