@@ -53,6 +53,7 @@ LABEL = "Amazon"
 CONNECTION_MODEL = "channels_amazon.AmazonConnection"
 CONNECTION_SERIALIZER = "channels_amazon.serializers.AmazonConnectionSerializer"
 DEFAULT_PRIORITY = 70
+EDITS_SEEN = frozenset({"price", "quantity"})  # title and description are the catalogue page's
 WEBHOOK_SETUP = (
     "Amazon does not post webhooks: notifications go to an SQS queue. Set the connection's SQS queue URL, region "
     "and AWS keys and run `manage.py amazon_notifications`; without a queue, orders are read by polling."

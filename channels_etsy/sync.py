@@ -58,6 +58,7 @@ LABEL = "Etsy"
 CONNECTION_MODEL = "channels_etsy.EtsyConnection"
 CONNECTION_SERIALIZER = "channels_etsy.serializers.EtsyConnectionSerializer"
 DEFAULT_PRIORITY = 50
+EDITS_SEEN = frozenset({"price", "quantity", "description"})  # the title is cleaned to Etsy's rules
 WEBHOOK_SETUP = (
     "Etsy registers webhooks in its developer portal (Your Apps > the app > Webhooks), not by API: paste this URL "
     "there for the order events (order.paid; order.canceled), then paste the signing secret (whsec_...) into this "

@@ -60,6 +60,7 @@ LABEL = "Vintage & Rare"
 CONNECTION_MODEL = "channels_vr.VRConnection"
 CONNECTION_SERIALIZER = "channels_vr.serializers.VRConnectionSerializer"
 DEFAULT_PRIORITY = _DEFAULT_PRIORITY
+EDITS_SEEN = frozenset({"price", "quantity", "description"})  # V&R has no title of its own
 WEBHOOK_SETUP = "Vintage & Rare sends no webhooks: sales are read from the inventory export on every pull."
 
 # Sales are reported again for this long after they were first seen, so a pull whose

@@ -92,6 +92,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "billing.context_processors.billing_banner",
+                "inventory.context_processors.alert_badge",
             ],
         },
     },
@@ -195,6 +196,7 @@ SPECTACULAR_SETTINGS = {
         "ItemStateEnum": "inventory.states.ItemState",
         "OrderStatusEnum": "inventory.models.OrderStatus",
         "ConditionEnum": "inventory.models.Condition",
+        "EditStrategyEnum": "inventory.models.channels.EditStrategy",
     },
 }
 
@@ -240,6 +242,9 @@ CHANNELS = {
 # connection that sends webhooks and went quiet this long while its pulls find orders is flagged.
 ALERT_NOT_ENDED_MINUTES = env.int("ALERT_NOT_ENDED_MINUTES", default=5)
 ALERT_WEBHOOKS_QUIET_HOURS = env.int("ALERT_WEBHOOKS_QUIET_HOURS", default=6)
+# The admin header's urgent-alert badge is counted at most this often per account (raising or
+# resolving an alert recounts sooner).
+ALERT_BADGE_SECONDS = env.int("ALERT_BADGE_SECONDS", default=30)
 # Retries of transient channel errors: exponential backoff with jitter, capped.
 SYNC_RETRY_BACKOFF_BASE = env.float("SYNC_RETRY_BACKOFF_BASE", default=2.0)
 SYNC_RETRY_BACKOFF_MAX = env.float("SYNC_RETRY_BACKOFF_MAX", default=300.0)

@@ -1,4 +1,4 @@
-"""Double sales and alerts in the admin: what staff settle and acknowledge."""
+"""Double sales, edits made on a channel, and alerts in the admin: what staff settle and acknowledge."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ from .admin import ReadOnlyAdmin, admin_actor, plural
 from .admin_channels import CONFLICT_TABLE_HEAD, money, order_shop, when
 from .admin_orders import order_progress
 from .errors import InventoryError
-from .models import Alert, Conflict, ConflictStatus
+from .models import Alert, Conflict, ConflictKind, ConflictStatus
 from .selectors import alert_shops
 from .services.alerts import alerts_acknowledge, alerts_resolve, conflict_settle, conflicts_resolve
+from .services.edits import field_edit_settle
 
 
 def _order_line(order) -> str:
+    if order is None:
+        return "-"
     return format_html('{} <span class="order-number">#{}</span>', order_shop(order), order.external_id)
 
 
@@ -30,10 +33,10 @@ def _order_line(order) -> str:
 class ConflictAdmin(AccountScopedAdmin):
     list_display = ["created", "item_sku", "item_title", "winner", "loser", "status"]
     list_display_links = ["created", "item_sku"]
-    list_filter = ["status"]
+    list_filter = ["status", "kind"]
     search_fields = ["item__sku", "item__title", "winning_order__external_id", "losing_order__external_id"]
     search_help_text = "Search by SKU, title or either order number."
-    list_select_related = ["item", "winning_order__connection", "losing_order__connection"]
+    list_select_related = ["item", "winning_order__connection", "losing_order__connection", "listing__connection"]
     readonly_fields = ["item_link", "side_by_side", "status", "created", "resolved_at", "resolved_by"]
     fields = ["item_link", "side_by_side", "status", "note", "created", "resolved_at", "resolved_by"]
     actions = ["mark_resolved"]
@@ -72,14 +75,28 @@ class ConflictAdmin(AccountScopedAdmin):
 
     @admin.display(description="winner (keeps it)")
     def winner(self, conflict):
+        if conflict.kind == ConflictKind.FIELD_EDIT:
+            return format_html("{}: {}", conflict.field, Truncator(conflict.ours).chars(40))
         return _order_line(conflict.winning_order)
 
     @admin.display(description="loser (cancel)")
     def loser(self, conflict):
+        if conflict.kind == ConflictKind.FIELD_EDIT:
+            return format_html("{}: {}", conflict.listing.connection.name, Truncator(conflict.theirs).chars(40))
         return _order_line(conflict.losing_order)
 
-    @admin.display(description="both orders")
+    @admin.display(description="both sides")
     def side_by_side(self, conflict):
+        if conflict.kind == ConflictKind.FIELD_EDIT:
+            return format_html(
+                '<table class="conflict-values"><tr><th></th><th>{}</th></tr>'
+                '<tr><th>Ours</th><td id="value-ours">{}</td></tr>'
+                '<tr><th>{}</th><td id="value-theirs">{}</td></tr></table>',
+                conflict.field,
+                conflict.ours or "-",
+                conflict.listing.connection.name,
+                conflict.theirs,
+            )
         rows = format_html_join(
             "",
             '<tr><th>{}</th><td>{}</td><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td>'
@@ -103,7 +120,15 @@ class ConflictAdmin(AccountScopedAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         conflict = self.get_object(request, object_id)
         extra = {}
-        if conflict is not None:
+        if conflict is not None and conflict.kind == ConflictKind.FIELD_EDIT:
+            extra = {
+                "title": f"{conflict.field.capitalize()} edited on {conflict.listing.connection.name}: "
+                f"{conflict.item.sku} {conflict.item.title}",
+                "conflict": conflict,
+                "edit_shop": conflict.listing.connection.name,
+                "can_settle": conflict.status == ConflictStatus.OPEN and self.has_change_permission(request, conflict),
+            }
+        elif conflict is not None:
             extra = {
                 "title": f"Double sale: {conflict.item.sku} {conflict.item.title}",
                 "conflict": conflict,
@@ -127,6 +152,15 @@ class ConflictAdmin(AccountScopedAdmin):
         conflict = get_object_or_404(self.get_queryset(request), pk=conflict_id)
         if request.method != "POST" or not self.has_change_permission(request, conflict):
             raise PermissionDenied
+        if conflict.kind == ConflictKind.FIELD_EDIT:
+            keep = request.POST.get("keep", "")
+            if keep not in ("ours", "theirs"):
+                raise PermissionDenied
+            settled = field_edit_settle(
+                conflict_id=conflict.pk, keep=keep, actor=admin_actor(request), note=request.POST.get("note", "")
+            )
+            self.message_user(request, f"Settled. {settled.note}", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:inventory_conflict_change", args=[conflict.pk]))
         cancel = request.POST.get("cancel", "")
         if cancel not in ("loser", "winner"):
             raise PermissionDenied
@@ -142,6 +176,8 @@ class ConflictAdmin(AccountScopedAdmin):
 
     @admin.action(description="Mark resolved (settled on the channels)", permissions=["change"])
     def mark_resolved(self, request, queryset):
+        # An edit made on a channel is settled one way or the other on its page, never just closed.
+        queryset = queryset.filter(kind=ConflictKind.DOUBLE_SALE)
         n = conflicts_resolve(conflict_ids=list(queryset.values_list("pk", flat=True)), user=request.user)
         self.message_user(request, f"{plural(n, 'double sale')} marked resolved.", messages.SUCCESS)
 

@@ -36,6 +36,17 @@ from .services.connections import (
 )
 from .services.listings import ENDED_STATES
 
+# Settings every channel's form shows at its end (ConnectionAdmin.edit_fields): a post that
+# leaves them out (a script, an older form) keeps what the connection has.
+KEPT_WHEN_LEFT_OUT = (
+    "edit_price",
+    "edit_quantity",
+    "edit_title",
+    "edit_description",
+    "price_drift_percent",
+    "price_drift_amount",
+)
+
 
 class ConnectionAdminForm(forms.ModelForm):
     """Secrets are typed in, never shown back: blank on edit keeps the stored one."""
@@ -59,6 +70,9 @@ class ConnectionAdminForm(forms.ModelForm):
             )
         if not self.instance.pk and "priority" in self.fields:
             self.initial.setdefault("priority", default_priority(self.channel_name))
+        for name in KEPT_WHEN_LEFT_OUT:
+            if name in self.fields:
+                self.fields[name].required = False
 
     @property
     def channel_name(self) -> str:
@@ -66,6 +80,9 @@ class ConnectionAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        for name in KEPT_WHEN_LEFT_OUT:
+            if name in self.fields and cleaned.get(name) in (None, "") and name not in self.errors:
+                cleaned[name] = getattr(self.instance, name)  # left out of the post: keep it (or the default)
         for name in getattr(self.Meta, "secret_fields", ()):
             if name not in self.fields:
                 continue
@@ -219,6 +236,28 @@ class ConnectionAdmin(ConnectionActionsMixin, AccountScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.common_readonly, *super().get_readonly_fields(request, obj)]
+
+    edit_fields = list(KEPT_WHEN_LEFT_OUT)
+
+    def get_fieldsets(self, request, obj=None):
+        """Every channel's form ends with what happens when a listing is edited on the channel itself."""
+        fieldsets = list(super().get_fieldsets(request, obj))
+        shown = {name for _title, options in fieldsets for name in options.get("fields", ())}
+        missing = [name for name in self.edit_fields if name not in shown]
+        if self.fieldsets and missing:
+            fieldsets.append(
+                (
+                    "Edits made on the channel",
+                    {
+                        "fields": missing,
+                        "description": (
+                            "When a pull finds a listing's price, quantity, title or description changed on the "
+                            "channel itself. A tie between two channels goes to the lower priority number."
+                        ),
+                    },
+                )
+            )
+        return fieldsets
 
     @admin.display(description="Status")
     def status(self, obj) -> str:

@@ -41,6 +41,11 @@ Optional parts (the engine looks them up with getattr):
 
     DEFAULT_PRIORITY: int          platform order on ties: Shopify 10, Reverb 20, V&R 30, eBay 40,
                                    Etsy 50, WooCommerce 60, Amazon 70 (editable per connection)
+    EDITS_SEEN: frozenset[str]     the fields (of price, quantity, title, description) whose value read back
+                                   is the payload's as pushed, so a difference is an edit made on the channel
+                                   (inventory.services.edits). Default: all four. Leave out a field the
+                                   channel rewrites (Etsy's cleaned title) or does not own (Amazon's catalogue
+                                   title), or every pull would see it edited.
     CONNECTION_SERIALIZER: str     dotted path of a DRF serializer for the channel's connection
                                    model, a subclass of inventory.api.connections.ConnectionSerializer
                                    (secrets listed in Meta.secret_fields: write-only, hinted back)

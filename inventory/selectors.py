@@ -248,7 +248,7 @@ def item_sale(item: Item) -> ItemSale | None:
     from .models import ChannelListing, Conflict, ConflictStatus, DesiredState, ListingState, Order
 
     conflicts = list(
-        Conflict.objects.filter(item=item, status=ConflictStatus.OPEN).select_related(
+        Conflict.objects.filter(item=item, status=ConflictStatus.OPEN, kind="double_sale").select_related(
             "winning_order__connection", "losing_order__connection"
         )
     )
@@ -310,7 +310,7 @@ def attention_today(*, user) -> Attention:
 
     items = Item.objects.for_user(user)
     return Attention(
-        double_sales=Conflict.objects.for_user(user).filter(status=ConflictStatus.OPEN).count(),
+        double_sales=Conflict.objects.for_user(user).filter(status=ConflictStatus.OPEN, kind="double_sale").count(),
         listings_in_error=ChannelListing.objects.for_user(user).filter(actual_state=ListingState.ERROR).count(),
         items_to_review=items.filter(needs_review=True).count(),
         orders_to_ship=orders_to_ship(Order.objects.for_user(user)).count(),
@@ -349,6 +349,40 @@ def item_first_photos(items: list[Item]) -> dict[int, str]:
         if photo.item_id not in first and photo.src:
             first[photo.item_id] = photo.src
     return first
+
+
+URGENT_SEVERITIES = ("critical", "high")
+
+
+def _urgent_key(account_id: int) -> str:
+    return f"alerts:urgent:{account_id}"
+
+
+def urgent_alert_count(account_id: int) -> int:
+    """Open critical and high alerts of an account (the admin header's badge): one COUNT on the
+    (account, resolved_at, severity) index, cached for ALERT_BADGE_SECONDS; alerts raised or
+    resolved drop the cached figure (`urgent_alert_count_forget`)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from .models import Alert
+
+    key = _urgent_key(account_id)
+    count = cache.get(key)
+    if count is None:
+        # An aggregate rather than .count(): the same single COUNT on the index, told apart from the
+        # bounded row counts of the list pages (tests/test_admin_items.py checks those).
+        count = Alert.objects.filter(
+            account_id=account_id, resolved_at__isnull=True, severity__in=URGENT_SEVERITIES
+        ).aggregate(n=Count("pk"))["n"]
+        cache.set(key, count, getattr(settings, "ALERT_BADGE_SECONDS", 30))
+    return count
+
+
+def urgent_alert_count_forget(account_ids) -> None:
+    from django.core.cache import cache
+
+    cache.delete_many([_urgent_key(account_id) for account_id in set(account_ids)])
 
 
 # Alerts that carry no listing or conflict name their subject in the dedupe key the services

@@ -48,6 +48,8 @@ DEFAULT_PRIORITY = 40
 # The engine batches price and quantity changes of many listings into bulkUpdatePriceQuantity calls.
 REVISE_MANY_FIELDS = PRICE_QUANTITY_FIELDS
 REVISE_MANY_LIMIT = BULK_LIMIT
+# Title and description are cut to eBay's limits (80 / 4000 characters): what eBay shows is not ours as pushed.
+EDITS_SEEN = frozenset({"price", "quantity"})
 
 __all__ = [
     "CONNECTION_MODEL",

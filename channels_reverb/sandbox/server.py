@@ -270,6 +270,34 @@ class ReverbSandbox(FaultInjection, RequestLog):
             listing["updated_at"] = self.store.clock()
             return self.store.render_listing(listing)
 
+    def edit_listing(
+        self,
+        ref: str | int,
+        *,
+        price: str | Decimal | None = None,
+        quantity: int | None = None,
+        title: str | None = None,
+        description: str | None = None,
+    ) -> dict:
+        """The seller edits a listing on reverb.com itself (not through the API client): the same field
+        rules as PUT /listings/{id}, but nothing is logged as a request and no webhook is sent (Reverb has
+        no listing webhook). Returns the listing as Reverb now shows it."""
+        body: dict[str, Any] = {}
+        if title is not None:
+            body["title"] = title
+        if description is not None:
+            body["description"] = description
+        if quantity is not None:
+            body["inventory"] = quantity
+        if price is not None:
+            current = self.listing(ref)
+            currency = current["listing_currency"] if current else "USD"
+            body["price"] = {"amount": str(Decimal(str(price)).quantize(Decimal("0.01"))), "currency": currency}
+        status, answer = self.store.update_listing(str(ref), body)
+        if status != 200:
+            raise SandboxError(f"Reverb refused the edit: {answer}")
+        return answer["listing"]
+
     def simulate_sale(
         self,
         sku_or_listing_id: str | int,

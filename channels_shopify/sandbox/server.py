@@ -538,6 +538,33 @@ class ShopifySandbox:
             "name": order["name"],
         }
 
+    def edit_listing(
+        self,
+        product_id: str,
+        *,
+        price: str | None = None,
+        title: str | None = None,
+        description_html: str | None = None,
+        deliver_webhook: bool = True,
+    ) -> dict:
+        """The seller edits a product in Shopify's admin itself: its title, description or (first
+        variant's) price; Shopify then sends products/update. Returns the product's view."""
+        from decimal import Decimal
+
+        with self.store.lock:
+            number = _num(product_id, "Product")
+            product = self.store.products.get(number)
+            if product is None:
+                raise SandboxError(f"No product {product_id}.", "NOT_FOUND")
+            if price is not None:
+                self.store.variants[product["variants"][0]]["price"] = Decimal(str(price))
+            self.store.edit_product(product_id, title=title, descriptionHtml=description_html)
+            payload = {"id": number, "admin_graphql_api_id": product_id, "title": product["title"]}
+        self._keep()
+        if deliver_webhook:
+            self.deliver("products/update", payload)
+        return self.product(product_id)
+
     def cancel_order(self, order_id: str, *, deliver_webhook: bool = True) -> None:
         number = _num(order_id, "Order") or int(order_id)
         with self.store.lock:

@@ -9,8 +9,19 @@ from rest_framework.response import Response
 
 from accounts.api.base import AccountScopedViewSetMixin
 from inventory.channels import ChannelError
-from inventory.models import Alert, AlertKind, AlertSeverity, ChannelListing, Conflict, SyncRun, WebhookEvent
-from inventory.services.alerts import alerts_acknowledge, alerts_resolve
+from inventory.models import (
+    Alert,
+    AlertKind,
+    AlertSeverity,
+    ChannelListing,
+    Conflict,
+    ConflictKind,
+    ConflictStatus,
+    SyncRun,
+    WebhookEvent,
+)
+from inventory.services.alerts import alerts_acknowledge, alerts_resolve, conflict_settle
+from inventory.services.edits import field_edit_settle
 from inventory.services.listings import listings_end, listings_publish, listings_relist
 from inventory.services.sync import webhook_replay
 
@@ -197,12 +208,30 @@ class SyncRunViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 class ConflictSerializer(serializers.ModelSerializer):
     winning_order = serializers.SerializerMethodField()
     losing_order = serializers.SerializerMethodField()
+    connection = serializers.IntegerField(source="listing.connection_id", read_only=True, default=None)
 
     class Meta:
         model = Conflict
-        fields = ["id", "item", "winning_order", "losing_order", "status", "created_at", "resolved_at", "note"]
+        fields = [
+            "id",
+            "kind",
+            "item",
+            "winning_order",
+            "losing_order",
+            "listing",
+            "connection",
+            "field",
+            "ours",
+            "theirs",
+            "status",
+            "created_at",
+            "resolved_at",
+            "note",
+        ]
 
-    def _order(self, order) -> dict:
+    def _order(self, order) -> dict | None:
+        if order is None:
+            return None
         return {
             "id": order.pk,
             "channel": order.channel,
@@ -214,18 +243,63 @@ class ConflictSerializer(serializers.ModelSerializer):
             "total": str(order.total),
         }
 
-    def get_winning_order(self, conflict) -> dict:
+    def get_winning_order(self, conflict) -> dict | None:
         return self._order(conflict.winning_order)
 
-    def get_losing_order(self, conflict) -> dict:
+    def get_losing_order(self, conflict) -> dict | None:
         return self._order(conflict.losing_order)
 
 
+class ConflictSettleInputSerializer(serializers.Serializer):
+    keep = serializers.ChoiceField(
+        choices=["ours", "theirs"],
+        required=False,
+        help_text="An edit made on a channel: keep ours (pushed back) or take the channel's (into the item).",
+    )
+    cancel = serializers.ChoiceField(
+        choices=["loser", "winner"],
+        required=False,
+        help_text="A double sale: cancel the later order (loser) or the first one (winner, the sale fell through).",
+    )
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
 class ConflictViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = Conflict.objects.select_related("winning_order", "losing_order")
+    """Double sales and edits made on a channel that staff settle. Filter `?kind=field_edit&status=open`."""
+
+    queryset = Conflict.objects.select_related("winning_order", "losing_order", "listing")
     serializer_class = ConflictSerializer
-    filterset_fields = ["status", "item"]
+    filterset_fields = ["status", "item", "kind"]
     ordering = ["-created_at", "-id"]
+
+    @extend_schema(request=ConflictSettleInputSerializer, responses=ConflictSerializer)
+    @action(detail=True, methods=["post"])
+    def settle(self, request, pk=None):
+        """Settle it in one call: `keep` for an edit made on a channel, `cancel` for a double sale."""
+        conflict = self.get_object()
+        data = ConflictSettleInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        wanted = "keep" if conflict.kind == ConflictKind.FIELD_EDIT else "cancel"
+        if wanted not in data.validated_data:
+            options = "ours or theirs" if wanted == "keep" else "loser or winner"
+            raise serializers.ValidationError(
+                {wanted: [f"Required for a {conflict.get_kind_display().lower()}: {options}."]}
+            )
+        if conflict.status != ConflictStatus.OPEN:
+            return Response(
+                {"code": "already_settled", "detail": f"This conflict was settled already: {conflict.note}"},
+                status=409,
+            )
+        note = data.validated_data.get("note", "")
+        if wanted == "keep":
+            settled = field_edit_settle(
+                conflict_id=conflict.pk, keep=data.validated_data["keep"], actor=api_actor(request), note=note
+            )
+        else:
+            settled = conflict_settle(
+                conflict_id=conflict.pk, cancel=data.validated_data["cancel"], actor=api_actor(request), note=note
+            )
+        return Response(ConflictSerializer(settled).data)
 
 
 class AlertSerializer(serializers.ModelSerializer):

@@ -21,6 +21,21 @@ def secret_hint(value: str) -> str:
     return f"set, ends …{value[-4:]}" if len(value) >= 12 else "set"
 
 
+class EditStrategy(models.TextChoices):
+    """What happens when a listing's field was changed on the channel itself (not from here)."""
+
+    OURS = "ours", "Ours wins (push ours back)"
+    CHANNEL = "channel", "The channel wins (take it into the item, for every channel)"
+    HIGHEST = "highest", "The highest price wins"
+    LOWEST = "lowest", "The lowest price wins"
+    ASK = "ask", "Ask staff (a conflict to settle with one click)"
+
+
+# The fields an edit on a channel is looked for in, and the strategies each may use.
+EDITED_FIELDS = ("price", "quantity", "title", "description")
+PRICE_ONLY_STRATEGIES = (EditStrategy.HIGHEST, EditStrategy.LOWEST)
+
+
 class ChannelConnection(AccountOwned):
     """A seller's shop on one marketplace. Each channel app subclasses it with its credentials.
 
@@ -55,6 +70,30 @@ class ChannelConnection(AccountOwned):
         validators=[MinValueValidator(0)],
         help_text="...or this far in money. A difference within either tolerance is not alerted (it is still pushed back).",
     )
+    edit_price = models.CharField(
+        max_length=10,
+        choices=EditStrategy.choices,
+        default=EditStrategy.OURS,
+        help_text="A price changed on the channel itself: who wins.",
+    )
+    edit_quantity = models.CharField(
+        max_length=10,
+        choices=EditStrategy.choices,
+        default=EditStrategy.OURS,
+        help_text="A quantity changed on the channel itself: who wins (highest / lowest are for the price).",
+    )
+    edit_title = models.CharField(
+        max_length=10,
+        choices=EditStrategy.choices,
+        default=EditStrategy.OURS,
+        help_text="A title changed on the channel itself: who wins (highest / lowest are for the price).",
+    )
+    edit_description = models.CharField(
+        max_length=10,
+        choices=EditStrategy.choices,
+        default=EditStrategy.OURS,
+        help_text="A description changed on the channel itself: who wins (highest / lowest are for the price).",
+    )
     stock_buffer_percent = models.PositiveSmallIntegerField(
         default=0,
         validators=[MaxValueValidator(90)],
@@ -84,7 +123,16 @@ class ChannelConnection(AccountOwned):
                 fields=["account", "channel", "name"],
                 name="connection_name_unique",
                 violation_error_message="This account already has a connection of this channel with this name.",
-            )
+            ),
+            *(
+                models.CheckConstraint(
+                    condition=~Q(**{f"edit_{name}__in": PRICE_ONLY_STRATEGIES}),
+                    name=f"connection_edit_{name}_not_price_only",
+                    violation_error_message=f"Highest / lowest wins is for the price only, not the {name}.",
+                )
+                for name in EDITED_FIELDS
+                if name != "price"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -106,6 +154,10 @@ class ChannelConnection(AccountOwned):
     @property
     def accepts_new_listings(self) -> bool:
         return self.enabled and not self.paused and self.disconnect_requested_at is None
+
+    def edit_strategy(self, field_name: str) -> str:
+        """What this connection does when `field_name` (one of EDITED_FIELDS) was changed on the channel."""
+        return getattr(self, f"edit_{field_name}")
 
 
 class DesiredState(models.TextChoices):
@@ -264,12 +316,30 @@ class ConflictStatus(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
-class Conflict(AccountOwned):
-    """A double sale: two orders for the last unit. Both orders stay; staff settle it."""
+class ConflictKind(models.TextChoices):
+    DOUBLE_SALE = "double_sale", "Double sale"
+    FIELD_EDIT = "field_edit", "Edited on a channel"
 
+
+class Conflict(AccountOwned):
+    """Something staff settle. A double sale: two orders for the last unit (both orders stay).
+    A field edit: a listing's field changed on the channel while its connection asks staff; both
+    values are kept here until staff keep ours (pushed back) or take the channel's (into the item)."""
+
+    kind = models.CharField(max_length=20, choices=ConflictKind.choices, default=ConflictKind.DOUBLE_SALE)
     item = models.ForeignKey("inventory.Item", on_delete=models.PROTECT, related_name="conflicts")
-    winning_order = models.ForeignKey("inventory.Order", on_delete=models.PROTECT, related_name="+")
-    losing_order = models.OneToOneField("inventory.Order", on_delete=models.PROTECT, related_name="conflict")
+    winning_order = models.ForeignKey(
+        "inventory.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    losing_order = models.OneToOneField(
+        "inventory.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="conflict"
+    )
+    listing = models.ForeignKey(
+        ChannelListing, null=True, blank=True, on_delete=models.CASCADE, related_name="conflicts"
+    )
+    field = models.CharField(max_length=20, blank=True, help_text="The field edited on the channel.")
+    ours = models.TextField(blank=True, help_text="Our value when the edit was seen.")
+    theirs = models.TextField(blank=True, help_text="The channel's value, as last seen.")
     status = models.CharField(max_length=10, choices=ConflictStatus.choices, default=ConflictStatus.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -278,8 +348,25 @@ class Conflict(AccountOwned):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="double_sale") | Q(winning_order__isnull=False, losing_order__isnull=False),
+                name="conflict_double_sale_has_both_orders",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="field_edit") | (Q(listing__isnull=False) & ~Q(field="")),
+                name="conflict_field_edit_has_listing_and_field",
+            ),
+            models.UniqueConstraint(
+                fields=["listing", "field"],
+                condition=Q(kind="field_edit", status="open"),
+                name="conflict_one_open_edit_per_listing_field",
+            ),
+        ]
 
     def __str__(self) -> str:
+        if self.kind == ConflictKind.FIELD_EDIT:
+            return f"{self.field.capitalize()} of {self.item.sku} edited on a channel"
         return f"Double sale of {self.item.sku}"
 
 
@@ -295,6 +382,7 @@ class AlertKind(models.TextChoices):
     OUT_OF_STOCK = "out_of_stock", "Out of stock"
     NOT_ENDED = "not_ended", "Not ended after a sale"
     WEBHOOKS_STOPPED = "webhooks_stopped", "Webhooks stopped"
+    CHANNEL_EDIT = "channel_edit", "Edited on a channel"
 
 
 class AlertSeverity(models.TextChoices):

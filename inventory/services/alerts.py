@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.models import Account
 
 from ..models import Alert, AlertKind, AlertSeverity, Conflict, ConflictStatus, Item
+from ..selectors import URGENT_SEVERITIES, urgent_alert_count_forget
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ DEFAULT_SEVERITY = {
     AlertKind.LISTING_MISMATCH: AlertSeverity.HIGH,
     AlertKind.CONNECTION: AlertSeverity.HIGH,
     AlertKind.WEBHOOKS_STOPPED: AlertSeverity.MEDIUM,
+    AlertKind.CHANNEL_EDIT: AlertSeverity.MEDIUM,
     AlertKind.PRICE_DRIFT: AlertSeverity.MEDIUM,
     AlertKind.OUT_OF_STOCK: AlertSeverity.MEDIUM,
     AlertKind.LOW_STOCK: AlertSeverity.LOW,
@@ -77,6 +79,8 @@ def alert_raise(*, account_id: int, kind: str, dedupe_key: str, title: str, mess
     except IntegrityError:  # raised by another worker a moment ago
         seen_again.update(count=F("count") + 1, last_seen_at=now)
         return seen_again.first()
+    if alert.severity in URGENT_SEVERITIES:
+        transaction.on_commit(lambda: urgent_alert_count_forget([account_id]))
     if alert.severity == AlertSeverity.CRITICAL:
         transaction.on_commit(lambda: alert_mail_now(alert.pk))
     return alert
@@ -88,7 +92,11 @@ def alerts_resolve_cause(*, account_id: int | None = None, resolution: str, **ca
     qs = Alert.objects.filter(resolved_at__isnull=True, **cause)
     if account_id is not None:
         qs = qs.filter(account_id=account_id)
-    return qs.update(resolved_at=timezone.now(), resolution=resolution)
+    closed = qs.update(resolved_at=timezone.now(), resolution=resolution)
+    if closed and account_id is not None:
+        # Without an account, the badge catches up within its few seconds of cache.
+        transaction.on_commit(lambda: urgent_alert_count_forget([account_id]))
+    return closed
 
 
 def alerts_acknowledge(*, alert_ids: Iterable[int], user) -> int:
@@ -101,13 +109,17 @@ def alerts_acknowledge(*, alert_ids: Iterable[int], user) -> int:
 def alerts_resolve(*, alert_ids: Iterable[int], user, note: str = "") -> int:
     """Staff closed these alerts, with a note of what they did. Returns how many were open."""
     now = timezone.now()
-    return Alert.objects.filter(pk__in=list(alert_ids), resolved_at__isnull=True).update(
+    ids = list(alert_ids)
+    accounts = set(Alert.objects.filter(pk__in=ids).order_by().values_list("account_id", flat=True).distinct())
+    closed = Alert.objects.filter(pk__in=ids, resolved_at__isnull=True).update(
         resolved_at=now,
         resolved_by=user,
         resolution=note or "Resolved by staff.",
         acknowledged_at=now,
         acknowledged_by=user,
     )
+    transaction.on_commit(lambda: urgent_alert_count_forget(accounts))
+    return closed
 
 
 def conflicts_resolve(*, conflict_ids: list[int], user, note: str = "") -> int:

@@ -514,8 +514,10 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
                     ended_at=None,
                 )
                 done.append("adopted" if published.adopted else "published")
-            elif fingerprint != listing.pushed_fingerprint:
-                changed = frozenset(k for k, v in content.items() if listing.pushed_content.get(k) != v)
+            elif fingerprint != listing.pushed_fingerprint and (
+                changed := _changed_fields(listing, content := _holding_asked_fields(listing, content))
+            ):
+                fingerprint = content_fingerprint(content)
                 try:
                     sync.revise(conn, listing.external_id, payload, changed)
                 except ListingNotFound:
@@ -548,6 +550,21 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
         listing_failed(listing.pk, error)
         return f"error: {error}"
     return "; ".join(done) or "in sync"
+
+
+def _changed_fields(listing: ChannelListing, content: dict) -> frozenset[str]:
+    """The fields to revise: what differs from the last push."""
+    return frozenset(k for k, v in content.items() if listing.pushed_content.get(k) != v)
+
+
+def _holding_asked_fields(listing: ChannelListing, content: dict) -> dict:
+    """A field staff are asked about (an edit made on the channel, see services.edits) is not pushed
+    to that listing until they settle it: it keeps what the channel was last sent."""
+    from ..models import Conflict, ConflictKind, ConflictStatus
+
+    held = Conflict.objects.filter(listing_id=listing.pk, kind=ConflictKind.FIELD_EDIT, status=ConflictStatus.OPEN)
+    names = [name for name in held.values_list("field", flat=True) if name in listing.pushed_content]
+    return {**content, **{name: listing.pushed_content[name] for name in names}}
 
 
 def _sold_on_channel(sync, conn, listing: ChannelListing) -> bool:

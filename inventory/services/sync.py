@@ -24,7 +24,6 @@ from ..channels import (
     END_SOLD_ELSEWHERE,
     END_WITHDRAWN,
     ChannelError,
-    ListingPayload,
     ListingSeen,
     WebhookReply,
     WebhookSeen,
@@ -47,12 +46,12 @@ from ..models import (
 )
 from ..states import ItemState
 from .actor import Actor
-from .alerts import alert_raise, alerts_resolve_cause, price_drift_beyond_tolerance
+from .alerts import alert_raise, alerts_resolve_cause
+from .edits import listing_edits, listing_edits_apply
 from .items import item_create
 from .listings import _enqueue, listing_missing, same_sku
 from .runs import sync_run
 from .selling import sale_record
-from .seo import channel_title
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +168,9 @@ def listing_seen_apply(
     """Bring in what a channel says of a listing. Returns the SyncRun counter it counts as.
 
     Known listings (same id and same SKU): a listing ended or sold on the channel is recorded
-    as such (a sale itself arrives as an order); one live there that we ended is ended again.
+    as such (a sale itself arrives as an order); one live there that we ended is ended again;
+    a price, quantity, title or description changed there goes to the connection's edit
+    strategy (inventory.services.edits).
     An id we hold under another SKU is a mismatch: our listing is missing, theirs is unknown.
     Unknown listings with a SKU we have are linked; others are imported for review.
     """
@@ -184,7 +185,10 @@ def listing_seen_apply(
     if listing is None and seen.sku:
         listing = ChannelListing.objects.filter(connection=connection, item__sku=seen.sku, external_id="").first()
     if listing is not None:
-        return _known_listing_seen(listing, seen)
+        counted = _known_listing_seen(listing, seen)
+        if listing.external_id and listing_edits_apply(connection=connection, listing=listing, seen=seen, actor=actor):
+            counted = "updated"
+        return counted
     if seen.state not in ("live", "draft") or not import_unknown:
         return "skipped"
     return external_listing_import(connection, seen, actor=actor)[0]
@@ -428,8 +432,8 @@ class AuditReport:
 def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None = None) -> SyncRun:
     """Read every listing on the channel back (page reads only) and compare with ours.
 
-    Reports (the SyncRun's `report`), and with `apply` fixes: drift (a price, title or
-    quantity changed on the channel: ours is pushed back), listings ended on the channel,
+    Reports (the SyncRun's `report`), and with `apply` fixes: drift (a price, quantity, title
+    or description changed on the channel: the connection's edit strategy decides), listings ended on the channel,
     listings we believe live that the channel does not have (missing: published again where
     still wanted), ids that now carry another SKU (mismatch: never adopted), listings live
     there that we ended (ended again), listings we do not know (linked by SKU or imported for
@@ -447,7 +451,6 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
         .select_related("item")
     }
     report = AuditReport()
-    drifted: dict[int, dict] = {}
     read_started = timezone.now()
     with sync_run(connection, SyncKind.AUDIT, run_id=run_id) as run:
         seen_ids: set[str] = set()
@@ -480,10 +483,10 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
                     if apply:
                         _known_listing_seen(listing, seen)
                 continue
-            drift = _drifted(connection, listing, seen, alert=apply)
-            if drift:
+            if listing_edits(listing, seen):
                 report.drifted.append(listing.item.sku)
-                drifted[listing.pk] = drift
+                if apply:
+                    listing_edits_apply(connection=connection, listing=listing, seen=seen, actor=actor)
             else:
                 report.unchanged += 1
 
@@ -517,8 +520,6 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
             if apply:
                 external_listing_import(connection, seen, actor=actor)
 
-        if apply and drifted:
-            _push_back(drifted)
         run.updated = len(report.drifted)
         run.ended = len(report.ended_on_channel) + len(report.missing)
         run.created = len(report.unknown)
@@ -531,59 +532,6 @@ def listings_audit(*, connection_id: int, apply: bool = True, run_id: int | None
 # The nightly audit's old name (commands and benchmarks used it): an audit that applies.
 def listings_reconcile(*, connection_id: int) -> SyncRun:
     return listings_audit(connection_id=connection_id, apply=True)
-
-
-def _drifted(connection: ChannelConnection, listing: ChannelListing, seen: ListingSeen, *, alert: bool) -> dict:
-    """What the channel shows that differs from what we pushed: {field: the channel's value}."""
-    pushed = listing.pushed_content
-    drift = {}
-    if seen.price is not None and pushed.get("price") and f"{seen.price:.2f}" != pushed.get("price"):
-        drift["price"] = f"{seen.price:.2f}"
-    if seen.quantity is not None and pushed.get("quantity") is not None and seen.quantity != pushed["quantity"]:
-        drift["quantity"] = seen.quantity
-    if seen.title and pushed.get("title") and seen.title not in _titles_pushed(connection.channel, pushed):
-        drift["title"] = seen.title
-    if "price" in drift and alert and price_drift_beyond_tolerance(connection, pushed["price"], seen.price):
-        alert_raise(
-            account_id=connection.account_id,
-            kind=AlertKind.PRICE_DRIFT,
-            dedupe_key=f"price-drift:{listing.pk}",
-            title=f"{listing.item.sku} costs {seen.price} on {connection.name}, not {pushed.get('price')}",
-            message="The channel's price was changed outside this system; ours will be pushed back.",
-            item=listing.item,
-            listing=listing,
-        )
-    return drift
-
-
-def _titles_pushed(channel_name: str, pushed: dict) -> set[str]:
-    """The title we sent, and the title the channel shows for it by its own rules (eBay's 80
-    characters, the SEO title where it names the listing): either is ours, not a drift."""
-    titles = {pushed["title"]}
-    try:
-        payload = ListingPayload(
-            **{
-                **{name: value for name, value in pushed.items() if name in ListingPayload.__dataclass_fields__},
-                "price": Decimal(str(pushed.get("price") or "0")),
-                "photos": tuple(pushed.get("photos") or ()),
-            }
-        )
-    except (TypeError, ArithmeticError):
-        return titles  # pushed by an older version with other fields: compare the title alone
-    titles.add(channel_title(channel_name, payload))
-    return titles
-
-
-def _push_back(drifted: dict[int, dict]) -> None:
-    """Ours goes out again: what the channel shows is recorded as pushed, so exactly those fields are revised."""
-    with transaction.atomic():
-        for listing in ChannelListing.objects.select_for_update().filter(pk__in=list(drifted)):
-            listing.pushed_content = {**listing.pushed_content, **drifted[listing.pk]}
-            listing.pushed_fingerprint = ""
-            listing.needs_push = True
-            listing.desired_changed_at = timezone.now()
-            listing.save(update_fields=["pushed_content", "pushed_fingerprint", "needs_push", "desired_changed_at"])
-        _enqueue(list(drifted))
 
 
 def _end_duplicate(conn, connection: ChannelConnection, seen: ListingSeen) -> None:
