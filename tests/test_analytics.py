@@ -3,9 +3,7 @@ figure and download, plan gating, and the period / channel filters."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -13,8 +11,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from billing.models import Plan
-from billing.services import plan_assign
 from inventory.models import (
     Alert,
     ChannelConnection,
@@ -131,7 +127,9 @@ def build_shop(account, *, scale: int = 1) -> Shop:
         SyncRun.objects.create(account=account, connection=reverb, kind="push", status=status, finished_at=now)
     SyncRun.objects.create(account=account, connection=shopify, kind="push", status="ok", finished_at=now)
     good_pull_at = now - dt.timedelta(minutes=10)
-    SyncRun.objects.create(account=account, connection=reverb, kind="pull", status="ok", created=1, finished_at=good_pull_at)
+    SyncRun.objects.create(
+        account=account, connection=reverb, kind="pull", status="ok", created=1, finished_at=good_pull_at
+    )
     SyncRun.objects.create(account=account, connection=reverb, kind="pull", status="failed", finished_at=now)
     Alert.objects.create(account=account, kind="connection", title="token", dedupe_key="c1", connection=reverb)
     Alert.objects.create(

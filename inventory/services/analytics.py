@@ -115,13 +115,24 @@ def analytics_channels() -> list[str]:
     return [*channel_names(), MANUAL]
 
 
-def analytics_filter_parse(params: Mapping[str, str], *, today: dt.date | None = None) -> AnalyticsFilter:
+FILTER_PARAMS = ("period", "start", "end", "channel", "bucket")
+
+
+def analytics_filter_parse(
+    params: Mapping[str, str], *, today: dt.date | None = None, also_allowed: tuple[str, ...] = ()
+) -> AnalyticsFilter:
     """Read `period` (7d, 30d, 90d, 365d), or `start`/`end` (YYYY-MM-DD), `channel` and `bucket`.
 
-    Raises ValidationError with one message per bad field, each saying what is accepted.
+    Raises ValidationError with one message per bad field, each saying what is accepted; a
+    parameter it does not know (a typo such as `chanel`) is refused rather than ignored.
     """
     today = today or timezone.localdate()
     errors: dict[str, list[str]] = {}
+    unknown = sorted(set(params) - set(FILTER_PARAMS) - set(also_allowed))
+    if unknown:
+        errors["unknown"] = [
+            f"Unknown parameter(s) {', '.join(unknown)}: the filters are {', '.join(FILTER_PARAMS + also_allowed)}."
+        ]
     period = (params.get("period") or "").strip()
     start_text, end_text = (params.get("start") or "").strip(), (params.get("end") or "").strip()
     start = end = None
