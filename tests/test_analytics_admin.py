@@ -47,12 +47,12 @@ def test_the_index_shows_the_sales_figures_computed_by_hand(page):
     assert "1,300.00\xa0USD" in sales and "580.00\xa0USD (44.6\xa0%)" in sales
     assert '<span class="n">3,280.00\xa0USD</span>Revenue' in html
     assert '<span class="n">58.3\xa0%</span>Sell-through' in html
-    assert "<svg class=\"columns\"" in html and html.count('class="bar"') >= 30  # one column per day + bars
+    assert '<svg class="columns"' in html and html.count('class="bar"') >= 30  # one column per day + bars
 
 
 def test_each_sales_number_links_to_the_orders_it_counts(page):
     client, html = page
-    reverb_row = [row for row in _section(html, "analytics-sales").split("<tr>") if "Reverb" in row][0]
+    reverb_row = next(row for row in _section(html, "analytics-sales").split("<tr>") if "Reverb" in row)
     url = _links(reverb_row)[0]
     assert "progress=sales" in url and "channel__exact=reverb" in url
     listed = client.get(url)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.db import connection as db_connection
 from django.db.models import (
     Aggregate,
     Avg,
@@ -290,26 +291,13 @@ def _with_margin(row: dict) -> dict:
 def sales_by_channel(*, user, f: AnalyticsFilter) -> list[dict]:
     """Per channel and currency: orders, units, revenue, average sale price, margin, and the
     average days from the item's first listing (on any channel) to the sale."""
-    listed_at = (
-        ChannelListing.objects.filter(item_id=OuterRef("item_id"))
-        .order_by()
-        .values("item_id")
-        .annotate(first=Min("created_at"))
-        .values("first")
-    )
     rows = (
         sales_lines(user=user, f=f)
-        .annotate(listed_at=Subquery(listed_at))
         .values("order__channel", "order__currency")
-        .annotate(
-            **_line_figures(),
-            days_to_sell=Avg(
-                ExpressionWrapper(F("order__placed_at") - F("listed_at"), output_field=DurationField()),
-                filter=Q(listed_at__lte=F("order__placed_at")),
-            ),
-        )
+        .annotate(**_line_figures())
         .order_by("-revenue", "order__channel")
     )
+    days = _days_to_sell(user=user, f=f)
     return [
         _with_margin(
             {
@@ -321,11 +309,42 @@ def sales_by_channel(*, user, f: AnalyticsFilter) -> list[dict]:
                 "costed_units": row["costed_units"],
                 "costed_revenue": row["costed_revenue"],
                 "cost": row["cost"],
-                "average_days_to_sell": _days(row["days_to_sell"]),
+                "average_days_to_sell": _days(days.get((row["order__channel"], row["order__currency"]))),
             }
         )
         for row in rows
     ]
+
+
+def _days_to_sell(*, user, f: AnalyticsFilter) -> dict[tuple[str, str], dt.timedelta]:
+    """Mean time from the item's first listing to the sale, per (channel, currency), over the
+    sale lines whose item was listed before it sold.
+
+    On PostgreSQL the first listing dates are one grouped derived table joined to the lines
+    (a hash join); a correlated subquery per line cost ~0.5 s at 50,000 orders.
+    """
+    lines = sales_lines(user=user, f=f).values("order__channel", "order__currency", "order__placed_at", "item_id")
+    first = ChannelListing.objects.for_user(user).order_by().values("item_id").annotate(first=Min("created_at"))
+    if db_connection.vendor != "postgresql":
+        listed_at = first.filter(item_id=OuterRef("item_id")).values("first")
+        rows = (
+            lines.annotate(listed_at=Subquery(listed_at))
+            .filter(listed_at__lte=F("order__placed_at"))
+            .values("order__channel", "order__currency")
+            .annotate(took=Avg(_interval("order__placed_at", "listed_at")))
+            .values_list("order__channel", "order__currency", "took")
+        )
+        return {(channel, currency): took for channel, currency, took in rows}
+    lines_sql, lines_params = lines.query.sql_with_params()
+    first_sql, first_params = first.values("item_id", "first").query.sql_with_params()
+    sql = (
+        f"SELECT s.channel, s.currency, AVG(s.placed_at - l.first) FROM ({lines_sql}) AS s(channel, currency, "
+        f"placed_at, item_id) JOIN ({first_sql}) AS l(item_id, first) ON l.item_id = s.item_id "
+        "WHERE l.first <= s.placed_at GROUP BY s.channel, s.currency"
+    )
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, [*lines_params, *first_params])
+        return {(channel, currency): took for channel, currency, took in cursor.fetchall()}
 
 
 def sales_over_time(*, user, f: AnalyticsFilter) -> list[dict]:
@@ -387,12 +406,12 @@ def _account_currency(user) -> str:
 TOP_DIMENSIONS = {
     "brand": ("item__brand",),
     "category": ("item__category",),
-    "item": ("item_id", "item__sku", "item__title"),
+    "item": ("item_id",),
 }
 
 
 def top_sellers(*, user, f: AnalyticsFilter, by: str, limit: int = TOP_LIMIT) -> list[dict]:
-    """The best brands, categories or items of the period by revenue (ties: units, then name)."""
+    """The best brands, categories or items of the period by revenue (ties: units, then name or id)."""
     if by not in TOP_DIMENSIONS:
         raise ValidationError({"by": [f"Unknown ranking {by!r}: use brand, category or item."]})
     keys = TOP_DIMENSIONS[by]
@@ -402,11 +421,25 @@ def top_sellers(*, user, f: AnalyticsFilter, by: str, limit: int = TOP_LIMIT) ->
         .annotate(**_line_figures())
         .order_by("-revenue", "-units", keys[-1])[:limit]
     )
+    rows = list(rows)
+    # Items are grouped by id alone (a sort on sku and title too cost ~2x at 50,000 orders);
+    # the ten winners' names are one more query.
+    names = (
+        {
+            pk: (sku, title)
+            for pk, sku, title in Item.objects.filter(pk__in=[r["item_id"] for r in rows]).values_list(
+                "pk", "sku", "title"
+            )
+        }
+        if by == "item"
+        else {}
+    )
     out = []
     for rank, row in enumerate(rows, start=1):
         entry = {"rank": rank, "currency": row["order__currency"]}
         if by == "item":
-            entry.update(item_id=row["item_id"], sku=row["item__sku"], name=row["item__title"])
+            sku, title = names.get(row["item_id"], ("", ""))
+            entry.update(item_id=row["item_id"], sku=sku, name=title)
         else:
             entry["name"] = row[keys[0]]
         entry.update({k: row[k] for k in ("orders", "units", "revenue", "costed_units", "costed_revenue", "cost")})
