@@ -154,8 +154,11 @@ def _banner_key(account_id: int) -> str:
 
 
 def banner_refresh(account_id: int) -> None:
-    """Store (or clear) what the admin banner shows for the account: a payment owed."""
+    """Store (or clear) what the admin banner shows for the account: a payment owed. The state
+    just read is remembered too, so the admin's other per-page plan checks (the analytics
+    section of the index) find it warm."""
     state = billing_state(account_id)
+    billing_state_remember(state)
     if state.status in PAYMENT_DUE_STATUSES:
         cache.set(
             _banner_key(account_id),

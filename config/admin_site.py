@@ -58,9 +58,10 @@ class BackOfficeSite(admin.AdminSite):
         return apps
 
     def index(self, request, extra_context=None):
-        from inventory.admin_dashboard import dashboard_context
+        from inventory.admin_dashboard import analytics_context, dashboard_context
 
-        return super().index(request, {**dashboard_context(request), **(extra_context or {})})
+        context = {**dashboard_context(request), **analytics_context(request), **(extra_context or {})}
+        return super().index(request, context)
 
 
 class BackOfficeAdminConfig(AdminConfig):

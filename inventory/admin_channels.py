@@ -326,12 +326,26 @@ class ListingStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ListingChannelFilter(admin.SimpleListFilter):
+    """Listings of one marketplace, whichever of the account's shops on it (e.g. every eBay store)."""
+
+    title = "channel"
+    parameter_name = "channel"
+
+    def lookups(self, request, model_admin):
+        names = set(ChannelConnection.objects.for_user(request.user).values_list("channel", flat=True).distinct())
+        return [(name, label) for name, label in channel_choices() if name in names]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(connection__channel=self.value()) if self.value() else queryset
+
+
 @admin.register(ChannelListing)
 class ChannelListingAdmin(AccountScopedAdmin):
     # The last sync time is on the listing's page: at 1280 px the error needs the room.
     list_display = ["item_sku", "item_title", "shop", "state", "tries", "short_error"]
     list_display_links = ["item_sku"]
-    list_filter = [ListingStateFilter, ShopFilter, "imported"]
+    list_filter = [ListingStateFilter, ShopFilter, ListingChannelFilter, "imported"]
     search_fields = ["item__sku", "item__title", "external_id"]
     search_help_text = "Search by SKU, title or the channel's listing id."
     list_select_related = ["item", "connection"]

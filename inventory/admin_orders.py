@@ -59,6 +59,7 @@ class OrderProgressFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         return [
+            ("sales", "Sales (not cancelled, not a lost double sale)"),
             ("to_ship", "Paid, to ship"),
             ("awaiting_payment", "Reserved, awaiting payment"),
             ("shipped", "Shipped"),
@@ -67,6 +68,8 @@ class OrderProgressFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
+        if value == "sales":  # what the analytics count as sales
+            return queryset.exclude(status=OrderStatus.CANCELLED).exclude(conflict__status="open")
         if value == "to_ship":
             return orders_to_ship(queryset)
         if value == "awaiting_payment":

@@ -1,5 +1,6 @@
 from rest_framework.routers import DefaultRouter
 
+from .analytics import AnalyticsViewSet
 from .channel_views import (
     AlertViewSet,
     ChannelListingViewSet,
@@ -19,4 +20,5 @@ router.register("sync-runs", SyncRunViewSet, basename="sync-run")
 router.register("conflicts", ConflictViewSet, basename="conflict")
 router.register("alerts", AlertViewSet, basename="alert")
 router.register("webhook-events", WebhookEventViewSet, basename="webhook-event")
+router.register("analytics", AnalyticsViewSet, basename="analytics")
 urlpatterns = router.urls

@@ -114,6 +114,8 @@ class Item(AccountOwned):
             models.Index(fields=["account", "title"], name="item_account_title"),
             models.Index(fields=["account", "created_at"], name="item_account_created"),
             models.Index(fields=["account", "updated_at"], name="item_account_updated"),
+            # Analytics: sales recorded in a period (sale to ended everywhere).
+            models.Index(fields=["account", "sold_recorded_at"], name="item_account_sold"),
             # Search (admin ?q=, API ?search=) has a PostgreSQL-only trigram index: migration 0004.
         ]
 

@@ -221,6 +221,8 @@ class ChannelListing(AccountOwned):
         indexes = [
             models.Index(fields=["desired_state", "actual_state"], name="listing_convergence"),
             models.Index(fields=["connection", "actual_state"], name="listing_connection_state"),
+            # Analytics: an item's first listing date (days from listed to sold).
+            models.Index(fields=["item", "created_at"], name="listing_item_created"),
         ]
 
     def __str__(self) -> str:
@@ -276,6 +278,8 @@ class SyncRun(AccountOwned):
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        # Analytics (push success, pulls per connection in a period) and the last pull of a connection.
+        indexes = [models.Index(fields=["connection", "kind", "started_at"], name="syncrun_connection_kind")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.connection_id} {self.status}"

@@ -79,7 +79,12 @@ class Order(AccountOwned):
                 violation_error_message="This order number is already recorded for this connection.",
             ),
         ]
-        indexes = [models.Index(fields=["account", "status", "-placed_at"], name="order_account_status")]
+        indexes = [
+            models.Index(fields=["account", "status", "-placed_at"], name="order_account_status"),
+            # Analytics: sales of a period (every status), and orders recorded per connection.
+            models.Index(fields=["account", "placed_at"], name="order_account_placed"),
+            models.Index(fields=["connection", "created_at"], name="order_connection_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel} #{self.external_id}"
