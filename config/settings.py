@@ -6,6 +6,8 @@ nothing installed (SQLite, Celery on the filesystem broker); production sets
 DJANGO_ENV=production and the variables listed under "Production" in the README.
 """
 
+import base64
+import hashlib
 from pathlib import Path
 
 import environ
@@ -32,6 +34,24 @@ if not SECRET_KEY:
             "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
         )
     SECRET_KEY = "development-only-insecure-key-do-not-use-in-production-0123456789"
+
+# Secrets at rest (accounts/encryption.py): Fernet keys, comma-separated, newest first. Values are
+# written with the first and read with any; `manage.py rotate_encryption_key` moves them to the first.
+FIELD_ENCRYPTION_KEYS = [key for key in env.list("FIELD_ENCRYPTION_KEYS", default=[]) if key.strip()]
+if not FIELD_ENCRYPTION_KEYS:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS is not set: it encrypts the marketplace credentials. Generate a key with "
+            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'` "
+            "and keep it apart from database backups."
+        )
+    # Development and tests only: a fixed, public key (the SHA-256 of this phrase), so a dev database
+    # survives a changed DJANGO_SECRET_KEY. It protects nothing; production refuses to start without its own.
+    FIELD_ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(
+            hashlib.sha256(b"gear back office: development-only field encryption key").digest()
+        ).decode()
+    ]
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -283,7 +303,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every handler redacts secrets (config/log_redaction.py): a filter on a handler sees every record.
+    "filters": {"redact_secrets": {"()": "config.log_redaction.SecretRedactionFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # WeasyPrint reports every layout step at INFO; only its warnings are worth a log line.
     "loggers": {"weasyprint.progress": {"level": "WARNING"}},

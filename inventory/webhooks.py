@@ -31,7 +31,9 @@ def _reply(reply: WebhookReply) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def channel_webhook(request, channel: str, token: str):
     # Disabled connections still receive: a sale on a shop being disconnected must not be lost.
-    connection = get_object_or_404(ChannelConnection, channel=channel, webhook_token=token)
+    connection = get_object_or_404(
+        ChannelConnection, channel=channel, webhook_token_digest=ChannelConnection.digest_of(token)
+    )
     if request.method == "GET":
         return _challenge(request, connection)
     try:
