@@ -13,6 +13,8 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from accounts.rls import account_scope_of
+
 from .channels import ChannelError, ListingBusy, RateLimited, TransientChannelError
 from .models import ChannelConnection, ChannelListing, SyncRun
 from .services import items_auto_archive
@@ -86,7 +88,8 @@ def auto_archive_task() -> dict:
 def converge_listing_task(self, listing_id: int) -> str:
     """Make one listing on its channel match what the shop wants. Idempotent."""
     try:
-        return listing_converge(listing_id)
+        with account_scope_of("inventory.ChannelListing", listing_id):
+            return listing_converge(listing_id)
     except ListingBusy as error:
         # Another worker is on it (e.g. publishing when the sale arrived): look again shortly.
         raise self.retry(exc=error, countdown=0.2, max_retries=self.max_retries + 50) from error
@@ -126,7 +129,8 @@ def _unexpected(task, listing_id: int, error: Exception, cause: Exception) -> st
 def pull_connection_task(self, connection_id: int) -> str:
     """Read what changed on one channel connection (orders, listing states, new listings)."""
     try:
-        run = connection_pull(connection_id=connection_id)
+        with account_scope_of("inventory.ChannelConnection", connection_id):
+            run = connection_pull(connection_id=connection_id)
     except TransientChannelError as error:
         connection_pull_failed(connection_id=connection_id, error=error)
         # The next scheduled pull reads the same window again; a short retry catches a blip.
@@ -151,7 +155,8 @@ def pull_connection_task(self, connection_id: int) -> str:
 def process_webhook_event_task(self, event_id: int) -> str:
     """Act on a stored webhook delivery."""
     try:
-        return webhook_process(event_id=event_id)
+        with account_scope_of("inventory.WebhookEvent", event_id):
+            return webhook_process(event_id=event_id)
     except TransientChannelError as error:
         raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
 
