@@ -265,6 +265,10 @@ CHANNELS = {
 # connection that sends webhooks and went quiet this long while its pulls find orders is flagged.
 ALERT_NOT_ENDED_MINUTES = env.int("ALERT_NOT_ENDED_MINUTES", default=5)
 ALERT_WEBHOOKS_QUIET_HOURS = env.int("ALERT_WEBHOOKS_QUIET_HOURS", default=6)
+# Readiness (/health/ready/): a queue whose worker has not answered the heartbeat for this long, or
+# beat not having sent anything for this long, makes the answer "degraded".
+HEALTH_WORKER_MAX_AGE_SECONDS = env.int("HEALTH_WORKER_MAX_AGE_SECONDS", default=180)
+HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=180)
 # Retries of transient channel errors: exponential backoff with jitter, capped.
 SYNC_RETRY_BACKOFF_BASE = env.float("SYNC_RETRY_BACKOFF_BASE", default=2.0)
 SYNC_RETRY_BACKOFF_MAX = env.float("SYNC_RETRY_BACKOFF_MAX", default=300.0)

@@ -16,6 +16,7 @@ from django.conf import settings
 from accounts.rls import account_scope_of
 
 from .channels import ChannelError, ListingBusy, RateLimited, TransientChannelError
+from .health import heartbeat_record
 from .models import ChannelConnection, ChannelListing, SyncRun
 from .services import items_auto_archive
 from .services.alerts import alerts_digest_send, alerts_not_ended_check, alerts_webhooks_stopped_check
@@ -211,3 +212,10 @@ def reconcile_all_task() -> int:
     for connection_id, channel_name in ids:
         reconcile_connection_task.apply_async(args=[connection_id], queue=channel_queue(channel_name))
     return len(ids)
+
+
+@shared_task(bind=True, name="inventory.worker_heartbeat", ignore_result=True, soft_time_limit=10, time_limit=20)
+def worker_heartbeat_task(self, queue: str) -> str:
+    """Beat sends one a minute to every queue: the worker that runs it shows the queue is consumed."""
+    heartbeat_record(queue=queue, hostname=self.request.hostname or "")
+    return queue

@@ -1,4 +1,5 @@
-"""The webhook URL token is encrypted at rest and found by its SHA-256 (accounts/encryption.py)."""
+"""The webhook URL token is encrypted at rest and found by its SHA-256 (accounts/encryption.py);
+worker heartbeats for the readiness endpoint (inventory/health.py)."""
 
 from django.db import migrations, models
 
@@ -53,5 +54,15 @@ class Migration(migrations.Migration):
             model_name="channelconnection",
             name="webhook_token_digest",
             field=accounts.encryption.Sha256DigestField(source="webhook_token", unique=True),
+        ),
+        migrations.CreateModel(
+            name="WorkerHeartbeat",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("queue", models.CharField(max_length=100, unique=True)),
+                ("hostname", models.CharField(blank=True, max_length=255)),
+                ("beat_at", models.DateTimeField()),
+            ],
+            options={"ordering": ["queue"]},
         ),
     ]

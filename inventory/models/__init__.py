@@ -17,6 +17,7 @@ from .channels import (
     WebhookEvent,
     WebhookStatus,
 )
+from .health import WorkerHeartbeat
 from .stock import LockStatus, MovementKind, Order, OrderLine, OrderStatus, StockLock, StockMovement
 
 __all__ = [
@@ -48,4 +49,5 @@ __all__ = [
     "SyncStatus",
     "WebhookEvent",
     "WebhookStatus",
+    "WorkerHeartbeat",
 ]
