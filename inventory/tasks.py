@@ -23,6 +23,7 @@ from .services.alerts import alerts_digest_send, alerts_not_ended_check, alerts_
 from .services.connections import connections_disconnect_finish
 from .services.listings import listing_attempt_failed, listing_converge, listing_failed, listings_lagging
 from .services.orders import shipment_push
+from .services.retention import history_prune
 from .services.sync import (
     connection_pull,
     connection_pull_failed,
@@ -219,3 +220,11 @@ def worker_heartbeat_task(self, queue: str) -> str:
     """Beat sends one a minute to every queue: the worker that runs it shows the queue is consumed."""
     heartbeat_record(queue=queue, hostname=self.request.hostname or "")
     return queue
+
+
+@shared_task(name="inventory.prune_history", soft_time_limit=1200, time_limit=1260)
+def prune_history_task() -> dict:
+    """Delete sync runs and webhook deliveries past RETENTION_DAYS (keeping what open alerts need)."""
+    result = history_prune()
+    log.info("retention: %d sync run(s), %d webhook event(s) deleted", result.sync_runs, result.webhook_events)
+    return {"sync_runs": result.sync_runs, "webhook_events": result.webhook_events}

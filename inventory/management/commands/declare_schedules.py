@@ -28,6 +28,10 @@ SCHEDULES = {
         "inventory.auto_archive",
         {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     ),
+    "inventory: prune old sync runs and webhook deliveries (RETENTION_DAYS)": (
+        "inventory.prune_history",
+        {"minute": "45", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
     "billing: roll up usage and refresh payment banners": (
         "billing.usage_rollup",
         {"minute": "*/10", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
