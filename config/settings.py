@@ -269,6 +269,10 @@ ALERT_WEBHOOKS_QUIET_HOURS = env.int("ALERT_WEBHOOKS_QUIET_HOURS", default=6)
 # beat not having sent anything for this long, makes the answer "degraded".
 HEALTH_WORKER_MAX_AGE_SECONDS = env.int("HEALTH_WORKER_MAX_AGE_SECONDS", default=180)
 HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=180)
+# Circuit breaker per connection (inventory/services/circuit.py): this many failed pushes in a row
+# pause its pushes (sales are still read); one probe push is let through this often until one works.
+CIRCUIT_BREAKER_FAILURES = env.int("CIRCUIT_BREAKER_FAILURES", default=5)
+CIRCUIT_BREAKER_PROBE_SECONDS = env.int("CIRCUIT_BREAKER_PROBE_SECONDS", default=60)
 # Retention: finished sync runs and processed webhook deliveries older than this are pruned nightly
 # (never what an open alert or conflict points to: inventory/services/retention.py).
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=90)

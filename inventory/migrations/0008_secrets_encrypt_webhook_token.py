@@ -1,5 +1,5 @@
 """The webhook URL token is encrypted at rest and found by its SHA-256 (accounts/encryption.py);
-worker heartbeats for the readiness endpoint (inventory/health.py)."""
+worker heartbeats for the readiness endpoint (inventory/health.py); the per-connection circuit breaker."""
 
 from django.db import migrations, models
 
@@ -64,5 +64,29 @@ class Migration(migrations.Migration):
                 ("beat_at", models.DateTimeField()),
             ],
             options={"ordering": ["queue"]},
+        ),
+        migrations.AddField(
+            model_name="channelconnection",
+            name="push_failures",
+            field=models.PositiveIntegerField(
+                default=0,
+                editable=False,
+                help_text="Pushes that failed on the channel's side in a row (the circuit breaker).",
+            ),
+        ),
+        migrations.AddField(
+            model_name="channelconnection",
+            name="circuit_opened_at",
+            field=models.DateTimeField(
+                blank=True,
+                editable=False,
+                help_text="Pushes paused since then: the channel kept failing.",
+                null=True,
+            ),
+        ),
+        migrations.AddField(
+            model_name="channelconnection",
+            name="circuit_probe_at",
+            field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
     ]

@@ -77,6 +77,13 @@ class ChannelConnection(AccountOwned):
     # found by its SHA-256 (a 256-bit random token cannot be guessed from its digest).
     webhook_token = EncryptedCharField(max_length=64, default=new_webhook_token, editable=False)
     webhook_token_digest = Sha256DigestField(source="webhook_token", unique=True)
+    push_failures = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Pushes that failed on the channel's side in a row (the circuit breaker)."
+    )
+    circuit_opened_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Pushes paused since then: the channel kept failing."
+    )
+    circuit_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
     watermark = models.DateTimeField(null=True, blank=True, help_text="The newest change read from the channel.")
     last_pull_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

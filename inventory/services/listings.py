@@ -49,6 +49,7 @@ from ..models import (
 from ..states import ItemState
 from .actor import Actor
 from .alerts import alert_raise, alerts_resolve_cause
+from .circuit import circuit_probe_claim, circuit_push_failed, circuit_push_succeeded
 from .runs import push_recorded
 
 log = logging.getLogger(__name__)
@@ -406,8 +407,13 @@ def listing_converge(listing_id: int) -> str:
 
 def _push_recorded(listing_id: int, clock: float, done: list[str], error: Exception | None) -> None:
     row = ChannelListing.objects.filter(pk=listing_id).values("connection_id", "account_id").first()
-    if row is not None:
-        push_recorded(row["connection_id"], row["account_id"], started=clock, done=done, error=error)
+    if row is None:
+        return
+    push_recorded(row["connection_id"], row["account_id"], started=clock, done=done, error=error)
+    if error is not None:
+        circuit_push_failed(connection_id=row["connection_id"], error=error)
+    elif any(step not in ("unchanged", "relisting") and not step.startswith("error:") for step in done):
+        circuit_push_succeeded(connection_id=row["connection_id"])
 
 
 def _enqueue_now(listing_id: int) -> None:
@@ -428,6 +434,8 @@ def _converge(listing_id: int, done: list[str]) -> str:
         return "connection disabled"
     if connection.paused and not wants_end and listing.actual_state != ListingState.LIVE:
         return "connection paused: not listed until it is resumed"
+    if connection.circuit_opened_at is not None and not circuit_probe_claim(connection.pk):
+        return "pushes paused: the channel kept failing (circuit open); a probe is sent regularly"
     sync = channel(connection.channel)
     conn = specific_connection(connection)
     now = timezone.now()
