@@ -223,3 +223,15 @@ def test_the_scope_is_a_no_op_when_switched_off(settings, account):
 
     with account_scope(account.pk):
         assert current_account_id() is None
+
+
+def test_the_deploy_check_warns_when_the_role_ignores_row_level_security(settings, plain_role):
+    from accounts.checks import row_level_security_role
+
+    settings.DATABASE_ROW_LEVEL_SECURITY = True
+    assert row_level_security_role() == []  # the plain role is bound by the policies
+
+    with connection.cursor() as cursor:
+        cursor.execute("RESET ROLE")  # back to the suite's superuser
+    [warning] = row_level_security_role()
+    assert warning.id == "accounts.W001" and "superuser or has BYPASSRLS" in warning.msg
