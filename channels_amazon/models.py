@@ -4,6 +4,7 @@
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from accounts.encryption import EncryptedCharField, EncryptedTextField
 from accounts.models import AccountOwned
 from inventory.models import ChannelConnection
 from inventory.models.channels import secret_hint
@@ -53,8 +54,8 @@ class AmazonConnection(ChannelConnection):
         help_text='Amazon stores to list in, e.g. ["ATVPDKIKX0DER"] (amazon.com). The first one is where offers go.',
     )
     lwa_client_id = models.CharField("LWA client id", max_length=200)
-    lwa_client_secret = models.CharField("LWA client secret", max_length=500)
-    refresh_token = models.TextField(
+    lwa_client_secret = EncryptedCharField("LWA client secret", max_length=500)
+    refresh_token = EncryptedTextField(
         help_text="Login with Amazon refresh token from the app's authorisation (Atzr|...)."
     )
     api_base_url = models.URLField(
@@ -90,7 +91,7 @@ class AmazonConnection(ChannelConnection):
         "SQS endpoint", max_length=255, blank=True, help_text="Blank: AWS. Set only for a local SQS (tests, demo)."
     )
     aws_access_key_id = models.CharField("AWS access key id", max_length=128, blank=True)
-    aws_secret_access_key = models.CharField("AWS secret access key", max_length=255, blank=True)
+    aws_secret_access_key = EncryptedCharField("AWS secret access key", max_length=255, blank=True)
 
     class Meta:
         verbose_name = "Amazon connection"

@@ -4,6 +4,7 @@ and what eBay last said about each of our offers."""
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from accounts.encryption import EncryptedCharField, EncryptedTextField
 from accounts.models import AccountOwned
 from inventory.models import ChannelConnection
 
@@ -51,8 +52,8 @@ class EbayConnection(ChannelConnection):
     """
 
     client_id = models.CharField(max_length=255, help_text="App ID (Client ID) of the eBay developer keyset.")
-    client_secret = models.CharField(max_length=255, help_text="Cert ID (Client Secret) of the keyset.")
-    refresh_token = models.TextField(help_text="The seller's OAuth refresh token (about 18 months valid).")
+    client_secret = EncryptedCharField(max_length=255, help_text="Cert ID (Client Secret) of the keyset.")
+    refresh_token = EncryptedTextField(help_text="The seller's OAuth refresh token (about 18 months valid).")
     marketplace_id = models.CharField(max_length=20, choices=MARKETPLACES, default="EBAY_US")
     merchant_location_key = models.CharField(
         max_length=36, blank=True, help_text="Inventory location the items ship from (must exist on eBay)."
@@ -85,7 +86,7 @@ class EbayConnection(ChannelConnection):
         validators=[MinValueValidator(0.1), MaxValueValidator(120)],
         help_text="How long one request may take before it counts as failed.",
     )
-    verification_token = models.CharField(
+    verification_token = EncryptedCharField(
         max_length=80,
         blank=True,
         help_text="Marketplace account deletion: the verification token registered with eBay (32-80 characters).",

@@ -3,6 +3,7 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from accounts.encryption import EncryptedCharField
 from accounts.models import AccountOwned
 from inventory.models import ChannelConnection
 
@@ -23,13 +24,13 @@ class EtsyConnection(ChannelConnection):
     the loopback sandbox of this app can be set per connection.
     """
 
-    keystring = models.CharField(max_length=100, help_text="The app's keystring (Etsy: Your Apps).")
-    shared_secret = models.CharField(max_length=255, help_text="The app's shared secret (Etsy: Your Apps).")
-    access_token = models.CharField(max_length=500, blank=True, help_text="Set by the connect button.")
-    refresh_token = models.CharField(max_length=500, blank=True, help_text="Set by the connect button.")
+    keystring = EncryptedCharField(max_length=100, help_text="The app's keystring (Etsy: Your Apps).")
+    shared_secret = EncryptedCharField(max_length=255, help_text="The app's shared secret (Etsy: Your Apps).")
+    access_token = EncryptedCharField(max_length=500, blank=True, help_text="Set by the connect button.")
+    refresh_token = EncryptedCharField(max_length=500, blank=True, help_text="Set by the connect button.")
     token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     scopes = models.CharField(max_length=255, default=DEFAULT_SCOPES, help_text="OAuth scopes asked for on connect.")
-    webhook_secret = models.CharField(
+    webhook_secret = EncryptedCharField(
         max_length=255,
         blank=True,
         help_text="The webhook signing secret (whsec_...) from Etsy's developer portal; empty: webhooks are refused.",

@@ -3,6 +3,7 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from accounts.encryption import EncryptedCharField
 from accounts.models import AccountOwned
 from inventory.models import ChannelConnection
 
@@ -19,7 +20,7 @@ class ReverbConnection(ChannelConnection):
     environment only).
     """
 
-    api_token = models.CharField(
+    api_token = EncryptedCharField(
         max_length=255,
         help_text="Personal access token from reverb.com/my/api_settings (scopes: read/write listings and orders).",
     )

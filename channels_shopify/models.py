@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
+from accounts.encryption import EncryptedCharField
 from accounts.models import AccountOwned
 from inventory.models import ChannelConnection
 from inventory.models.channels import secret_hint
@@ -37,7 +38,7 @@ class ShopifyConnection(ChannelConnection):
         ],
         help_text="The store's permanent address, e.g. example.myshopify.com.",
     )
-    access_token = models.CharField(
+    access_token = EncryptedCharField(
         max_length=255,
         help_text="Admin API access token of the store's custom app (shpat_...), scopes: products, inventory, orders.",
     )
@@ -47,12 +48,12 @@ class ShopifyConnection(ChannelConnection):
         validators=[RegexValidator(r"^\d{4}-(01|04|07|10)$", "A Shopify API version such as 2025-01.")],
         help_text="Admin API version this store is pinned to (the requests and the schema checks follow it).",
     )
-    webhook_secret = models.CharField(
+    webhook_secret = EncryptedCharField(
         max_length=255,
         blank=True,
         help_text="The app's client secret: Shopify signs every webhook with it (X-Shopify-Hmac-Sha256).",
     )
-    webhook_secret_previous = models.CharField(
+    webhook_secret_previous = EncryptedCharField(
         max_length=255,
         blank=True,
         editable=False,

@@ -3,6 +3,7 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from accounts.encryption import EncryptedCharField
 from accounts.models import AccountOwned
 from inventory.models import ChannelConnection
 
@@ -21,7 +22,7 @@ class VRConnection(ChannelConnection):
     """
 
     username = models.CharField(max_length=150, help_text="The dealer's V&R login (e-mail or user name).")
-    password = models.CharField(max_length=255, help_text="The dealer's V&R password. Never shown back.")
+    password = EncryptedCharField(max_length=255, help_text="The dealer's V&R password. Never shown back.")
     base_url = models.URLField(
         max_length=255, default=PRODUCTION_BASE_URL, help_text=f"The V&R site. Production: {PRODUCTION_BASE_URL}."
     )

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from accounts.encryption import EncryptedCharField
 from accounts.models import AccountOwned
 from inventory.models import ChannelConnection
 from inventory.models.channels import secret_hint
@@ -59,13 +60,15 @@ class WooCommerceConnection(ChannelConnection):
         validators=[validate_store_url],
         help_text="The shop's address, e.g. https://shop.example.com (the REST API is under /wp-json/wc/v3).",
     )
-    consumer_key = models.CharField(max_length=100, blank=True, help_text="ck_... from WooCommerce > REST API.")
-    consumer_secret = models.CharField(max_length=100, blank=True, help_text="cs_... shown once when the key is made.")
+    consumer_key = EncryptedCharField(max_length=100, blank=True, help_text="ck_... from WooCommerce > REST API.")
+    consumer_secret = EncryptedCharField(
+        max_length=100, blank=True, help_text="cs_... shown once when the key is made."
+    )
     key_permissions = models.CharField(
         max_length=20, blank=True, help_text="What WooCommerce says the key may do (read, write, read_write)."
     )
     auth_method = models.CharField(max_length=10, choices=AuthMethod.choices, default=AuthMethod.AUTO)
-    webhook_secret = models.CharField(
+    webhook_secret = EncryptedCharField(
         max_length=100,
         default=new_webhook_secret,
         help_text="Signs every delivery (X-WC-Webhook-Signature); set on the store when webhooks are registered.",
@@ -93,7 +96,7 @@ class WooCommerceConnection(ChannelConnection):
         blank=True,
         help_text="The shop's currency, read by the connection check (prices are not converted).",
     )
-    grant_nonce = models.CharField(
+    grant_nonce = EncryptedCharField(
         max_length=64, blank=True, editable=False, help_text="Waiting for keys from WooCommerce's grant flow."
     )
 

@@ -3,9 +3,19 @@
 import os
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("backoffice")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _redact_secrets_in_worker_logs(logger, **kwargs):
+    """Celery replaces the root logger's handlers with its own: they get the secret redaction filter too."""
+    from config.log_redaction import add_to_handlers
+
+    add_to_handlers(logger)

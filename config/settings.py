@@ -6,6 +6,8 @@ nothing installed (SQLite, Celery on the filesystem broker); production sets
 DJANGO_ENV=production and the variables listed under "Production" in the README.
 """
 
+import base64
+import hashlib
 from pathlib import Path
 
 import environ
@@ -32,6 +34,24 @@ if not SECRET_KEY:
             "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
         )
     SECRET_KEY = "development-only-insecure-key-do-not-use-in-production-0123456789"
+
+# Secrets at rest (accounts/encryption.py): Fernet keys, comma-separated, newest first. Values are
+# written with the first and read with any; `manage.py rotate_encryption_key` moves them to the first.
+FIELD_ENCRYPTION_KEYS = [key for key in env.list("FIELD_ENCRYPTION_KEYS", default=[]) if key.strip()]
+if not FIELD_ENCRYPTION_KEYS:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS is not set: it encrypts the marketplace credentials. Generate a key with "
+            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'` "
+            "and keep it apart from database backups."
+        )
+    # Development and tests only: a fixed, public key (the SHA-256 of this phrase), so a dev database
+    # survives a changed DJANGO_SECRET_KEY. It protects nothing; production refuses to start without its own.
+    FIELD_ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(
+            hashlib.sha256(b"gear back office: development-only field encryption key").digest()
+        ).decode()
+    ]
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -73,6 +93,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # PostgreSQL row-level security follows the signed-in shop (accounts/rls.py).
+    "accounts.rls.AccountScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -115,6 +137,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
     _pg_options["options"] = f"{_pg_options.get('options', '')} -c jit=off".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# PostgreSQL row-level security (accounts/rls.py): requests and tasks set the shop's scope. Production
+# must then connect as a role that is not a superuser and has no BYPASSRLS (docs/DEPLOYMENT.md).
+DATABASE_ROW_LEVEL_SECURITY = env.bool("DATABASE_ROW_LEVEL_SECURITY", default=PRODUCTION)
 
 # Redis: cache and Celery broker when REDIS_URL is set.
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -245,6 +270,17 @@ ALERT_WEBHOOKS_QUIET_HOURS = env.int("ALERT_WEBHOOKS_QUIET_HOURS", default=6)
 # The admin header's urgent-alert badge is counted at most this often per account (raising or
 # resolving an alert recounts sooner).
 ALERT_BADGE_SECONDS = env.int("ALERT_BADGE_SECONDS", default=30)
+# Readiness (/health/ready/): a queue whose worker has not answered the heartbeat for this long, or
+# beat not having sent anything for this long, makes the answer "degraded".
+HEALTH_WORKER_MAX_AGE_SECONDS = env.int("HEALTH_WORKER_MAX_AGE_SECONDS", default=180)
+HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=180)
+# Circuit breaker per connection (inventory/services/circuit.py): this many failed pushes in a row
+# pause its pushes (sales are still read); one probe push is let through this often until one works.
+CIRCUIT_BREAKER_FAILURES = env.int("CIRCUIT_BREAKER_FAILURES", default=5)
+CIRCUIT_BREAKER_PROBE_SECONDS = env.int("CIRCUIT_BREAKER_PROBE_SECONDS", default=60)
+# Retention: finished sync runs and processed webhook deliveries older than this are pruned nightly
+# (never what an open alert or conflict points to: inventory/services/retention.py).
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=90)
 # Retries of transient channel errors: exponential backoff with jitter, capped.
 SYNC_RETRY_BACKOFF_BASE = env.float("SYNC_RETRY_BACKOFF_BASE", default=2.0)
 SYNC_RETRY_BACKOFF_MAX = env.float("SYNC_RETRY_BACKOFF_MAX", default=300.0)
@@ -288,7 +324,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every handler redacts secrets (config/log_redaction.py): a filter on a handler sees every record.
+    "filters": {"redact_secrets": {"()": "config.log_redaction.SecretRedactionFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # WeasyPrint reports every layout step at INFO; only its warnings are worth a log line.
     "loggers": {"weasyprint.progress": {"level": "WARNING"}},

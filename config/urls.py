@@ -6,11 +6,14 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from inventory.health import liveness, readiness
 from inventory.webhooks import channel_webhook
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("health/live/", liveness, name="health-live"),
+    path("health/ready/", readiness, name="health-ready"),
     path("api/v1/billing/", include("billing.api.urls")),
     path("billing/", include("billing.urls")),
     path("api/v1/", include("inventory.api.urls")),

@@ -13,7 +13,10 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from accounts.rls import account_scope_of
+
 from .channels import ChannelError, ListingBusy, RateLimited, TransientChannelError
+from .health import heartbeat_record
 from .models import ChannelConnection, ChannelListing, SyncRun
 from .services import items_auto_archive
 from .services.alerts import alerts_digest_send, alerts_not_ended_check, alerts_webhooks_stopped_check
@@ -21,6 +24,7 @@ from .services.batching import listing_converge_batched
 from .services.connections import connections_disconnect_finish
 from .services.listings import listing_attempt_failed, listing_failed, listings_lagging
 from .services.orders import shipment_push
+from .services.retention import history_prune
 from .services.sync import (
     connection_pull,
     connection_pull_failed,
@@ -92,7 +96,8 @@ def converge_listing_task(self, listing_id: int) -> str:
     """Make one listing on its channel match what the shop wants (with its connection's other
     listings waiting on a price or quantity change, where the channel revises many at once). Idempotent."""
     try:
-        return listing_converge_batched(listing_id)
+        with account_scope_of("inventory.ChannelListing", listing_id):
+            return listing_converge_batched(listing_id)
     except ListingBusy as error:
         # Another worker is on it (e.g. publishing when the sale arrived): look again shortly.
         raise self.retry(exc=error, countdown=0.2, max_retries=self.max_retries + 50) from error
@@ -132,7 +137,8 @@ def _unexpected(task, listing_id: int, error: Exception, cause: Exception) -> st
 def pull_connection_task(self, connection_id: int) -> str:
     """Read what changed on one channel connection (orders, listing states, new listings)."""
     try:
-        run = connection_pull(connection_id=connection_id)
+        with account_scope_of("inventory.ChannelConnection", connection_id):
+            run = connection_pull(connection_id=connection_id)
     except TransientChannelError as error:
         connection_pull_failed(connection_id=connection_id, error=error)
         # The next scheduled pull reads the same window again; a short retry catches a blip.
@@ -157,7 +163,8 @@ def pull_connection_task(self, connection_id: int) -> str:
 def process_webhook_event_task(self, event_id: int) -> str:
     """Act on a stored webhook delivery."""
     try:
-        return webhook_process(event_id=event_id)
+        with account_scope_of("inventory.WebhookEvent", event_id):
+            return webhook_process(event_id=event_id)
     except TransientChannelError as error:
         raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
 
@@ -212,3 +219,18 @@ def reconcile_all_task() -> int:
     for connection_id, channel_name in ids:
         reconcile_connection_task.apply_async(args=[connection_id], queue=channel_queue(channel_name))
     return len(ids)
+
+
+@shared_task(bind=True, name="inventory.worker_heartbeat", ignore_result=True, soft_time_limit=10, time_limit=20)
+def worker_heartbeat_task(self, queue: str) -> str:
+    """Beat sends one a minute to every queue: the worker that runs it shows the queue is consumed."""
+    heartbeat_record(queue=queue, hostname=self.request.hostname or "")
+    return queue
+
+
+@shared_task(name="inventory.prune_history", soft_time_limit=1200, time_limit=1260)
+def prune_history_task() -> dict:
+    """Delete sync runs and webhook deliveries past RETENTION_DAYS (keeping what open alerts need)."""
+    result = history_prune()
+    log.info("retention: %d sync run(s), %d webhook event(s) deleted", result.sync_runs, result.webhook_events)
+    return {"sync_runs": result.sync_runs, "webhook_events": result.webhook_events}

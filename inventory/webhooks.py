@@ -14,6 +14,8 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from accounts.rls import account_scope
+
 from .channels import ChannelError, WebhookRejected, WebhookReply, channel, specific_connection_model
 from .models import ChannelConnection
 from .services.sync import webhook_receive
@@ -36,11 +38,16 @@ def channel_webhook(request, channel: str, token: str):
         model = specific_connection_model(channel)
     except LookupError as error:
         raise Http404("No such channel.") from error
-    connection = get_object_or_404(model.objects.select_related("account"), channel=channel, webhook_token=token)
+    connection = get_object_or_404(
+        model.objects.select_related("account"),
+        channel=channel,
+        webhook_token_digest=ChannelConnection.digest_of(token),
+    )
     if request.method == "GET":
         return _challenge(request, connection)
     try:
-        outcome, created = webhook_receive(connection=connection, headers=request.headers, body=request.body)
+        with account_scope(connection.account_id):
+            outcome, created = webhook_receive(connection=connection, headers=request.headers, body=request.body)
     except WebhookRejected as error:
         log.warning("rejected webhook for %s: %s", connection, error)
         return JsonResponse({"detail": str(error)}, status=error.http_status)

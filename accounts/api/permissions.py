@@ -1,5 +1,7 @@
 from rest_framework.permissions import BasePermission
 
+from accounts.rls import request_scope
+
 
 class IsAccountMember(BasePermission):
     """Signed in and either a platform superuser or a member of a seller account."""
@@ -8,4 +10,9 @@ class IsAccountMember(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and (user.is_superuser or user.account_id))
+        allowed = bool(user and user.is_authenticated and (user.is_superuser or user.account_id))
+        if allowed:
+            # The first point where DRF knows who a token belongs to: PostgreSQL's row-level security
+            # shows only this account's rows from here on (accounts/rls.py).
+            request_scope(request, user)
+        return allowed

@@ -18,6 +18,7 @@ from .channels import (
     WebhookEvent,
     WebhookStatus,
 )
+from .health import WorkerHeartbeat
 from .stock import LockStatus, MovementKind, Order, OrderLine, OrderStatus, StockLock, StockMovement
 
 __all__ = [
@@ -51,4 +52,5 @@ __all__ = [
     "SyncStatus",
     "WebhookEvent",
     "WebhookStatus",
+    "WorkerHeartbeat",
 ]

@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from accounts.encryption import EncryptedCharField, Sha256DigestField, sha256_hex
 from accounts.models import AccountOwned
 
 
@@ -111,7 +112,17 @@ class ChannelConnection(AccountOwned):
         blank=True,
         help_text="Disconnecting: its listings are being ended; the connection is disabled once all are confirmed.",
     )
-    webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
+    # The URL token is a bearer secret (anyone with the URL can post events): stored encrypted, and
+    # found by its SHA-256 (a 256-bit random token cannot be guessed from its digest).
+    webhook_token = EncryptedCharField(max_length=64, default=new_webhook_token, editable=False)
+    webhook_token_digest = Sha256DigestField(source="webhook_token", unique=True)
+    push_failures = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Pushes that failed on the channel's side in a row (the circuit breaker)."
+    )
+    circuit_opened_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Pushes paused since then: the channel kept failing."
+    )
+    circuit_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
     watermark = models.DateTimeField(null=True, blank=True, help_text="The newest change read from the channel.")
     last_pull_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -137,6 +148,11 @@ class ChannelConnection(AccountOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def digest_of(cls, webhook_token: str) -> str:
+        """What `webhook_token_digest` holds for this token (for finding a connection by its webhook URL)."""
+        return sha256_hex(webhook_token)
 
     @property
     def webhook_path(self) -> str:

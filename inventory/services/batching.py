@@ -36,6 +36,7 @@ from .listings import (
     _enqueue_now,
     _record,
     _release,
+    circuit_after_push,
     content_fingerprint,
     listing_attempt_failed,
     listing_converge,
@@ -120,6 +121,7 @@ def _revise_batch(listing_id: int) -> str | None:
         for pk in claimed:
             _release(pk)
     push_recorded(listing.connection_id, listing.account_id, started=clock, done=done)
+    circuit_after_push(listing.connection, done, None)
     for pk in ChannelListing.objects.filter(pk__in=claimed, desired_changed_at__gt=started).values_list(
         "pk", flat=True
     ):

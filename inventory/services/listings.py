@@ -50,6 +50,7 @@ from ..models import (
 from ..states import ItemState
 from .actor import Actor
 from .alerts import alert_raise, alerts_resolve_cause
+from .circuit import circuit_probe_claim, circuit_push_failed, circuit_push_succeeded
 from .returning import update_returning_instance
 from .runs import push_recorded
 
@@ -436,6 +437,18 @@ def listing_converge(listing_id: int) -> str:
 
 def _push_recorded(listing: ChannelListing, clock: float, done: list[str], error: Exception | None) -> None:
     push_recorded(listing.connection_id, listing.account_id, started=clock, done=done, error=error)
+    circuit_after_push(listing.connection, done, error)
+
+
+def circuit_after_push(connection: ChannelConnection, done: list[str], error: Exception | None) -> None:
+    """Count the push for the connection's circuit breaker. A push that went through costs no
+    statement unless the connection had failures counted (its row was read with the listing)."""
+    if error is not None:
+        circuit_push_failed(connection_id=connection.pk, error=error)
+    elif (connection.circuit_opened_at is not None or connection.push_failures) and any(
+        step not in ("unchanged", "relisting") and not step.startswith("error:") for step in done
+    ):
+        circuit_push_succeeded(connection_id=connection.pk)
 
 
 def _enqueue_now(listing_id: int) -> None:
@@ -455,6 +468,8 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
         return "connection disabled"
     if connection.paused and not wants_end and listing.actual_state != ListingState.LIVE:
         return "connection paused: not listed until it is resumed"
+    if connection.circuit_opened_at is not None and not circuit_probe_claim(connection.pk):
+        return "pushes paused: the channel kept failing (circuit open); a probe is sent regularly"
     sync = channel(connection.channel)
     conn = connection  # the channel's own connection row (see _load)
     now = timezone.now()

@@ -1,3 +1,6 @@
+import json
+
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
@@ -25,6 +28,10 @@ SCHEDULES = {
         "inventory.auto_archive",
         {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     ),
+    "inventory: prune old sync runs and webhook deliveries (RETENTION_DAYS)": (
+        "inventory.prune_history",
+        {"minute": "45", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
     "billing: roll up usage and refresh payment banners": (
         "billing.usage_rollup",
         {"minute": "*/10", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
@@ -44,6 +51,9 @@ SCHEDULES = {
 }
 
 
+EVERY_MINUTE = {"minute": "*", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"}
+
+
 class Command(BaseCommand):
     help = "Create or update every periodic task in django-celery-beat (safe to run on every deploy)."
 
@@ -54,6 +64,23 @@ class Command(BaseCommand):
                 name=name, defaults={"task": task, "crontab": schedule, "interval": None, "enabled": True}
             )
             self.stdout.write(f"{'created' if created else 'updated'}: {name} -> {task}")
+        every_minute = CrontabSchedule.objects.get_or_create(timezone="UTC", **EVERY_MINUTE)[0]
+        for queue in settings.CELERY_WORKER_QUEUES:
+            # One heartbeat per queue, sent to that queue: readiness shows which queues have a worker.
+            name = f"health: worker heartbeat on {queue}"
+            _, created = PeriodicTask.objects.update_or_create(
+                name=name,
+                defaults={
+                    "task": "inventory.worker_heartbeat",
+                    "crontab": every_minute,
+                    "interval": None,
+                    "args": json.dumps([queue]),
+                    "queue": queue,
+                    "expire_seconds": 60,  # a heartbeat nobody took within a minute says nothing
+                    "enabled": True,
+                },
+            )
+            self.stdout.write(f"{'created' if created else 'updated'}: {name} -> inventory.worker_heartbeat")
         for verb, names in connection_schedules_sync().items():
             for name in names:
                 self.stdout.write(f"{verb}: {name}")

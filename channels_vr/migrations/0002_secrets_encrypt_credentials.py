@@ -1,0 +1,24 @@
+"""Credentials encrypted at rest (accounts/encryption.py): text columns, then existing rows encrypted."""
+
+from django.db import migrations
+
+import accounts.encryption
+from accounts.encryption import encrypt_columns_operation
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("channels_vr", "0001_initial"),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name="vrconnection",
+            name="password",
+            field=accounts.encryption.EncryptedCharField(
+                help_text="The dealer's V&R password. Never shown back.", max_length=255
+            ),
+        ),
+        # Existing rows: plaintext -> enc:v1:<Fernet token> with the newest FIELD_ENCRYPTION_KEYS key.
+        encrypt_columns_operation("channels_vr", "vrconnection", ["password"]),
+    ]
