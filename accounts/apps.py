@@ -1,6 +1,20 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _staff_group_refresh(sender, **kwargs) -> None:
+    # New models bring new permissions after each migrate: the "Shop staff" group gets them.
+    from .services import staff_group_sync
+
+    staff_group_sync()
 
 
 class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Accounts"
+
+    def ready(self):
+        from .audit import connection_models_register
+
+        connection_models_register()
+        post_migrate.connect(_staff_group_refresh, sender=self, dispatch_uid="accounts-staff-group")

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.api.base import AccountScopedViewSetMixin
+from accounts.roles import Capability
 from inventory.channels import ChannelError
 from inventory.models import Alert, AlertKind, AlertSeverity, ChannelListing, Conflict, SyncRun, WebhookEvent
 from inventory.services.alerts import alerts_acknowledge, alerts_resolve
@@ -147,6 +148,8 @@ class ItemListingActionsMixin:
 class ChannelListingViewSet(AccountScopedViewSetMixin, viewsets.mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Listings per channel; only the per-channel price and title overrides are editable."""
 
+    write_capability = Capability.CATALOGUE  # accounts.roles: what changing through it takes
+
     queryset = ChannelListing.objects.select_related("connection")
     serializer_class = ChannelListingSerializer
     filterset_fields = ["actual_state", "desired_state", "connection", "item", "imported"]
@@ -188,6 +191,8 @@ class SyncRunViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """Every pull, push, reconcile, audit and import, with what it did. A sync asked for over the
     connections API answers with one of these (status queued), to follow here."""
 
+    write_capability = Capability.OPERATIONS  # accounts.roles: what changing through it takes
+
     queryset = SyncRun.objects.all()
     serializer_class = SyncRunSerializer
     filterset_fields = ["connection", "kind", "status"]
@@ -222,6 +227,7 @@ class ConflictSerializer(serializers.ModelSerializer):
 
 
 class ConflictViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    write_capability = Capability.CATALOGUE  # accounts.roles: what changing through it takes
     queryset = Conflict.objects.select_related("winning_order", "losing_order")
     serializer_class = ConflictSerializer
     filterset_fields = ["status", "item"]
@@ -283,6 +289,8 @@ class AlertCountSerializer(serializers.Serializer):
 class AlertViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """Alerts: one open per cause, with a count; resolved automatically when the cause goes away,
     or by staff with a note. Filter `?open=true&severity=critical&severity=high`."""
+
+    write_capability = Capability.CATALOGUE  # accounts.roles: what changing through it takes
 
     queryset = Alert.objects.select_related("connection")
     serializer_class = AlertSerializer
@@ -349,6 +357,8 @@ class WebhookReplayOutputSerializer(serializers.Serializer):
 
 class WebhookEventViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """The webhook inbox: every delivery stored once, with its processing status; replay after a fix."""
+
+    write_capability = Capability.OPERATIONS  # accounts.roles: what changing through it takes
 
     queryset = WebhookEvent.objects.select_related("connection")
     serializer_class = WebhookEventSerializer
