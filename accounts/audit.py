@@ -10,6 +10,7 @@ the system (a worker, beat, a command).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 
 from django.db import models
@@ -82,6 +83,15 @@ def audit_changes_many(
 ):
     for instance in instances:
         audit_changes(instance, changes, note=note)
+
+
+def audit_actor(user):
+    """Context in which audit entries name `user` (a command run --as someone); None: the system."""
+    if user is None:
+        return contextlib.nullcontext()
+    from auditlog.context import set_actor
+
+    return set_actor(user)
 
 
 def _text(value: object) -> str:

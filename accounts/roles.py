@@ -114,3 +114,25 @@ def require_capability(user, capability: str) -> None:
 def roles_user_may_grant(user) -> list[str]:
     """Roles `user` may give a colleague: any for an owner (or a superuser), none otherwise."""
     return list(Role.values) if has_capability(user, Capability.PEOPLE) else []
+
+
+def command_person(*, username: str | None, account, capability: str):
+    """The person a management command acts as (`--as USERNAME`), checked against the same table.
+
+    Without --as a command acts as the platform operator (who has the shell) and None is returned;
+    with it the person must belong to `account` and their role must allow `capability`, and the
+    change is recorded as theirs. Raises CommandError saying what is wrong.
+    """
+    from django.contrib.auth import get_user_model
+    from django.core.management.base import CommandError
+
+    if not username:
+        return None
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise CommandError(f"No active user {username!r}.")
+    if not user.is_superuser and user.account_id != account.pk:
+        raise CommandError(f"{username} does not work for {account}.")
+    if not has_capability(user, capability):
+        raise CommandError(refusal_message(user, capability))
+    return user
