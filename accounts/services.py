@@ -192,7 +192,9 @@ def user_invite(
         "invite_url": adapter.get_reset_password_from_key_url(key),
         "user": user,
     }
-    transaction.on_commit(lambda: adapter.send_mail("account/email/invitation", email, context))
+    # Rendered now, while the request is there (the link's host); sent once the user is committed.
+    message = adapter.render_mail("account/email/invitation", email, context)
+    transaction.on_commit(message.send)
     return user
 
 

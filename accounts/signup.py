@@ -14,7 +14,7 @@ from django import forms
 from django.conf import settings
 from django.db import transaction
 
-from .services import account_sign_up
+from .services import account_sign_up, staff_group_sync
 
 
 class ShopSignupForm(SignupForm):
@@ -40,6 +40,7 @@ class ShopAccountAdapter(DefaultAccountAdapter):
         account_sign_up(user=user, shop_name=form.cleaned_data["shop_name"])
         if commit:
             user.save()
+            user.groups.add(staff_group_sync())
             self._start_on_free_plan(user)
         return user
 
