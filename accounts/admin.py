@@ -8,7 +8,7 @@ from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from .models import Account, AccountOwned, ApiToken, AuditEntry, User
 from .roles import Capability, Role, capability_for_model, has_capability
@@ -555,12 +555,10 @@ class AuditEntryAdmin(RolePermissionsMixin, admin.ModelAdmin):
         rows = entry.changes_dict or {}
         return format_html(
             "<table><tr><th>field</th><th>before</th><th>after</th></tr>{}</table>",
-            format_html(
-                "".join(
-                    format_html("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", name, v[0], v[1])
-                    for name, v in rows.items()
-                    if isinstance(v, list) and len(v) == 2
-                )
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                ((name, v[0], v[1]) for name, v in rows.items() if isinstance(v, list) and len(v) == 2),
             ),
         )
 
