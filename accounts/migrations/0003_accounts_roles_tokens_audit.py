@@ -14,6 +14,20 @@ def existing_users_are_owners(apps, schema_editor):
     User.objects.filter(account__isnull=False).update(role="owner")
 
 
+def existing_emails_verified(apps, schema_editor):
+    """People made before sign-up existed were set up by staff: their e-mail addresses count as
+    confirmed, so allauth's login (which wants a confirmed address) lets them in as before."""
+    User = apps.get_model("accounts", "User")
+    EmailAddress = apps.get_model("account", "EmailAddress")
+    seen = set(EmailAddress.objects.values_list("email", flat=True))
+    for user in User.objects.exclude(email=""):
+        email = user.email.lower()
+        if email in seen:
+            continue
+        seen.add(email)
+        EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
+
+
 def tokens_hashed(apps, schema_editor):
     """Keys from /api/v1/auth/token/ (DRF's authtoken, stored in clear) become hashed ApiTokens with
     the same key, so clients keep working; the clear copies are deleted."""
@@ -37,6 +51,7 @@ class Migration(migrations.Migration):
         ('auth', '0012_alter_user_first_name_max_length'),
         ('contenttypes', '0002_remove_content_type_name'),
         ('authtoken', '0004_alter_tokenproxy_options'),
+        ('account', '0009_emailaddress_unique_primary_email'),
     ]
 
     operations = [
@@ -122,4 +137,5 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(existing_users_are_owners, migrations.RunPython.noop),
         migrations.RunPython(tokens_hashed, migrations.RunPython.noop),
+        migrations.RunPython(existing_emails_verified, migrations.RunPython.noop),
     ]
