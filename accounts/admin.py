@@ -164,6 +164,20 @@ class AccountScopedAdmin(AccountScopedMixin, admin.ModelAdmin):
             actions["delete_selected"] = delete
         return actions
 
+    def history_view(self, request, object_id, extra_context=None):
+        """The change page's "History" button opens the audit log (before and after values, also of
+        changes made through the API or by workers) for models it records; Django's own otherwise."""
+        from auditlog.registry import auditlog
+
+        if not auditlog.contains(self.model) or self.get_object(request, object_id) is None:
+            return super().history_view(request, object_id, extra_context)
+        query = (
+            f"item={object_id}"
+            if self.model._meta.label_lower == "inventory.item"
+            else (f"object={self.model._meta.label_lower}:{object_id}")
+        )
+        return HttpResponseRedirect(f"{reverse('admin:accounts_auditentry_changelist')}?{query}")
+
     def account_for(self, request, obj=None):
         """The account an action acts for; a superuser acts for the object's account."""
         if obj is not None:
@@ -448,6 +462,24 @@ class ItemFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ObjectFilter(admin.SimpleListFilter):
+    """One row's entries (?object=<app_label.model>:<id>), linked from its change page's History."""
+
+    title = "row"
+    parameter_name = "object"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        return [(value, value)] if value else []
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        label, _, pk = self.value().partition(":")
+        app_label, _, model = label.partition(".")
+        return queryset.filter(content_type__app_label=app_label, content_type__model=model, object_pk=pk)
+
+
 class KindFilter(admin.SimpleListFilter):
     title = "what changed"
     parameter_name = "kind"
@@ -497,7 +529,14 @@ class AuditEntryAdmin(RolePermissionsMixin, admin.ModelAdmin):
     """Who changed what, before and after, for the signed-in person's account. Read only."""
 
     list_display = ["timestamp", "actor_name", "action", "what", "object_repr", "change_summary"]
-    list_filter = [KindFilter, PersonFilter, ItemFilter, "action", ("timestamp", admin.DateFieldListFilter)]
+    list_filter = [
+        KindFilter,
+        PersonFilter,
+        ItemFilter,
+        ObjectFilter,
+        "action",
+        ("timestamp", admin.DateFieldListFilter),
+    ]
     search_fields = ["object_repr", "changes_text"]
     date_hierarchy = "timestamp"
     list_select_related = ["actor", "content_type"]

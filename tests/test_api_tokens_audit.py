@@ -1,6 +1,5 @@
 """Per-person API tokens (hashed, scoped, revocable) and the audit log (who changed what, before/after)."""
 
-
 import pytest
 from django.db import connection as db
 from rest_framework.test import APIClient
@@ -214,3 +213,19 @@ def test_the_audit_log_is_read_only_for_everyone(client, account, staff):
     assert "<td>sku</td><td>None</td><td>RO-1</td>" in page.content.decode()
     assert 'name="_save"' not in page.content.decode()
     assert client.post(f"/admin/accounts/auditentry/{entry.pk}/delete/").status_code == 403
+
+
+def test_an_items_history_button_opens_its_audit_log_and_a_connections_too(client, account, staff):
+    from channels_reverb.models import ReverbConnection
+
+    item = make_item(account, sku="HIST-1")
+    connection = ReverbConnection.objects.create(account=account, name="Reverb", api_token="t-123456")
+    client.force_login(staff)
+
+    to_item = client.get(f"/admin/inventory/item/{item.pk}/history/")
+    to_connection = client.get(f"/admin/channels_reverb/reverbconnection/{connection.pk}/history/")
+
+    assert to_item.url == f"/admin/accounts/auditentry/?item={item.pk}"
+    page = client.get(to_connection.url).content.decode()
+    assert to_connection.url.endswith(f"?object=channels_reverb.reverbconnection:{connection.pk}")
+    assert "Reverb" in page and "HIST-1" not in page

@@ -297,3 +297,46 @@ def test_existing_account_users_became_owners(account):
 
 def test_capabilities_are_the_documented_ones():
     assert set(Capability.values) == {"view", *MAY}
+
+
+def test_the_admin_form_keeps_an_active_owner(account):
+    from django.core.exceptions import ValidationError
+
+    from accounts.services import owner_check_kept
+
+    owner = _person(account, Role.OWNER)
+    with pytest.raises(ValidationError, match="needs an active owner"):
+        owner_check_kept(user=owner, new_role=Role.OWNER, new_active=False)
+    with pytest.raises(ValidationError, match="needs an active owner"):
+        owner_check_kept(user=owner, new_role=Role.MANAGER, new_active=True)
+    _person(account, Role.MANAGER)
+    second = staff_user_create(account=account, username="second-owner", password=PASSWORD, role=Role.OWNER)
+    owner_check_kept(user=owner, new_role=Role.MANAGER, new_active=True)  # another owner is left
+    assert second.role == Role.OWNER
+
+
+def test_an_owner_changes_a_role_in_the_admin_and_it_is_audited(client, account):
+    owner, bob = _person(account, Role.OWNER), _person(account, Role.STAFF)
+    client.force_login(owner)
+    page = client.get(f"/admin/accounts/user/{bob.pk}/change/")
+    form = page.context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and name != "password"}
+    data.update(
+        {
+            "role": Role.MANAGER,
+            "date_joined_0": bob.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": bob.date_joined.strftime("%H:%M:%S"),
+            "is_active": "on",
+            "is_staff": "on",
+        }
+    )
+    data.pop("date_joined", None)
+    data.pop("last_login", None)
+    data.pop("groups", None)
+    response = client.post(f"/admin/accounts/user/{bob.pk}/change/", data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    bob.refresh_from_db()
+    assert bob.role == Role.MANAGER
+    entry = AuditEntry.objects.get(content_type__model="user", object_id=bob.pk, action=AuditEntry.Action.UPDATE)
+    assert entry.actor == owner and entry.changes_dict["role"] == ["staff", "manager"]
