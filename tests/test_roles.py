@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuditEntry
 from accounts.roles import Capability, Role
-from accounts.services import api_token_create, staff_user_create, user_role_change
+from accounts.services import account_create, api_token_create, staff_user_create, user_role_change
 from inventory.models import ChannelConnection, ChannelListing, DesiredState
 from tests.factories import make_item
 
@@ -340,3 +340,25 @@ def test_an_owner_changes_a_role_in_the_admin_and_it_is_audited(client, account)
     assert bob.role == Role.MANAGER
     entry = AuditEntry.objects.get(content_type__model="user", object_id=bob.pk, action=AuditEntry.Action.UPDATE)
     assert entry.actor == owner and entry.changes_dict["role"] == ["staff", "manager"]
+
+
+def test_printing_from_the_shell_as_a_viewer_is_refused(account, tmp_path):
+    viewer = _person(account, Role.VIEWER)
+    make_item(account, sku="PRINT-1")
+    with pytest.raises(CommandError, match="viewer may not"):
+        call_command(
+            "print_documents",
+            "labels",
+            account=account.slug,
+            sku=["PRINT-1"],
+            output=str(tmp_path / "l.pdf"),
+            as_user=viewer.username,
+        )
+    assert not (tmp_path / "l.pdf").exists()
+    with pytest.raises(CommandError, match="does not work for"):
+        other = staff_user_create(
+            account=account_create(name="Other shop"),
+            username="outsider",
+            password=PASSWORD,
+        )
+        call_command("print_documents", "labels", account=account.slug, sku=["PRINT-1"], as_user=other.username)
