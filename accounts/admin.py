@@ -528,7 +528,7 @@ if admin.site.is_registered(AuditEntry):
 class AuditEntryAdmin(RolePermissionsMixin, admin.ModelAdmin):
     """Who changed what, before and after, for the signed-in person's account. Read only."""
 
-    list_display = ["timestamp", "actor_name", "action", "what", "object_repr", "change_summary"]
+    list_display = ["timestamp", "actor_name", "action", "what", "row", "change_summary"]
     list_filter = [
         KindFilter,
         PersonFilter,
@@ -579,6 +579,10 @@ class AuditEntryAdmin(RolePermissionsMixin, admin.ModelAdmin):
     @admin.display(description="what")
     def what(self, entry):
         return entry.content_type.name if entry.content_type_id else ""
+
+    @admin.display(description="row", ordering="object_repr")
+    def row(self, entry):
+        return _short(entry.object_repr, 40)
 
     @admin.display(description="changes")
     def change_summary(self, entry):
