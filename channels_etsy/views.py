@@ -18,9 +18,10 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from accounts.api.permissions import IsAccountMember, RoleAllowsAction
+from accounts.roles import Capability, require_capability
 from inventory.channels import ChannelError
 
 from .models import EtsyConnection
@@ -39,6 +40,7 @@ def callback_url(connection: EtsyConnection, request=None) -> str:
 @staff_member_required
 def etsy_connect(request, pk: int):
     """The admin's Connect Etsy button: off to Etsy's consent page."""
+    require_capability(request.user, Capability.CONNECTIONS)
     connection = get_object_or_404(EtsyConnection.objects.for_user(request.user), pk=pk)
     try:
         url = etsy_oauth_start(connection=connection, redirect_uri=callback_url(connection, request))
@@ -72,7 +74,7 @@ def etsy_oauth_callback(request):
     summary="Start connecting an Etsy shop (OAuth with PKCE): open authorize_url in a browser.",
 )
 @api_view(["POST"])
-@permission_classes([IsAuthenticated])
+@permission_classes([IsAccountMember, RoleAllowsAction])
 def etsy_authorize(request, pk: int):
     connection = get_object_or_404(EtsyConnection.objects.for_user(request.user), pk=pk)
     try:
@@ -80,3 +82,6 @@ def etsy_authorize(request, pk: int):
     except ChannelError as refusal:
         raise ValidationError({"detail": refusal.message}) from None
     return Response({"authorize_url": url})
+
+
+etsy_authorize.cls.write_capability = Capability.CONNECTIONS  # accounts.roles: connecting a shop

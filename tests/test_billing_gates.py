@@ -320,19 +320,14 @@ def test_the_admin_refuses_a_third_colleague_on_free_with_the_reason(admin_clien
     staff.user_permissions.add(*Permission.objects.filter(codename__in=["add_user", "change_user"]))
     staff_user_create(account=account, username="bob", password="correct-horse-battery-9")
 
+    # Colleagues are invited by e-mail (accounts: the admin's "add user" is the invitation).
     response = admin_client_for(staff).post(
-        "/admin/accounts/user/add/",
-        {
-            "username": "carol",
-            "password1": "Tr0ub4dor&3-long",
-            "password2": "Tr0ub4dor&3-long",
-            "usable_password": "true",
-        },
+        "/admin/accounts/user/invite/", {"email": "carol@example.com", "role": "staff"}
     )
 
     assert response.status_code == 200
     assert "Your Free plan allows 2 staff users" in response.content.decode()
-    assert not account.users.filter(username="carol").exists()
+    assert not account.users.filter(email="carol@example.com").exists()
 
 
 def test_channels_limit_is_exposed_for_the_channel_apps(account):

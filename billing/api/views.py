@@ -7,6 +7,8 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.roles import Capability
+
 from ..selectors import billing_overview, billing_state_forget, invoice_list, plans_for_sale
 from ..services import checkout_start, plan_change, portal_start, subscription_cancel
 from . import serializers as s
@@ -16,6 +18,7 @@ STRIPE_DOWN = OpenApiResponse(description="Stripe could not be reached; nothing 
 
 
 class BillingView(APIView):
+    write_capability = Capability.BILLING  # accounts.roles: what changing through it takes
     billing_always_allowed = True  # see billing.api.permissions.PlanIncludesApi
 
     def account(self):

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from accounts.api.base import AccountScopedViewSetMixin
+from accounts.roles import Capability
 from documents.errors import DocumentError
 from documents.responses import pdf_response
 from documents.selectors import items_for_documents, orders_for_documents
@@ -36,6 +37,8 @@ class PDFRenderer(BaseRenderer):
 
 class DocumentViewSet(AccountScopedViewSetMixin, GenericViewSet):
     """Packing slips, storage labels and pick lists of the caller's account, as PDF files."""
+
+    write_capability = Capability.CATALOGUE  # accounts.roles: what changing through it takes
 
     renderer_classes = [JSONRenderer, PDFRenderer]
 

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.api.base import AccountScopedViewSetMixin
+from accounts.roles import Capability
 from inventory.channels import ChannelError
 from inventory.models import (
     Alert,
@@ -158,6 +159,8 @@ class ItemListingActionsMixin:
 class ChannelListingViewSet(AccountScopedViewSetMixin, viewsets.mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Listings per channel; only the per-channel price and title overrides are editable."""
 
+    write_capability = Capability.CATALOGUE  # accounts.roles: what changing through it takes
+
     queryset = ChannelListing.objects.select_related("connection")
     serializer_class = ChannelListingSerializer
     filterset_fields = ["actual_state", "desired_state", "connection", "item", "imported"]
@@ -198,6 +201,8 @@ class SyncRunSerializer(serializers.ModelSerializer):
 class SyncRunViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """Every pull, push, reconcile, audit and import, with what it did. A sync asked for over the
     connections API answers with one of these (status queued), to follow here."""
+
+    write_capability = Capability.OPERATIONS  # accounts.roles: what changing through it takes
 
     queryset = SyncRun.objects.all()
     serializer_class = SyncRunSerializer
@@ -267,6 +272,7 @@ class ConflictSettleInputSerializer(serializers.Serializer):
 class ConflictViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """Double sales and edits made on a channel that staff settle. Filter `?kind=field_edit&status=open`."""
 
+    write_capability = Capability.CATALOGUE  # accounts.roles: what changing through it takes
     queryset = Conflict.objects.select_related("winning_order", "losing_order", "listing")
     serializer_class = ConflictSerializer
     filterset_fields = ["status", "item", "kind"]
@@ -358,6 +364,8 @@ class AlertViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """Alerts: one open per cause, with a count; resolved automatically when the cause goes away,
     or by staff with a note. Filter `?open=true&severity=critical&severity=high`."""
 
+    write_capability = Capability.CATALOGUE  # accounts.roles: what changing through it takes
+
     queryset = Alert.objects.select_related("connection")
     serializer_class = AlertSerializer
     filterset_class = AlertFilter
@@ -423,6 +431,8 @@ class WebhookReplayOutputSerializer(serializers.Serializer):
 
 class WebhookEventViewSet(AccountScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """The webhook inbox: every delivery stored once, with its processing status; replay after a fix."""
+
+    write_capability = Capability.OPERATIONS  # accounts.roles: what changing through it takes
 
     queryset = WebhookEvent.objects.select_related("connection")
     serializer_class = WebhookEventSerializer

@@ -19,6 +19,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.api.base import AccountScopedViewSetMixin
+from accounts.roles import Capability
 from inventory.channels import channel, channel_names, specific_connection
 from inventory.models import ChannelConnection
 from inventory.models.channels import secret_hint
@@ -185,6 +186,8 @@ class ChannelConnectionViewSet(AccountScopedViewSetMixin, viewsets.ModelViewSet)
     Create with `{"channel": "reverb", "name": ..., <the channel's fields>}`. Secrets are
     write-only. Adding or enabling one asks the plan (402 with the upgrade hint).
     """
+
+    write_capability = Capability.CONNECTIONS  # accounts.roles: what changing through it takes
 
     queryset = ChannelConnection.objects.all()
     serializer_class = ConnectionSerializer

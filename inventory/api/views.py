@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from accounts.api.base import AccountScopedModelViewSet, AccountScopedViewSetMixin
+from accounts.roles import Capability
 from billing.gates import Feature, require
 from inventory.filters import ItemFilter, OrderFilter
 from inventory.models import Item, Order
@@ -40,6 +41,8 @@ ERROR_409 = OpenApiResponse(description="Not allowed now: the body says why and 
 
 class ItemViewSet(ItemSeoActionsMixin, ItemListingActionsMixin, AccountScopedModelViewSet):
     """The catalogue. Writes go through the inventory services."""
+
+    write_capability = Capability.CATALOGUE  # accounts.roles: what changing through it takes
 
     queryset = Item.objects.prefetch_related("photos")
     serializer_class = s.ItemSerializer
@@ -185,6 +188,8 @@ class ItemViewSet(ItemSeoActionsMixin, ItemListingActionsMixin, AccountScopedMod
 
 class OrderViewSet(AccountScopedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
     """Orders, with the stock they reserve. Creating the same channel order twice returns the first."""
+
+    write_capability = Capability.CATALOGUE  # accounts.roles: what changing through it takes
 
     queryset = Order.objects.select_related("connection").prefetch_related("lines")
     serializer_class = s.OrderSerializer

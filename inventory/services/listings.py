@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.audit import audit_changes
 from accounts.models import Account
 
 from ..channels import (
@@ -262,6 +263,11 @@ def listings_want_ended(listings: Sequence[ChannelListing], *, reason: str, now)
     """Set these (locked) listings' desired state to ended. Returns the ids a worker must end;
     one that never reached its channel is ended here and then (nothing is there to end)."""
     for listing in listings:
+        # bulk_update sends no signals: the audit entry (live -> ended) is written here.
+        audit_changes(
+            listing,
+            {"desired_state": (listing.desired_state, DesiredState.ENDED), "end_reason": (listing.end_reason, reason)},
+        )
         listing.desired_state = DesiredState.ENDED
         listing.end_reason = reason
         listing.relist_requested = False
@@ -354,6 +360,11 @@ def listings_follow_item_state(items: Sequence[Item], to_state: str, actor: Acto
             item_id__in=ids, desired_state=DesiredState.ENDED, end_reason__in=[END_SOLD_ELSEWHERE, END_SOLD_HERE]
         )
         listing_ids = list(back.values_list("pk", flat=True))
+        for listing in back:
+            audit_changes(
+                listing,
+                {"desired_state": (listing.desired_state, DesiredState.LIVE), "end_reason": (listing.end_reason, "")},
+            )
         back.update(desired_state=DesiredState.LIVE, end_reason="", desired_changed_at=timezone.now())
         _enqueue(listing_ids)
 

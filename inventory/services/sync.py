@@ -17,6 +17,7 @@ from django.db import connection as db
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.audit import audit_changes
 from billing.errors import BillingError
 from billing.gates import Feature, require
 
@@ -675,6 +676,10 @@ def webhook_process(*, event_id: int) -> str:
 
 def webhook_replay(*, event_ids: list[int]) -> int:
     """Process stored deliveries again (from the admin), e.g. after a fix."""
+    for event in WebhookEvent.objects.filter(pk__in=event_ids).only(
+        "pk", "account_id", "status", "topic", "dedupe_key"
+    ):
+        audit_changes(event, {"status": (event.status, WebhookStatus.PENDING)}, note="replayed")
     n = WebhookEvent.objects.filter(pk__in=event_ids).update(status=WebhookStatus.PENDING, last_error="")
     for event_id in event_ids:
         transaction.on_commit(lambda event_id=event_id: _send_webhook(event_id))

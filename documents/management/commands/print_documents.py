@@ -12,6 +12,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Account
+from accounts.roles import Capability, command_person
 from billing.errors import BillingError
 from documents.errors import DocumentError
 from documents.models import LabelFormat
@@ -27,6 +28,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("document", choices=DOCUMENTS, help="What to print.")
         parser.add_argument("--account", required=True, help="The seller account's slug.")
+        parser.add_argument(
+            "--as", dest="as_user", metavar="USERNAME", help="Print as this person (their role must allow printing)."
+        )
         parser.add_argument("--sku", action="append", default=[], help="An item's SKU (repeat for more).")
         parser.add_argument("--item-id", action="append", type=int, default=[], help="An item's id (repeat).")
         parser.add_argument(
@@ -49,6 +53,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, document, account, **options):
         account = self._account(account)
+        command_person(username=options.get("as_user"), account=account, capability=Capability.CATALOGUE)
         self._check_options(document, options)
         try:
             pdf = self._print(document, account, options)
