@@ -46,6 +46,7 @@ API_WRITES = [
     ("/api/v1/sync-runs/", "operations"),
     ("/api/v1/webhook-events/", "operations"),
     ("/api/v1/billing/", "billing"),
+    ("/api/v1/analytics/", "catalogue"),  # reads only: no write is in the schema
 ]
 PUBLIC = {"/api/v1/auth/token/"}
 SAFE = {"get", "head", "options"}
