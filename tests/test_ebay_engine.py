@@ -91,6 +91,12 @@ def test_a_request_error_is_shown_on_the_listing_with_ebays_message_and_field(ac
     assert "eBay 25005: Category 619 is not a leaf category. (field: categoryId)" in listing.last_error
     assert len(market.offered("EN-3")) == 1  # the offer exists (unpublished): the fix publishes it, no second one
 
+    # The connection check names the mapping to fix, from eBay's own refusal.
+    result = sync.check(market.connection)
+    [categories] = [step for step in result.steps if step.label == "Categories"]
+    assert categories.ok is False
+    assert "Amps=619" in categories.message and "sub-categories (a leaf)" in categories.message
+
 
 def test_a_listing_made_with_another_inventory_tool_is_imported_for_review(account, market):
     market.list_directly("EN-ELSEWHERE", title="Orange Rockerverb", price="1900.00")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from inventory.channels import (
     ChannelError,
     CheckStep,
@@ -9,7 +11,7 @@ from inventory.channels import (
 )
 
 from ..client import EbayClient
-from ..models import EbayConnection
+from ..models import EbayConnection, EbayListingDetail
 from .base import client_for, ebay_connection
 
 # --- check ---------------------------------------------------------------------------------------
@@ -68,6 +70,16 @@ def check(connection) -> ConnectionCheck:
                 "eBay category ids are numbers: fix " + ", ".join(f"{k}={v}" for k, v in bad.items()),
             )
         )
+    elif refused := _categories_refused_as_not_leaves(connection):
+        steps.append(
+            CheckStep(
+                "Categories",
+                False,
+                "eBay refused these as not leaf categories when publishing: "
+                + ", ".join(f"{name}={cid}" for name, cid in refused.items())
+                + "; map each to one of its sub-categories (a leaf)",
+            )
+        )
     elif connection.category_ids:
         steps.append(
             CheckStep(
@@ -79,6 +91,21 @@ def check(connection) -> ConnectionCheck:
     else:
         steps.append(CheckStep("Categories", False, "map our categories to eBay leaf category ids"))
     return ConnectionCheck(tuple(steps))
+
+
+def _categories_refused_as_not_leaves(connection: EbayConnection) -> dict[str, str]:
+    """Mapped categories eBay refused at publish with 25005 (not a leaf), as {our category: id}.
+
+    eBay's Taxonomy API, which would say beforehand whether an id is a leaf, is not among the
+    official contracts this product follows (contracts/ebay), so the check goes by what eBay
+    itself answered: the publish error kept on the listing detail names the category.
+    """
+    refused = set()
+    for text in EbayListingDetail.objects.filter(connection=connection, last_error__contains="25005").values_list(
+        "last_error", flat=True
+    ):
+        refused.update(re.findall(r"[Cc]ategory (?:id )?(\d+)", text))
+    return {name: str(cid) for name, cid in (connection.category_ids or {}).items() if str(cid) in refused}
 
 
 def _policy_on_marketplace(client: EbayClient, kind: str, policy_id: str, connection: EbayConnection) -> bool:
