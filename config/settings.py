@@ -34,6 +34,11 @@ if not SECRET_KEY:
     SECRET_KEY = "development-only-insecure-key-do-not-use-in-production-0123456789"
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS is not set: give the host names this back office answers on, "
+        "comma-separated (e.g. DJANGO_ALLOWED_HOSTS=office.example.com)."
+    )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -98,8 +103,19 @@ TEMPLATES = [
 ]
 
 # Database: SQLite by default; DATABASE_URL=postgres://... for PostgreSQL.
-DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASE_URL = env.str("DATABASE_URL", default="")
+if PRODUCTION and not DATABASE_URL:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set: production runs on PostgreSQL "
+        "(e.g. DATABASE_URL=postgres://user:password@db.example.com:5432/backoffice)."
+    )
+DATABASE_URL = DATABASE_URL or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+if PRODUCTION and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        "DATABASE_URL must point at PostgreSQL in production (postgres://...): SQLite is a "
+        "single-machine development database."
+    )
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -116,9 +132,17 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: cache and Celery broker when REDIS_URL is set.
+# Without it each process keeps its own cache (so each gunicorn worker would count its own API
+# rate limit) and Celery uses the filesystem broker: fine on one machine, wrong in production.
 REDIS_URL = env.str("REDIS_URL", default="")
+if PRODUCTION and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "REDIS_URL is not set: production needs Redis for the shared cache (rate limits, locks) "
+        "and the Celery broker (e.g. REDIS_URL=redis://redis.example.com:6379/0)."
+    )
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # RedisCache that logs and carries on when Redis is unreachable (config/cache.py).
+    CACHES = {"default": {"BACKEND": "config.cache.ResilientRedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -200,6 +224,11 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: Redis when REDIS_URL is set, else the filesystem broker (a real worker, no Redis).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
+if PRODUCTION and CELERY_BROKER_URL.startswith("filesystem://"):
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL is the filesystem broker, which only works on one machine: "
+        "unset it to use REDIS_URL, or point it at Redis."
+    )
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
