@@ -269,6 +269,10 @@ CHANNELS = {
 # connection that sends webhooks and went quiet this long while its pulls find orders is flagged.
 ALERT_NOT_ENDED_MINUTES = env.int("ALERT_NOT_ENDED_MINUTES", default=5)
 ALERT_WEBHOOKS_QUIET_HOURS = env.int("ALERT_WEBHOOKS_QUIET_HOURS", default=6)
+# Webhook endpoints (/hooks/<channel>/<token>/): largest body accepted (bytes; 413 above), and
+# deliveries per connection per minute (429 above, the channels retry later; 0: no limit).
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=512 * 1024)
+WEBHOOK_RATE_PER_MINUTE = env.int("WEBHOOK_RATE_PER_MINUTE", default=600)
 # Retries of transient channel errors: exponential backoff with jitter, capped.
 SYNC_RETRY_BACKOFF_BASE = env.float("SYNC_RETRY_BACKOFF_BASE", default=2.0)
 SYNC_RETRY_BACKOFF_MAX = env.float("SYNC_RETRY_BACKOFF_MAX", default=300.0)
