@@ -6,6 +6,7 @@ nothing installed (SQLite, Celery on the filesystem broker); production sets
 DJANGO_ENV=production and the variables listed under "Production" in the README.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "import_export",
+    "axes",
     "accounts",
     "inventory",
     "channels_reverb",
@@ -80,7 +82,22 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # django-axes: last, as documented (turns a lockout during sign-in into its response).
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from
+# one address, that pair is locked for AXES_COOLOFF_TIME, at the admin login and at
+# POST /api/v1/auth/token/ alike. Attempts are kept in the database (the default handler).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -193,7 +210,16 @@ REST_FRAMEWORK = {
         "accounts.api.permissions.IsAccountMember",
         "billing.api.permissions.PlanIncludesApi",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["billing.api.throttles.PlanRateThrottle"],
+    # Anonymous requests are limited per address (the plan's limit counts signed-in accounts);
+    # the token endpoint has its own, tighter scope (accounts/api/views.py).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "billing.api.throttles.PlanRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_ANON_RATE", default="120/min"),
+        "auth_token": env.str("API_TOKEN_LOGIN_RATE", default="10/min"),
+    },
     "DEFAULT_PAGINATION_CLASS": "inventory.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [

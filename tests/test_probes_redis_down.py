@@ -15,7 +15,7 @@ from inventory.services.listings import listings_lagging
 from tests.factories import make_item
 from tests.outage import redis_down  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_down")]
 
 
 @pytest.fixture
@@ -28,8 +28,7 @@ def test_api_reads_and_writes_work_and_the_throttle_fails_open_with_a_warning(
     api,
     account,
     limited,
-    redis_down,
-    caplog,  # noqa: F811
+    caplog,
 ):
     make_item(account, n=1, sku="RD-1")
     with caplog.at_level(logging.WARNING, logger="config.cache"):
@@ -43,7 +42,7 @@ def test_api_reads_and_writes_work_and_the_throttle_fails_open_with_a_warning(
     assert "rate limits" in caplog.text
 
 
-def test_the_admin_item_change_page_works(admin_client_for, staff, account, redis_down):  # noqa: F811
+def test_the_admin_item_change_page_works(admin_client_for, staff, account):
     item = make_item(account, n=1, sku="RD-3")
     client = admin_client_for(staff)
 
@@ -56,9 +55,8 @@ def test_the_admin_item_change_page_works(admin_client_for, staff, account, redi
 def test_a_publish_that_cannot_be_queued_is_answered_and_left_for_the_sweeper(
     api,
     account,
-    redis_down,
     caplog,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     from channels_reverb.models import ReverbConnection
 
