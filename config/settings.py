@@ -299,6 +299,11 @@ ALERT_WEBHOOKS_QUIET_HOURS = env.int("ALERT_WEBHOOKS_QUIET_HOURS", default=6)
 # deliveries per connection per minute (429 above, the channels retry later; 0: no limit).
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=512 * 1024)
 WEBHOOK_RATE_PER_MINUTE = env.int("WEBHOOK_RATE_PER_MINUTE", default=600)
+# Hard time limit of one listing's converge task (publish, revise, end); its soft limit is 30 s
+# less. A listing's lease is this plus 30 s, so a killed worker's listings are resumed that soon.
+SYNC_CONVERGE_TIME_LIMIT_SECONDS = env.int("SYNC_CONVERGE_TIME_LIMIT_SECONDS", default=90)
+if SYNC_CONVERGE_TIME_LIMIT_SECONDS < 60:
+    raise ImproperlyConfigured("SYNC_CONVERGE_TIME_LIMIT_SECONDS must be at least 60.")
 # Retries of transient channel errors: exponential backoff with jitter, capped.
 SYNC_RETRY_BACKOFF_BASE = env.float("SYNC_RETRY_BACKOFF_BASE", default=2.0)
 SYNC_RETRY_BACKOFF_MAX = env.float("SYNC_RETRY_BACKOFF_MAX", default=300.0)

@@ -4,8 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from accounts.api.views import obtain_auth_token
 
+from accounts.api.views import obtain_auth_token
 from inventory.webhooks import channel_webhook
 
 urlpatterns = [

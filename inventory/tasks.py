@@ -103,7 +103,12 @@ def auto_archive_task() -> dict:
 
 
 @shared_task(
-    bind=True, name="inventory.converge_listing", max_retries=8, soft_time_limit=60, time_limit=90, acks_late=True
+    bind=True,
+    name="inventory.converge_listing",
+    max_retries=8,
+    soft_time_limit=settings.SYNC_CONVERGE_TIME_LIMIT_SECONDS - 30,
+    time_limit=settings.SYNC_CONVERGE_TIME_LIMIT_SECONDS,
+    acks_late=True,
 )
 def converge_listing_task(self, listing_id: int) -> str:
     """Make one listing on its channel match what the shop wants. Idempotent."""
@@ -122,7 +127,9 @@ def converge_listing_task(self, listing_id: int) -> str:
         log.warning("listing %s: %s; retry %d in %.1f s", listing_id, error, self.request.retries + 1, countdown)
         raise self.retry(exc=error, countdown=countdown) from error
     except SoftTimeLimitExceeded as error:
-        return _unexpected(self, listing_id, TransientChannelError("the channel took longer than a minute"), error)
+        return _unexpected(
+            self, listing_id, TransientChannelError(f"the channel took longer than {self.soft_time_limit} s"), error
+        )
     except Exception as error:
         # A bug or a surprise from the channel: never only a log line. The listing shows the
         # error and the attempt; after a few tries it is given up with an alert.
