@@ -248,6 +248,10 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# django-import-export: escape cells that would start a spreadsheet formula in anything it exports
+# (our own CSV export does the same: inventory/resources.py).
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+
 # Celery: Redis when REDIS_URL is set, else the filesystem broker (a real worker, no Redis).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
 if PRODUCTION and CELERY_BROKER_URL.startswith("filesystem://"):
