@@ -35,6 +35,9 @@ def broker_down():
 @pytest.fixture
 def redis_down(settings):
     """The cache (config.cache.ResilientRedisCache, as in production) and the broker at a closed port."""
+    from config import cache as resilient
+
+    resilient._last_warning[0] = 0.0  # its warning is once per 30 s per process: this outage gets its own
     settings.CACHES = {
         "default": {"BACKEND": "config.cache.ResilientRedisCache", "LOCATION": f"redis://127.0.0.1:{closed_port()}/0"}
     }
