@@ -135,6 +135,7 @@ def webhook_event_construct(payload: bytes, signature: str):
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         raise StripeNotConfigured("STRIPE_WEBHOOK_SECRET is not set: the webhook cannot verify Stripe's signature.")
+    _refuse_future_timestamp(signature, settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
     try:
         return stripe.Webhook.construct_event(
             payload, signature, secret, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
@@ -143,3 +144,20 @@ def webhook_event_construct(payload: bytes, signature: str):
         raise InvalidWebhook(f"Stripe signature check failed: {error.user_message or error}.") from error
     except ValueError as error:
         raise InvalidWebhook(f"The webhook body is not a Stripe event: {error}.") from error
+
+
+def _refuse_future_timestamp(signature: str, tolerance: int) -> None:
+    """Stripe's library refuses signatures older than the tolerance only; one signed further
+    ahead than that is refused too (a clock that far off, or a replay prepared in advance)."""
+    import time
+
+    stamps = [part[2:] for part in (signature or "").split(",") if part.strip().startswith("t=")]
+    try:
+        signed_at = int(stamps[0].strip()) if stamps else None
+    except ValueError:
+        return  # malformed: construct_event says so
+    if signed_at is not None and signed_at > time.time() + tolerance:
+        raise InvalidWebhook(
+            f"Stripe signature check failed: the event is signed {signed_at - int(time.time())} s in the future, "
+            f"beyond the {tolerance} s tolerance; check this server's clock."
+        )

@@ -47,6 +47,8 @@ LABEL = "Reverb"
 CONNECTION_MODEL = "channels_reverb.ReverbConnection"
 CONNECTION_SERIALIZER = "channels_reverb.serializers.ReverbConnectionSerializer"
 DEFAULT_PRIORITY = 20
+# What the webhook endpoint stores: Reverb's order and listing topics; anything else is refused.
+WEBHOOK_ACCEPTED_TOPICS = webhooks.ORDER_TOPICS | webhooks.LISTING_TOPICS
 # Reverb registers webhooks by API only for OAuth apps, not for the personal tokens shops use.
 WEBHOOK_SETUP = (
     "Reverb registers webhooks by API only for OAuth apps. Paste this URL at reverb.com/my/webhooks for the "

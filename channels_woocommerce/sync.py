@@ -65,6 +65,8 @@ CONNECTION_MODEL = "channels_woocommerce.WooCommerceConnection"
 CONNECTION_SERIALIZER = "channels_woocommerce.serializers.WooCommerceConnectionSerializer"
 DEFAULT_PRIORITY = 60
 WEBHOOK_TOPICS = webhooks.TOPICS
+# WooCommerce's ping on creating a webhook is form-encoded (webhook_id=N); deliveries are JSON.
+WEBHOOK_CONTENT_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
 
 # Orders are read from a little before the watermark: WooCommerce's times have whole seconds, and
 # an order saved in the same second as the last one seen must not slip through. The engine dedupes.

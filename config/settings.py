@@ -8,6 +8,7 @@ DJANGO_ENV=production and the variables listed under "Production" in the README.
 
 import base64
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -54,6 +55,11 @@ if not FIELD_ENCRYPTION_KEYS:
     ]
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS is not set: give the host names this back office answers on, "
+        "comma-separated (e.g. DJANGO_ALLOWED_HOSTS=office.example.com)."
+    )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -73,6 +79,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "import_export",
+    "axes",
     "accounts",
     "inventory",
     "channels_reverb",
@@ -97,7 +104,22 @@ MIDDLEWARE = [
     "accounts.rls.AccountScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # django-axes: last, as documented (turns a lockout during sign-in into its response).
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from
+# one address, that pair is locked for AXES_COOLOFF_TIME, at the admin login and at
+# POST /api/v1/auth/token/ alike. Attempts are kept in the database (the default handler).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -121,8 +143,19 @@ TEMPLATES = [
 ]
 
 # Database: SQLite by default; DATABASE_URL=postgres://... for PostgreSQL.
-DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASE_URL = env.str("DATABASE_URL", default="")
+if PRODUCTION and not DATABASE_URL:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set: production runs on PostgreSQL "
+        "(e.g. DATABASE_URL=postgres://user:password@db.example.com:5432/backoffice)."
+    )
+DATABASE_URL = DATABASE_URL or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+if PRODUCTION and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        "DATABASE_URL must point at PostgreSQL in production (postgres://...): SQLite is a "
+        "single-machine development database."
+    )
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -142,9 +175,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASE_ROW_LEVEL_SECURITY = env.bool("DATABASE_ROW_LEVEL_SECURITY", default=PRODUCTION)
 
 # Redis: cache and Celery broker when REDIS_URL is set.
+# Without it each process keeps its own cache (so each gunicorn worker would count its own API
+# rate limit) and Celery uses the filesystem broker: fine on one machine, wrong in production.
 REDIS_URL = env.str("REDIS_URL", default="")
+if PRODUCTION and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "REDIS_URL is not set: production needs Redis for the shared cache (rate limits, locks) "
+        "and the Celery broker (e.g. REDIS_URL=redis://redis.example.com:6379/0)."
+    )
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # RedisCache that logs and carries on when Redis is unreachable (config/cache.py).
+    CACHES = {"default": {"BACKEND": "config.cache.ResilientRedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -195,11 +236,20 @@ REST_FRAMEWORK = {
         "accounts.api.permissions.IsAccountMember",
         "billing.api.permissions.PlanIncludesApi",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["billing.api.throttles.PlanRateThrottle"],
+    # Anonymous requests are limited per address (the plan's limit counts signed-in accounts);
+    # the token endpoint has its own, tighter scope (accounts/api/views.py).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "billing.api.throttles.PlanRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_ANON_RATE", default="120/min"),
+        "auth_token": env.str("API_TOKEN_LOGIN_RATE", default="10/min"),
+    },
     "DEFAULT_PAGINATION_CLASS": "inventory.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "accounts.api.filters.AccountScopedFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
@@ -225,8 +275,17 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# django-import-export: escape cells that would start a spreadsheet formula in anything it exports
+# (our own CSV export does the same: inventory/resources.py).
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+
 # Celery: Redis when REDIS_URL is set, else the filesystem broker (a real worker, no Redis).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
+if PRODUCTION and CELERY_BROKER_URL.startswith("filesystem://"):
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL is the filesystem broker, which only works on one machine: "
+        "unset it to use REDIS_URL, or point it at Redis."
+    )
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -281,6 +340,15 @@ CIRCUIT_BREAKER_PROBE_SECONDS = env.int("CIRCUIT_BREAKER_PROBE_SECONDS", default
 # Retention: finished sync runs and processed webhook deliveries older than this are pruned nightly
 # (never what an open alert or conflict points to: inventory/services/retention.py).
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=90)
+# Webhook endpoints (/hooks/<channel>/<token>/): largest body accepted (bytes; 413 above), and
+# deliveries per connection per minute (429 above, the channels retry later; 0: no limit).
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=512 * 1024)
+WEBHOOK_RATE_PER_MINUTE = env.int("WEBHOOK_RATE_PER_MINUTE", default=600)
+# Hard time limit of one listing's converge task (publish, revise, end); its soft limit is 30 s
+# less. A listing's lease is this plus 30 s, so a killed worker's listings are resumed that soon.
+SYNC_CONVERGE_TIME_LIMIT_SECONDS = env.int("SYNC_CONVERGE_TIME_LIMIT_SECONDS", default=90)
+if SYNC_CONVERGE_TIME_LIMIT_SECONDS < 60:
+    raise ImproperlyConfigured("SYNC_CONVERGE_TIME_LIMIT_SECONDS must be at least 60.")
 # Retries of transient channel errors: exponential backoff with jitter, capped.
 SYNC_RETRY_BACKOFF_BASE = env.float("SYNC_RETRY_BACKOFF_BASE", default=2.0)
 SYNC_RETRY_BACKOFF_MAX = env.float("SYNC_RETRY_BACKOFF_MAX", default=300.0)
@@ -343,6 +411,7 @@ MIDDLEWARE += [
     "accounts.middleware.AuditActorMiddleware",
 ]
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first, as django-axes documents (see the login throttling above)
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]

@@ -73,6 +73,10 @@ Optional parts (the engine looks them up with getattr):
         the channel's mapper applies when it publishes and revises, so the item page's preview
         and the bulk SEO dry run show what would really be sent. Absent: the preview says the
         channel states no rules.
+    WEBHOOK_CONTENT_TYPES: frozenset[str]  content types a delivery may have (default: application/json
+                                   only; others are refused with 415 before parsing)
+    WEBHOOK_ACCEPTED_TOPICS: frozenset[str]  the topics parse_webhook may identify; a delivery of any other topic
+                                   is refused (400) and not stored. Absent: parse_webhook decides.
 
 parse_webhook raises WebhookRejected(http_status=401 / 412...) for a delivery that must not be
 stored (a bad or missing signature), and may return a WebhookReply instead of a WebhookSeen for a

@@ -41,6 +41,11 @@ class ItemResource(resources.ModelResource):
     def get_queryset(self):
         return Item.objects.filter(account=self.account)
 
+    def before_import_row(self, row, **kwargs):
+        # A file this app exported carries escaped formula-like cells: import what they said.
+        for key, value in list(row.items()):
+            row[key] = csv_unescape(value)
+
     def init_instance(self, row=None):
         item = super().init_instance(row)
         item.account = self.account
@@ -68,10 +73,31 @@ class _Echo:
         return value
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection, OWASP): titles
+# and brands also arrive from the channels, so anyone who can list on a marketplace could plant one.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value):
+    """A text cell that a spreadsheet shows as text: prefixed with ' when it would start a formula
+    (OWASP's advice). Numbers and dates are left alone, so a negative number stays a number."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def csv_unescape(value):
+    """The text csv_safe escaped, as it was (an exported file re-imported unchanged)."""
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_TRIGGERS):
+        return value[1:]
+    return value
+
+
 def item_csv_lines(queryset) -> Iterator[str]:
-    """CSV lines of the items in `queryset`, read in chunks so memory stays flat at any size."""
+    """CSV lines of the items in `queryset`, read in chunks so memory stays flat at any size.
+    Text cells that would start a spreadsheet formula are escaped (csv_safe)."""
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_COLUMNS)
     rows = queryset.order_by("pk").values_list(*EXPORT_COLUMNS)
     for row in rows.iterator(chunk_size=2000):
-        yield writer.writerow(row)
+        yield writer.writerow([csv_safe(value) for value in row])

@@ -12,6 +12,7 @@ import random
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from accounts.rls import account_scope_of
 
@@ -31,6 +32,7 @@ from .services.sync import (
     listings_reconcile,
     sync_request_run,
     webhook_process,
+    webhooks_stalled,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,22 @@ def backoff_seconds(retries: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+def task_send(task, *, args: list, queue: str | None = None) -> bool:
+    """Queue a task; False (and a warning) when the broker cannot be reached.
+
+    What is queued from here is always on record first (a lagging listing, a pending webhook,
+    a scheduled pull), so a broker outage must not fail the request that recorded it: the
+    sweepers (sweep_listings_task, sweep_webhooks_task) and the scheduled pulls queue it again
+    once the broker is back.
+    """
+    try:
+        task.apply_async(args=args, queue=queue)
+    except BrokerUnreachable as error:
+        log.warning("could not queue %s%s (broker unreachable: %s); a sweeper queues it later", task.name, args, error)
+        return False
+    return True
+
+
 def enqueue_converge(listing_id: int, *, channel_name: str | None = None) -> None:
     """Converge a listing on its channel's queue (looked up unless the caller knows it)."""
     if channel_name is None:
@@ -53,19 +71,23 @@ def enqueue_converge(listing_id: int, *, channel_name: str | None = None) -> Non
             ChannelListing.objects.filter(pk=listing_id).values_list("connection__channel", flat=True).first()
         )
     if channel_name:
-        converge_listing_task.apply_async(args=[listing_id], queue=channel_queue(channel_name))
+        task_send(converge_listing_task, args=[listing_id], queue=channel_queue(channel_name))
 
 
 def enqueue_sync_request(run_id: int) -> None:
     row = SyncRun.objects.filter(pk=run_id).values_list("connection__channel", flat=True).first()
     if row:
-        sync_request_task.apply_async(args=[run_id], queue=channel_queue(row))
+        task_send(sync_request_task, args=[run_id], queue=channel_queue(row))
 
 
 def enqueue_pull(connection_id: int) -> None:
     channel_name = ChannelConnection.objects.filter(pk=connection_id).values_list("channel", flat=True).first()
     if channel_name:
-        pull_connection_task.apply_async(args=[connection_id], queue=channel_queue(channel_name))
+        task_send(pull_connection_task, args=[connection_id], queue=channel_queue(channel_name))
+
+
+def enqueue_webhook(event_id: int) -> None:
+    task_send(process_webhook_event_task, args=[event_id], queue="webhooks")
 
 
 @shared_task(
@@ -90,7 +112,12 @@ def auto_archive_task() -> dict:
 
 
 @shared_task(
-    bind=True, name="inventory.converge_listing", max_retries=8, soft_time_limit=60, time_limit=90, acks_late=True
+    bind=True,
+    name="inventory.converge_listing",
+    max_retries=8,
+    soft_time_limit=settings.SYNC_CONVERGE_TIME_LIMIT_SECONDS - 30,
+    time_limit=settings.SYNC_CONVERGE_TIME_LIMIT_SECONDS,
+    acks_late=True,
 )
 def converge_listing_task(self, listing_id: int) -> str:
     """Make one listing on its channel match what the shop wants (with its connection's other
@@ -111,7 +138,9 @@ def converge_listing_task(self, listing_id: int) -> str:
         log.warning("listing %s: %s; retry %d in %.1f s", listing_id, error, self.request.retries + 1, countdown)
         raise self.retry(exc=error, countdown=countdown) from error
     except SoftTimeLimitExceeded as error:
-        return _unexpected(self, listing_id, TransientChannelError("the channel took longer than a minute"), error)
+        return _unexpected(
+            self, listing_id, TransientChannelError(f"the channel took longer than {self.soft_time_limit} s"), error
+        )
     except Exception as error:
         # A bug or a surprise from the channel: never only a log line. The listing shows the
         # error and the attempt; after a few tries it is given up with an alert.
@@ -192,6 +221,21 @@ def sweep_listings_task() -> int:
     if lagging:
         log.info("sweeper re-enqueued %d lagging listing(s)", len(lagging))
     return len(lagging)
+
+
+WEBHOOK_STALLED_AFTER_SECONDS = 120
+
+
+@shared_task(name="inventory.sweep_webhooks", soft_time_limit=120)
+def sweep_webhooks_task() -> int:
+    """Re-queue stored webhook deliveries still pending after a couple of minutes (their task
+    could not be queued, e.g. the broker was down when they arrived, or it was lost)."""
+    stalled = webhooks_stalled(older_than_seconds=WEBHOOK_STALLED_AFTER_SECONDS)
+    for event_id in stalled:
+        enqueue_webhook(event_id)
+    if stalled:
+        log.info("sweeper re-queued %d pending webhook(s)", len(stalled))
+    return len(stalled)
 
 
 @shared_task(name="inventory.reconcile_connection", soft_time_limit=3000, time_limit=3300)

@@ -5,10 +5,20 @@ processes it. An unknown token is a 404 and nothing is stored. A channel that si
 deliveries rejects a bad or missing signature (WebhookRejected: its status, usually 401)
 before anything is stored. A GET is a channel's endpoint challenge (eBay), answered by the
 channel module when it has one.
+
+Anyone holding a connection's URL can post to it (Reverb signs nothing), so a delivery is
+bounded before it is parsed or stored: at most settings.WEBHOOK_MAX_BODY_BYTES (413), a
+content type the channel sends (WEBHOOK_CONTENT_TYPES, JSON by default: 415), at most
+settings.WEBHOOK_RATE_PER_MINUTE deliveries per connection per minute (429 with Retry-After;
+the channels retry later), only the topics the channel declares (WEBHOOK_ACCEPTED_TOPICS: 400), and a
+body nested too deeply to parse is a 400, never a 500.
 """
 
 import logging
+import time
 
+from django.conf import settings
+from django.core.cache import cache
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
@@ -21,6 +31,9 @@ from .models import ChannelConnection
 from .services.sync import webhook_receive
 
 log = logging.getLogger(__name__)
+
+DEFAULT_CONTENT_TYPES = frozenset({"application/json"})
+RATE_WINDOW_SECONDS = 60
 
 
 def _reply(reply: WebhookReply) -> HttpResponse:
@@ -45,9 +58,16 @@ def channel_webhook(request, channel: str, token: str):
     )
     if request.method == "GET":
         return _challenge(request, connection)
+    refused = _bounds_refusal(request, connection)
+    if refused is not None:
+        log.warning("refused webhook for %s: %s", connection, refused.content.decode()[:200])
+        return refused
     try:
         with account_scope(connection.account_id):
             outcome, created = webhook_receive(connection=connection, headers=request.headers, body=request.body)
+    except RecursionError:
+        log.warning("rejected webhook for %s: JSON nested too deeply", connection)
+        return JsonResponse({"detail": "The body's JSON is nested too deeply to read."}, status=400)
     except WebhookRejected as error:
         log.warning("rejected webhook for %s: %s", connection, error)
         return JsonResponse({"detail": str(error)}, status=error.http_status)
@@ -57,6 +77,39 @@ def channel_webhook(request, channel: str, token: str):
     if isinstance(outcome, WebhookReply):
         return _reply(outcome)
     return HttpResponse(b"stored" if created else b"duplicate", status=200)
+
+
+def _bounds_refusal(request, connection: ChannelConnection) -> JsonResponse | None:
+    """Why this delivery is refused before it is read, or None."""
+    length = request.META.get("CONTENT_LENGTH") or ""
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    if (length.isdigit() and int(length) > limit) or len(request.body) > limit:
+        return JsonResponse(
+            {"detail": f"The body is larger than {limit} bytes, more than any delivery of this channel."}, status=413
+        )
+    allowed = getattr(channel(connection.channel), "WEBHOOK_CONTENT_TYPES", DEFAULT_CONTENT_TYPES)
+    content_type = (request.content_type or "").lower()
+    if content_type not in allowed:
+        return JsonResponse(
+            {
+                "detail": f"Content-Type {content_type or '(none)'} is not accepted; send {' or '.join(sorted(allowed))}."
+            },
+            status=415,
+        )
+    rate = settings.WEBHOOK_RATE_PER_MINUTE
+    if rate:
+        now = time.time()
+        key = f"webhooks:rpm:{connection.pk}:{int(now // RATE_WINDOW_SECONDS)}"
+        cache.add(key, 0, RATE_WINDOW_SECONDS * 2)
+        if cache.incr(key) > rate:
+            retry_after = max(1, int(RATE_WINDOW_SECONDS - now % RATE_WINDOW_SECONDS) + 1)
+            response = JsonResponse(
+                {"detail": f"More than {rate} deliveries this minute for this connection; retry in {retry_after} s."},
+                status=429,
+            )
+            response["Retry-After"] = str(retry_after)
+            return response
+    return None
 
 
 def _challenge(request, connection: ChannelConnection) -> HttpResponse:

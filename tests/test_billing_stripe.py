@@ -217,9 +217,9 @@ def test_checkout_completed_webhook_links_the_subscription(stripe_sandbox, accou
 
 @pytest.mark.parametrize(
     "how",
-    ["wrong secret", "no header", "stale", "tampered body", "not json"],
+    ["wrong secret", "no header", "stale", "signed in the future", "tampered body", "not json"],
 )
-def test_a_bad_or_stale_signature_is_400_and_nothing_is_stored(stripe_sandbox, account, client, how):
+def test_a_bad_stale_or_future_signature_is_400_and_nothing_is_stored(stripe_sandbox, account, client, how):
     payload = _completed_payload(stripe_sandbox, account)
     headers = {"HTTP_STRIPE_SIGNATURE": sign_payload(payload, WEBHOOK_SECRET)}
     body = payload
@@ -229,6 +229,8 @@ def test_a_bad_or_stale_signature_is_400_and_nothing_is_stored(stripe_sandbox, a
         headers = {}
     elif how == "stale":
         headers["HTTP_STRIPE_SIGNATURE"] = sign_payload(payload, WEBHOOK_SECRET, int(time.time()) - 301)
+    elif how == "signed in the future":  # beyond the tolerance the other way (was accepted up to 1 h ahead)
+        headers["HTTP_STRIPE_SIGNATURE"] = sign_payload(payload, WEBHOOK_SECRET, int(time.time()) + 301)
     elif how == "tampered body":
         body = payload.replace('"mode": "subscription"', '"mode": "payment"')
     elif how == "not json":

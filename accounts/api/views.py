@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 
 from accounts.models import ApiTokenScope
 from accounts.services import api_token_create
@@ -20,7 +21,16 @@ class TokenRequestSerializer(serializers.Serializer):
 class ApiTokenObtainView(ObtainAuthToken):
     """DRF's token endpoint (same request, same `{"token": ...}` answer), but each call makes a new
     per-person token, stored hashed and listed (and revocable) in the admin under API tokens.
-    Tokens are shown only here, once: the old endpoint handed back the same stored key every time."""
+    Tokens are shown only here, once: the old endpoint handed back the same stored key every time.
+
+    Throttled: DRF's ObtainAuthToken has none and its callers are anonymous, which the plan's rate
+    limit does not count; each address gets `auth_token` attempts a minute (REST_FRAMEWORK
+    DEFAULT_THROTTLE_RATES), and django-axes locks a username after repeated wrong passwords
+    (accounts/lockout.py says what to do).
+    """
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth_token"
 
     @extend_schema(
         request=TokenRequestSerializer,
@@ -31,6 +41,16 @@ class ApiTokenObtainView(ObtainAuthToken):
         auth=[],
     )
     def post(self, request, *args, **kwargs):
+        try:
+            return self._issue(request)
+        finally:
+            # The serializer authenticates with DRF's Request, so axes marks the lockout there;
+            # its middleware looks at the Django request it was given.
+            for name in ("axes_locked_out", "axes_credentials"):
+                if name in request.__dict__:
+                    setattr(request._request, name, request.__dict__[name])
+
+    def _issue(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         options = TokenRequestSerializer(data=request.data)

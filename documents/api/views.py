@@ -41,6 +41,17 @@ class DocumentViewSet(AccountScopedViewSetMixin, GenericViewSet):
     write_capability = Capability.CATALOGUE  # accounts.roles: what changing through it takes
 
     renderer_classes = [JSONRenderer, PDFRenderer]
+    # Each action's input, also what OPTIONS describes (DRF's metadata asks get_serializer()).
+    serializers_by_action = {
+        "labels": s.LabelsInputSerializer,
+        "packing_slips": s.PackingSlipsInputSerializer,
+        "pick_list": s.PickListInputSerializer,
+    }
+
+    def get_serializer_class(self):
+        # OPTIONS runs as the "metadata" action: describe the POST this route takes.
+        action = self.action_map.get("post") if self.action == "metadata" else self.action
+        return self.serializers_by_action[action]
 
     def handle_exception(self, exc):
         if isinstance(exc, DocumentError):
@@ -81,6 +92,6 @@ class DocumentViewSet(AccountScopedViewSetMixin, GenericViewSet):
         return pdf_response(pick_list_pdf(orders=orders, items=items))
 
     def _valid(self, serializer_class) -> dict:
-        serializer = serializer_class(data=self.request.data)
+        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data

@@ -132,8 +132,19 @@ class BulkTransitionOutputSerializer(serializers.Serializer):
     not_moved = BulkTransitionRowSerializer(many=True)
 
 
+STOCK_DELTA_LIMIT = 1_000_000  # far above any real delivery, far below the database's integer range
+
+
 class StockAdjustInputSerializer(serializers.Serializer):
-    delta = serializers.IntegerField(help_text="Units to add (positive) or remove (negative).")
+    delta = serializers.IntegerField(
+        min_value=-STOCK_DELTA_LIMIT,
+        max_value=STOCK_DELTA_LIMIT,
+        help_text=f"Units to add (positive) or remove (negative), at most {STOCK_DELTA_LIMIT:,} either way.",
+        error_messages={
+            "max_value": f"At most {STOCK_DELTA_LIMIT:,} units can be added at once; split a larger delivery.",
+            "min_value": f"At most {STOCK_DELTA_LIMIT:,} units can be removed at once.",
+        },
+    )
     reason = serializers.CharField(max_length=500)
 
 

@@ -57,7 +57,22 @@ from .runs import push_recorded
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=90)
+LEASE_MARGIN = timedelta(seconds=30)
+
+
+def lease_length() -> timedelta:
+    """How long a worker holds a listing: the converge task's hard time limit plus a margin.
+
+    Celery kills a converge that runs past its time_limit, so a lease never needs to outlive
+    it; a worker killed outright (SIGKILL, a lost machine) frees its listings this soon after
+    and the sweeper (sweep_listings_task, every minute) hands them to another worker.
+    """
+    from ..tasks import converge_listing_task
+
+    limit = converge_listing_task.time_limit or converge_listing_task.soft_time_limit
+    return timedelta(seconds=limit) + LEASE_MARGIN
+
+
 ENDED_STATES = (ListingState.ENDED, ListingState.SOLD)
 
 
@@ -379,7 +394,7 @@ def _claim(listing_id: int) -> ChannelListing | None:
     now = timezone.now()
     listing = update_returning_instance(
         ChannelListing.objects.filter(pk=listing_id).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now)),
-        {"lease_until": now + LEASE},
+        {"lease_until": now + lease_length()},
     )
     if listing is not None:
         model = specific_connection_model(channel_name_of(listing.connection_id))

@@ -381,9 +381,9 @@ def order_ship(*, order_id: int, actor: Actor, carrier: str, tracking_number: st
             sold = list(Item.objects.select_for_update().filter(pk__in=item_ids, state=ItemState.SOLD).order_by("pk"))
             _apply_transition(sold, ItemState.SHIPPED, actor, f"order {order} shipped with {order.carrier}")
         if order.connection_id and shipment_push_supported(order):
-            from ..tasks import push_shipment_task  # the task module imports the services
+            from ..tasks import push_shipment_task, task_send  # the task module imports the services
 
-            transaction.on_commit(lambda: push_shipment_task.delay(order.pk))
+            transaction.on_commit(lambda: task_send(push_shipment_task, args=[order.pk]))
     return order
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -26,6 +27,7 @@ from ..channels import (
     END_WITHDRAWN,
     ChannelError,
     ListingSeen,
+    WebhookRejected,
     WebhookReply,
     WebhookSeen,
     channel,
@@ -563,6 +565,12 @@ def webhook_receive(
     seen = channel(connection.channel).parse_webhook(specific_connection(connection), headers, body)
     if isinstance(seen, WebhookReply):
         return seen, False  # answered, nothing to store (a ping)
+    known = getattr(channel(connection.channel), "WEBHOOK_ACCEPTED_TOPICS", None)
+    if known is not None and seen.topic not in known:
+        raise WebhookRejected(
+            f"Unknown webhook topic {seen.topic[:100]!r}; this endpoint takes {', '.join(sorted(known))}.",
+            http_status=400,
+        )
     alerts_resolve_cause(dedupe_key=f"webhooks-stopped:{connection.pk}", resolution="A webhook arrived again.")
     if db.vendor == "postgresql" and not db.in_atomic_block:
         return _webhook_upsert(connection, seen)
@@ -582,6 +590,10 @@ def webhook_receive(
         except IntegrityError:
             existing = WebhookEvent.objects.get(connection=connection, dedupe_key=seen.dedupe_key)
     WebhookEvent.objects.filter(pk=existing.pk).update(deliveries=F("deliveries") + 1)
+    if existing.status == WebhookStatus.PENDING:
+        # The channel sends it again because it is not acted on yet (its task may never have
+        # been queued, e.g. the broker was down): queue it again; processing is idempotent.
+        _enqueue_webhook(existing.pk)
     return existing, False
 
 
@@ -687,9 +699,19 @@ def webhook_replay(*, event_ids: list[int]) -> int:
 
 
 def _send_webhook(event_id: int) -> None:
-    from ..tasks import process_webhook_event_task
+    from ..tasks import enqueue_webhook
 
-    process_webhook_event_task.apply_async(args=[event_id], queue="webhooks")
+    enqueue_webhook(event_id)
+
+
+def webhooks_stalled(*, older_than_seconds: float, limit: int = 1000) -> list[int]:
+    """Stored deliveries still pending `older_than_seconds` after they arrived, oldest first."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        WebhookEvent.objects.filter(status=WebhookStatus.PENDING, received_at__lt=cutoff)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 # --- Syncs staff asked for -------------------------------------------------------------

@@ -12,6 +12,10 @@ SCHEDULES = {
         "inventory.sweep_listings",
         {"minute": "*", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     ),
+    "inventory: re-queue webhook deliveries still pending": (
+        "inventory.sweep_webhooks",
+        {"minute": "*", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
     "inventory: nightly read-back audit of every live listing": (
         "inventory.reconcile_all",
         {"minute": "30", "hour": "2", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},

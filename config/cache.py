@@ -1,0 +1,113 @@
+"""Django's Redis cache, carrying on when Redis is unreachable.
+
+Everything this app keeps in the cache can be lost: API rate-limit windows, usage counters
+(rolled up later), cached billing states, "at most one scan per interval" marks, channel
+call budgets. So a Redis outage must not turn every request into a 500. While Redis is down
+each call behaves as on an empty cache that keeps nothing: `get` misses, `set` keeps
+nothing, `add` succeeds (a rate limit or a scan mark fails open: the work goes ahead),
+`incr` counts from zero. A warning says so, at most once every WARN_EVERY_SECONDS per
+process, so the log shows the outage without a line per request.
+
+Only connection failures and timeouts are absorbed; any other Redis error is a bug and raises.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+
+WARN_EVERY_SECONDS = 30.0
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+_last_warning = [0.0]
+
+
+def _warn(operation: str, error: Exception) -> None:
+    now = time.monotonic()
+    if now - _last_warning[0] >= WARN_EVERY_SECONDS or not _last_warning[0]:
+        _last_warning[0] = now
+        log.warning(
+            "cache unavailable (%s failed: %s): carrying on without it; API rate limits and cache "
+            "locks are not enforced until Redis answers again",
+            operation,
+            error,
+        )
+
+
+def _guarded(fallback):
+    """Run the cache operation; on a connection failure log and return fallback(*args)."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except UNREACHABLE as error:
+                _warn(method.__name__, error)
+                return fallback(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+class ResilientRedisCache(RedisCache):
+    """RedisCache whose calls degrade to an empty cache while Redis cannot be reached."""
+
+    def __init__(self, server, params):
+        options = params.setdefault("OPTIONS", {})
+        # A Redis that does not answer must fail fast, not hold a request for a TCP timeout.
+        options.setdefault("socket_connect_timeout", 2)
+        options.setdefault("socket_timeout", 2)
+        super().__init__(server, params)
+
+    @_guarded(lambda key, value, timeout=DEFAULT_TIMEOUT, version=None: True)
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return super().add(key, value, timeout, version)
+
+    @_guarded(lambda key, default=None, version=None: default)
+    def get(self, key, default=None, version=None):
+        return super().get(key, default, version)
+
+    @_guarded(lambda key, value, timeout=DEFAULT_TIMEOUT, version=None: None)
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return super().set(key, value, timeout, version)
+
+    @_guarded(lambda key, timeout=DEFAULT_TIMEOUT, version=None: False)
+    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+        return super().touch(key, timeout, version)
+
+    @_guarded(lambda key, version=None: False)
+    def delete(self, key, version=None):
+        return super().delete(key, version)
+
+    @_guarded(lambda keys, version=None: {})
+    def get_many(self, keys, version=None):
+        return super().get_many(keys, version)
+
+    @_guarded(lambda key, version=None: False)
+    def has_key(self, key, version=None):
+        return super().has_key(key, version)
+
+    @_guarded(lambda key, delta=1, version=None: delta)
+    def incr(self, key, delta=1, version=None):
+        return super().incr(key, delta, version)
+
+    @_guarded(lambda data, timeout=DEFAULT_TIMEOUT, version=None: list(data))
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        return super().set_many(data, timeout, version)
+
+    @_guarded(lambda keys, version=None: None)
+    def delete_many(self, keys, version=None):
+        return super().delete_many(keys, version)
+
+    @_guarded(lambda: False)
+    def clear(self):
+        return super().clear()
