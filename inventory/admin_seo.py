@@ -39,6 +39,7 @@ class ItemEditInline(ReadOnlyInline):
     fields = readonly_fields = ["created_at", "field", "old_value", "new_value", "source", "user", "reason"]
     ordering = ["-created_at", "-id"]
     max_num = 0
+    change_only = True  # ItemAdmin.get_inlines: not on the add page
 
     def has_view_permission(self, request, obj=None):
         return True

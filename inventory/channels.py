@@ -416,7 +416,7 @@ def cut_at_word(text: str, limit: int) -> tuple[str, str]:
     if len(text) <= limit:
         return text, ""
     kept = text[:limit]
-    if text[limit] != " " and kept[-1] != " ":
+    if text[limit].isalnum() and kept[-1].isalnum():  # the limit falls inside a word
         space = kept.rfind(" ")
         if space > limit // 2:
             kept = kept[:space]

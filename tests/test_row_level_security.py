@@ -9,7 +9,6 @@ import pytest
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 from django.test import RequestFactory
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.api.permissions import IsAccountMember
@@ -21,6 +20,7 @@ from accounts.rls import (
     business_tables,
     current_account_id,
 )
+from accounts.services import api_token_create
 from channels_reverb.models import ReverbConnection
 from inventory.models import Item
 from tests.factories import make_item
@@ -171,9 +171,9 @@ def test_the_middleware_scopes_a_staff_request_even_for_an_unscoped_query_and_re
 
 def test_an_api_token_request_is_scoped_once_drf_knows_the_user(plain_role, settings, staff, account, shops):
     settings.DATABASE_ROW_LEVEL_SECURITY = True
-    token = Token.objects.create(user=staff)
+    _, key = api_token_create(user=staff, name="scanner", scope="read")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
 
     response = client.get("/api/v1/items/")
 

@@ -195,6 +195,10 @@ class ReverbSandbox(FaultInjection, RequestLog):
         finally:
             self._server.server_close()
             self._server = None
+            if self.state_file:
+                # A request answered just before the stop may not have reached its own save yet
+                # (its thread dies with the process): what the shop holds is written once more.
+                self.store.save(self.state_file)
 
     def __enter__(self) -> ReverbSandbox:
         self.start()

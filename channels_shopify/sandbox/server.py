@@ -227,6 +227,7 @@ class ShopifySandbox:
                 self._thread.join(0.5)
         finally:
             self.stop()
+            self._keep()  # a request answered just before the stop may not have reached its own save yet
 
     @property
     def root_url(self) -> str:

@@ -187,6 +187,9 @@ class WooSandbox(FaultInjection, RequestLog, Deliveries, Authentication, ShopApi
         finally:
             self._server.server_close()
             self._server = None
+            if self.state_file:
+                # A request answered just before the stop may not have reached its own save yet.
+                self.store.save(self.state_file)
 
     def __enter__(self) -> WooSandbox:
         self.start()
