@@ -9,6 +9,7 @@ DJANGO_ENV=production and the variables listed under "Production" in the README.
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
@@ -34,6 +35,12 @@ if not SECRET_KEY:
     SECRET_KEY = "development-only-insecure-key-do-not-use-in-production-0123456789"
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
+# Production refuses to start without its hosts (Django would answer 400 to every request).
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS is not set: list the host names this back office answers on, "
+        "e.g. DJANGO_ALLOWED_HOSTS=backoffice.example.com."
+    )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -75,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on every answer (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -98,7 +107,14 @@ TEMPLATES = [
 ]
 
 # Database: SQLite by default; DATABASE_URL=postgres://... for PostgreSQL.
-DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASE_URL = env.str("DATABASE_URL", default="")
+# Production refuses to start on the development fallback (a SQLite file on one machine).
+if PRODUCTION and not DATABASE_URL.startswith(("postgres://", "postgresql://", "pgsql://")):
+    raise ImproperlyConfigured(
+        "DATABASE_URL must point at PostgreSQL in production, e.g. "
+        "DATABASE_URL=postgres://user:password@db.example.com:5432/backoffice."
+    )
+DATABASE_URL = DATABASE_URL or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -158,6 +174,33 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+    SECURE_REFERRER_POLICY = "same-origin"
+    SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    CSRF_COOKIE_SAMESITE = "Lax"
+
+# Content Security Policy (django-csp), in every environment so development shows what production
+# blocks. Scripts only from our own static files or carrying the request's nonce (the inline
+# scripts of the item page and ReDoc); Swagger UI loads its init script as a file
+# (SpectacularSwaggerSplitView). Inline styles stay allowed: the admin and its templates use
+# style attributes, which nonces cannot cover. Photos may come from the channels' CDNs (https:).
+# ReDoc renders in a blob: worker and draws with data: images. No form-action: browsers apply it
+# to the redirects after a POST too, and billing and Etsy forms redirect to Stripe and Etsy.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:", "https:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # Django REST framework and the OpenAPI schema.
 REST_FRAMEWORK = {
@@ -191,6 +234,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every 4xx documented with its body (Error / ValidationError): config/openapi.py.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.openapi.add_error_responses"],
     "ENUM_NAME_OVERRIDES": {
         "ItemStateEnum": "inventory.states.ItemState",
         "OrderStatusEnum": "inventory.models.OrderStatus",

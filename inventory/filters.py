@@ -1,9 +1,19 @@
 """Filters of the item and order lists, used by the API."""
 
+from decimal import Decimal
+
 import django_filters
+from drf_spectacular.utils import extend_schema_field
 
 from .models import Condition, Item, Order, OrderStatus
 from .states import ItemState
+
+PRICE_BOUNDS = {"min_value": Decimal("0"), "max_value": Decimal("9999999999.99")}
+
+
+@extend_schema_field({"type": "number", "minimum": 0, "maximum": float(PRICE_BOUNDS["max_value"])})
+class PriceFilter(django_filters.NumberFilter):
+    """A price bound, within what the price column holds (the schema states the range)."""
 
 
 class ItemFilter(django_filters.FilterSet):
@@ -14,8 +24,9 @@ class ItemFilter(django_filters.FilterSet):
     brand = django_filters.CharFilter(lookup_expr="iexact")
     category = django_filters.CharFilter(lookup_expr="iexact")
     storage_location = django_filters.CharFilter(lookup_expr="iexact")
-    price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
-    price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+    # Bounded like the price column (12 digits, 2 decimals) so the schema says what is accepted.
+    price_min = PriceFilter(field_name="price", lookup_expr="gte", **PRICE_BOUNDS)
+    price_max = PriceFilter(field_name="price", lookup_expr="lte", **PRICE_BOUNDS)
     updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:

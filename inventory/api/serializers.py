@@ -166,6 +166,8 @@ class OrderSerializer(serializers.ModelSerializer):
         default="",
         help_text="The shop it was sold in (two shops on one channel can share an order number).",
     )
+    # Channels often withhold the buyer's address: a string that may be empty, not format "email".
+    buyer_email = serializers.CharField(read_only=True, help_text="The buyer's e-mail address, or empty.")
 
     class Meta:
         model = Order
