@@ -4,6 +4,7 @@ Swagger UI and ReDoc render with no CSP violation (the policy: config/settings.p
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from accounts.services import account_create, staff_user_create
@@ -68,6 +69,7 @@ def test_admin_pages_and_api_docs_render_without_csp_violations(page: Page):
         ("/admin/", "#content"),
         ("/admin/inventory/item/", "#result_list"),
         (f"/admin/inventory/item/{item.pk}/change/", "#item_form"),
+        (reverse("admin:billing_account_billing"), ".billing-grid"),
         ("/api/docs/", ".swagger-ui .info .title"),
         ("/api/redoc/", "#redoc-container h1"),
     ]:

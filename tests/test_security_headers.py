@@ -2,8 +2,6 @@
 
 import re
 
-import pytest
-
 CSP = "Content-Security-Policy"
 
 
@@ -58,11 +56,3 @@ def test_swagger_ui_loads_its_init_script_as_a_file(client):
     assert script.status_code == 200
     assert script["Content-Type"].startswith("application/javascript")
     assert "SwaggerUIBundle" in script.content.decode()
-
-
-@pytest.mark.parametrize("path", ["/api/v1/no-such-endpoint/", "/api/v1/items/0.5/"])
-def test_unknown_api_addresses_answer_json_in_the_error_shape(api, path):
-    response = api.get(path)
-    assert response.status_code == 404
-    assert response["Content-Type"] == "application/json"
-    assert set(response.json()) == {"code", "detail"}

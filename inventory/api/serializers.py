@@ -86,7 +86,8 @@ class ItemSerializer(serializers.ModelSerializer):
 
 
 class ItemStateChangeSerializer(serializers.ModelSerializer):
-    user = serializers.StringRelatedField()
+    # null for changes no person made (channel syncs, the sweeper): the schema says so.
+    user = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = ItemStateChange
