@@ -101,3 +101,16 @@ def test_production_refuses_the_filesystem_broker():
     result = _manage("check", DJANGO_ENV="production", DJANGO_SECRET_KEY=SECRET, **env)
     assert result.returncode != 0
     assert "CELERY_BROKER_URL" in result.stderr
+
+
+def test_production_sends_the_security_headers():
+    script = (
+        "from django.conf import settings as s; "
+        "print(s.SECURE_HSTS_SECONDS, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+        "s.SECURE_REFERRER_POLICY, s.SECURE_SSL_REDIRECT, s.X_FRAME_OPTIONS)"
+    )
+    result = _manage(
+        "shell", "--no-imports", "-c", script, DJANGO_ENV="production", DJANGO_SECRET_KEY=SECRET, **PRODUCTION_ENV
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["31536000", "True", "True", "same-origin", "True", "DENY"]

@@ -55,6 +55,8 @@ class ListingActionOutputSerializer(serializers.Serializer):
 class ChannelListingSerializer(serializers.ModelSerializer):
     connection_name = serializers.CharField(source="connection.name", read_only=True)
     channel = serializers.CharField(source="connection.channel", read_only=True)
+    # Empty until the channel gives the listing a page: a string, not format "uri" (which "" breaks).
+    external_url = serializers.CharField(read_only=True, help_text="The listing's page on the channel, or empty.")
 
     class Meta:
         model = ChannelListing
@@ -123,8 +125,9 @@ class ItemListingActionsMixin:
             listings_relist(account=self.get_account(), item_ids=[self.get_object().pk], actor=api_actor(request))
         )
 
+    # A plain array (one row per connection at most), not paginated or filtered; the schema says so.
     @extend_schema(responses=ChannelListingSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def listings(self, request, pk=None):
         """The item's listing on each channel connection."""
         listings = self.get_object().listings.select_related("connection").order_by("connection__priority", "pk")

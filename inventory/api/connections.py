@@ -205,7 +205,10 @@ class ChannelConnectionViewSet(AccountScopedViewSetMixin, viewsets.ModelViewSet)
         return ConnectionSerializer
 
     def _requested_channel(self) -> str:
-        name = str(self.request.data.get("channel") or "")
+        data = self.request.data
+        if not hasattr(data, "get"):
+            raise ValidationError({"non_field_errors": ["Send an object with the connection's fields."]})
+        name = str(data.get("channel") or "")
         if name not in settings.CHANNELS:
             raise ValidationError({"channel": [f"Choose one of: {', '.join(settings.CHANNELS)}."]})
         return name

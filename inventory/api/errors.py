@@ -30,4 +30,9 @@ def exception_handler(exc, context):
             },
             status=status.HTTP_409_CONFLICT,
         )
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" in response.data:
+        # DRF's {"detail": ...} (not found, not signed in, malformed JSON, throttled...) gets its
+        # code too, so every refusal has the documented Error shape (config/openapi.py).
+        response.data.setdefault("code", getattr(response.data["detail"], "code", None) or "error")
+    return response

@@ -86,7 +86,8 @@ class ItemSerializer(serializers.ModelSerializer):
 
 
 class ItemStateChangeSerializer(serializers.ModelSerializer):
-    user = serializers.StringRelatedField()
+    # null for changes no person made (channel syncs, the sweeper): the schema says so.
+    user = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = ItemStateChange
@@ -177,6 +178,8 @@ class OrderSerializer(serializers.ModelSerializer):
         default="",
         help_text="The shop it was sold in (two shops on one channel can share an order number).",
     )
+    # Channels often withhold the buyer's address: a string that may be empty, not format "email".
+    buyer_email = serializers.CharField(read_only=True, help_text="The buyer's e-mail address, or empty.")
 
     class Meta:
         model = Order

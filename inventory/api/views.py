@@ -114,19 +114,19 @@ class ItemViewSet(ItemSeoActionsMixin, ItemListingActionsMixin, AccountScopedMod
         stock_adjust(item_id=item.pk, actor=api_actor(request), **data.validated_data)
         return Response(self.get_serializer(self.get_queryset().get(pk=item.pk)).data)
 
+    # A plain array, not a page: the action is not paginated or filtered (and its schema says so).
     @extend_schema(responses=s.ItemStateChangeSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def history(self, request, pk=None):
         """Every state change of the item, newest first."""
         return Response(s.ItemStateChangeSerializer(item_history(item=self.get_object()), many=True).data)
 
     @extend_schema(responses=s.StockMovementSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def ledger(self, request, pk=None):
         """The item's stock ledger, newest first."""
         return Response(s.StockMovementSerializer(self.get_object().stock_movements.order_by("-id"), many=True).data)
 
-    @extend_schema(responses=s.InventorySummarySerializer)
     @extend_schema(request=None, responses=s.ReviewOutputSerializer)
     @action(detail=True, methods=["post"], url_path="mark-reviewed")
     def mark_reviewed(self, request, pk=None):
@@ -169,6 +169,7 @@ class ItemViewSet(ItemSeoActionsMixin, ItemListingActionsMixin, AccountScopedMod
         photo_remove(item_id=self.get_object().pk, actor=api_actor(request), photo_id=int(photo_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(responses=s.InventorySummarySerializer)
     @action(detail=False, methods=["get"])
     def summary(self, request):
         """Counts, units and value per state, for the filtered items."""
