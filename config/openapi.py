@@ -54,7 +54,7 @@ DESCRIPTIONS = {
     "405": "This method is not allowed here.",
     "409": "Not allowed in the row's current state: the body says why and what is allowed.",
     "415": "Unsupported content type: send JSON (or multipart where the operation takes files).",
-    "429": "Too many requests for your plan: retry after the `Retry-After` seconds.",
+    "429": "Too many requests (your plan's rate, or repeated wrong passwords at the token login): retry after the `Retry-After` seconds.",
 }
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 PUBLIC_OPERATIONS = {"v1_auth_token_create"}
@@ -69,6 +69,8 @@ def _statuses(path: str, method: str, operation: dict) -> set[str]:
     statuses = {"400"} if operation.get("requestBody") or operation.get("parameters") else set()
     if operation.get("operationId") not in PUBLIC_OPERATIONS:
         statuses |= {"401", "403", "402", "429"}
+    else:  # the token login: throttled per address, and locked after repeated wrong passwords
+        statuses |= {"429"}
     names = {parameter.get("name") for parameter in operation.get("parameters", [])}
     if "{" in path or "page" in names:  # a row that is not in the account, or a page past the last
         statuses.add("404")

@@ -39,7 +39,7 @@ def csv_safe(value) -> str:
 
 
 class AnalyticsCSVRenderer(BaseRenderer):
-    """The `rows` of an analytics answer as CSV, one column per field (errors as field,message)."""
+    """The `rows` of an analytics answer as CSV, one column per field (errors stay JSON: the view)."""
 
     media_type = "text/csv"
     format = "csv"
@@ -49,12 +49,6 @@ class AnalyticsCSVRenderer(BaseRenderer):
         response = (renderer_context or {}).get("response")
         out = io.StringIO()
         writer = csv.writer(out)
-        if response is not None and response.status_code >= 400:
-            writer.writerow(["field", "message"])
-            for field, messages in (data or {}).items():
-                for message in messages if isinstance(messages, list) else [messages]:
-                    writer.writerow([csv_safe(field), csv_safe(message)])
-            return out.getvalue().encode()
         columns = getattr(response, "csv_columns", None) or (list(data["rows"][0]) if data["rows"] else [])
         writer.writerow(columns)
         for row in data["rows"]:
@@ -237,6 +231,15 @@ class AnalyticsViewSet(ViewSet):
             return super().perform_content_negotiation(request, force)
         except Http404:  # ?format=xlsx: say what there is rather than a bare 404
             raise ValidationError({"format": ["Use format=json or format=csv."]}) from None
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400 or not (isinstance(response.data, dict) and "rows" in response.data):
+            # Only figures have rows to download: an error (the API's documented JSON error) or an
+            # OPTIONS answer is JSON even when a CSV download was asked for.
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+        return response
 
     def _figure(self, request, name: str, compute, row: type[serializers.Serializer], also_allowed=()):
         user = request.user

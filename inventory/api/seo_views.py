@@ -88,8 +88,9 @@ class SeoBulkOutputSerializer(serializers.Serializer):
 class ItemSeoActionsMixin:
     """Mixed into the item viewset: `seo` (one item) and `bulk-seo` (many)."""
 
+    # A plain array, not a page: the action is not paginated or filtered (and its schema says so).
     @extend_schema(responses=ChannelSeoSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def seo(self, request, pk=None):
         """What each channel would be sent of the item's title and SEO fields, its limits and what is cut."""
         return Response(channel_seo_data(item_seo_preview(self.get_object())))
