@@ -416,6 +416,7 @@ class ItemAdmin(ExtensibleAdmin, ImportMixin, AccountScopedAdmin):
     def get_inlines(self, request, obj):
         # Logs marked change_only (the SEO edits) have nothing to show on the add page.
         return [inline for inline in self.inlines if obj is not None or not getattr(inline, "change_only", False)]
+
     actions = [
         _transition_action(ItemState.ACTIVE, "Make active (for sale)"),
         _transition_action(ItemState.DRAFT, "Move back to draft"),

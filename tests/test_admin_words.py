@@ -112,7 +112,9 @@ def test_the_dashboard_counts_todays_work_and_links_to_the_filtered_lists(admin_
         sale_record(connection=shop, seen=seen)
     page = admin_client_for(staff).get("/admin/")
     tiles = {tile["label"]: tile for tile in page.context["dashboard_tiles"]}
-    assert tiles["Double sales"]["count"] == 1 and tiles["Double sales"]["url"].endswith("?status__exact=open&kind__exact=double_sale")
+    assert tiles["Double sales"]["count"] == 1 and tiles["Double sales"]["url"].endswith(
+        "?status__exact=open&kind__exact=double_sale"
+    )
     assert tiles["Orders to ship"]["count"] == 1, "the winner only: the loser of an open double sale is not shipped"
     assert [row["shop"] for row in page.context["sales_today"]] == ["A"]
     assert Alert.objects.filter(acknowledged_at__isnull=True).count() == tiles["Open alerts"]["count"]

@@ -35,7 +35,9 @@ def live_listings(account, market, count: int, *, quantity: int = 1) -> list[Cha
         item = make_item(account, n=n, sku=f"SWEEP-{n:02d}", price=Decimal("1000.00"), quantity=quantity)
         item.photos.create(url="https://cdn.example.com/x.jpg", position=0)
         items.append(item)
-    listings_publish(account=account, item_ids=[i.pk for i in items], actor=STAFF, connection_ids=[market.connection.pk])
+    listings_publish(
+        account=account, item_ids=[i.pk for i in items], actor=STAFF, connection_ids=[market.connection.pk]
+    )
     for pk in ChannelListing.objects.order_by("pk").values_list("pk", flat=True):
         listing_converge(pk)
     listings = list(ChannelListing.objects.order_by("pk"))
