@@ -2,7 +2,10 @@
 
 Every endpoint takes the same filters (period or start/end, channel, bucket), answers 400 with
 field errors for a bad one, 402 when the account's plan does not include analytics, and only
-ever reads the user's own account (services/analytics.py scopes every query).
+ever reads the user's own account (services/analytics.py scopes every query). A figure comes
+from the account's summary when it is younger than settings.ANALYTICS_SUMMARY_MAX_AGE
+(services/analytics/summary.py): the answer's `as_of` says when it was computed, `?fresh=1`
+recomputes it now.
 """
 
 from __future__ import annotations
