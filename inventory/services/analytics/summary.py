@@ -243,9 +243,12 @@ def summaries_refresh(*, now: dt.datetime | None = None, older_than: dt.timedelt
     older_than = dt.timedelta(minutes=4) if older_than is None else older_than
     AnalyticsSummary.objects.filter(read_at__lt=now - FORGET_AFTER).delete()
     groups: dict[tuple[int, str, str], dict[str, dt.datetime]] = defaultdict(dict)
-    for account_id, key, period, figure, read_at in AnalyticsSummary.objects.filter(
-        read_at__gte=now - REFRESH_WINDOW, computed_at__lt=now - older_than
-    ).values_list("account_id", "filter_key", "period", "figure", "read_at"):
+    # Oldest first: if the task runs out of time, the next run carries on with the rest.
+    for account_id, key, period, figure, read_at in (
+        AnalyticsSummary.objects.filter(read_at__gte=now - REFRESH_WINDOW, computed_at__lt=now - older_than)
+        .order_by("computed_at", "id")
+        .values_list("account_id", "filter_key", "period", "figure", "read_at")
+    ):
         groups[(account_id, key, period)][figure] = read_at
     today = timezone.localdate(now)
     accounts = Account.objects.in_bulk({account_id for account_id, _key, _period in groups})
