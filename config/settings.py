@@ -350,6 +350,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_TIME_LIMIT = 180
 
+# Analytics figures older than this (seconds) are recomputed when shown; beat refreshes the
+# ones read lately every 5 minutes (inventory/services/analytics/summary.py). 0: always live.
+ANALYTICS_SUMMARY_MAX_AGE = env.int("ANALYTICS_SUMMARY_MAX_AGE", default=900)
+
 # Channels: registry name -> the channel app's sync module (see inventory/channels.py).
 CHANNELS = {
     "shopify": "channels_shopify.sync",

@@ -103,12 +103,17 @@ def analytics_context(request) -> dict:
             "billing_url": reverse("admin:billing_account_billing"),
         }
     errors: dict = {}
+    params = request.GET
     try:
-        f = figures.analytics_filter_parse(request.GET)
+        f = figures.analytics_filter_parse(params, also_allowed=("fresh",))
     except ValidationError as error:
         errors = error.message_dict
-        f = figures.analytics_filter_parse({})
-    data = figures.analytics_overview(user=user, f=f)
+        params = {}
+        f = figures.analytics_filter_parse(params)
+    summarised = figures.analytics_overview_summarised(
+        user=user, f=f, period=figures.filter_period(params), fresh=bool(params.get("fresh"))
+    )
+    data = summarised.figures
     links = _Links(f)
     currency = _main_currency(data["sales_by_channel"], user)
     sales = [row for row in data["sales_by_channel"] if row["currency"] == currency]
@@ -121,6 +126,10 @@ def analytics_context(request) -> dict:
         "analytics": {
             "filters": f,
             "errors": [f"{field}: {' '.join(messages)}" for field, messages in errors.items()],
+            "as_of": _as_of(summarised),
+            "refresh_url": reverse("admin:index")
+            + "?"
+            + urlencode({**{k: v for k, v in request.GET.items() if k != "fresh"}, "fresh": "1"}),
             "periods": [
                 (f"Last {days} days", links.index(period=key), f.days == days and f.end_date == timezone.localdate())
                 for key, days in figures.PERIODS.items()
@@ -278,6 +287,16 @@ def analytics_context(request) -> dict:
             },
         }
     }
+
+
+def _as_of(summarised) -> str:
+    """How old the figures are: "Figures as of 14:05 (3 min ago)" (the summaries, summary.py)."""
+    if not summarised.summarised:
+        return "Figures computed live for this page."
+    minutes = summarised.age_seconds // 60
+    ago = "just now" if minutes < 1 else f"{minutes} min ago"
+    when = timezone.localtime(summarised.as_of)
+    return f"Figures as of {when:%H:%M} ({ago}); refreshed every 5 minutes while people look at them."
 
 
 def channel_label(name: str) -> str:

@@ -103,6 +103,14 @@ def push_shipment_task(order_id: int) -> bool:
     return shipment_push(order_id=order_id)
 
 
+@shared_task(name="inventory.analytics_summaries_refresh", soft_time_limit=600, time_limit=660)
+def analytics_summaries_refresh_task() -> int:
+    """Recompute the analytics figures read in the last day (beat, every 5 minutes)."""
+    from .services.analytics.summary import summaries_refresh
+
+    return summaries_refresh()
+
+
 @shared_task(name="inventory.auto_archive", soft_time_limit=600, time_limit=660)
 def auto_archive_task() -> dict:
     """Archive sold and shipped items past their account's auto-archive age."""

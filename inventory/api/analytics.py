@@ -2,7 +2,10 @@
 
 Every endpoint takes the same filters (period or start/end, channel, bucket), answers 400 with
 field errors for a bad one, 402 when the account's plan does not include analytics, and only
-ever reads the user's own account (services/analytics.py scopes every query).
+ever reads the user's own account (services/analytics.py scopes every query). A figure comes
+from the account's summary when it is younger than settings.ANALYTICS_SUMMARY_MAX_AGE
+(services/analytics/summary.py): the answer's `as_of` says when it was computed, `?fresh=1`
+recomputes it now.
 """
 
 from __future__ import annotations
@@ -190,7 +193,17 @@ def _answer(name: str, row: type[serializers.Serializer]) -> type[serializers.Se
     return type(
         f"Analytics{name}Answer",
         (serializers.Serializer,),
-        {"filters": FiltersSerializer(), "rows": row(many=True)},
+        {
+            "filters": FiltersSerializer(),
+            "as_of": serializers.DateTimeField(
+                help_text="When the figure was computed (also the X-Analytics-As-Of header)."
+            ),
+            "summarised": serializers.BooleanField(
+                help_text="True: read from the account's summary (at most ANALYTICS_SUMMARY_MAX_AGE old); "
+                "false: computed for this answer."
+            ),
+            "rows": row(many=True),
+        },
     )
 
 
@@ -203,6 +216,9 @@ FILTER_PARAMETERS = [
     ),
     OpenApiParameter("bucket", str, enum=list(figures.BUCKETS), description="Time step of sales-over-time."),
     OpenApiParameter("format", str, enum=["json", "csv"], description="csv: a download of the rows."),
+    OpenApiParameter(
+        "fresh", str, enum=["1", "0"], description="1: recompute the figure now rather than answer from its summary."
+    ),
 ]
 ERRORS = {
     400: OpenApiResponse(description="A bad filter: the body names the field and what is accepted."),
@@ -241,13 +257,27 @@ class AnalyticsViewSet(ViewSet):
             response.accepted_media_type = JSONRenderer.media_type
         return response
 
-    def _figure(self, request, name: str, compute, row: type[serializers.Serializer], also_allowed=()):
+    def _figure(self, request, name: str, figure: str | None, row: type[serializers.Serializer], also_allowed=()):
+        """One figure (a name of figures.FIGURES), from its summary when that is fresh enough."""
         user = request.user
         if user.account_id is not None:
             require(user.account_id, Feature.ANALYTICS)  # 402 with the plan that includes it
-        f = figures.analytics_filter_parse(request.query_params, also_allowed=("format", *also_allowed))
-        rows = row(compute(user, f), many=True).data
-        response = Response({"filters": f.as_dict(), "rows": rows})
+        params = request.query_params
+        f = figures.analytics_filter_parse(params, also_allowed=("format", "fresh", *also_allowed))
+        if figure is None:
+            raise ValidationError({"by": [f"Unknown ranking {params.get('by')!r}: use brand, category or item."]})
+        fresh = (params.get("fresh") or "").strip().lower()
+        if fresh not in ("", "0", "1", "true", "false"):
+            raise ValidationError({"fresh": [f"{fresh!r} is not a yes/no: use fresh=1 to recompute the figure now."]})
+        answer = figures.figures_get(
+            user=user, f=f, names=[figure], period=figures.filter_period(params), fresh=fresh in ("1", "true")
+        )
+        found = answer.figures[figure]
+        rows = row(found if isinstance(found, list) else [found], many=True).data
+        response = Response(
+            {"filters": f.as_dict(), "as_of": answer.as_of, "summarised": answer.summarised, "rows": rows}
+        )
+        response["X-Analytics-As-Of"] = answer.as_of.isoformat()
         response.csv_columns = list(row().fields)
         fmt = request.query_params.get("format")
         if fmt in ("csv", "json"):
@@ -258,16 +288,12 @@ class AnalyticsViewSet(ViewSet):
     @_schema("Sales", SalesByChannelSerializer, "Sales per channel: orders, units, revenue, margin, days to sell")
     @action(detail=False, methods=["get"])
     def sales(self, request):
-        return self._figure(
-            request, "sales", lambda u, f: figures.sales_by_channel(user=u, f=f), SalesByChannelSerializer
-        )
+        return self._figure(request, "sales", "sales_by_channel", SalesByChannelSerializer)
 
     @_schema("SalesOverTime", SalesOverTimeSerializer, "Orders, units and revenue per day, week or month")
     @action(detail=False, methods=["get"], url_path="sales-over-time")
     def sales_over_time(self, request):
-        return self._figure(
-            request, "sales-over-time", lambda u, f: figures.sales_over_time(user=u, f=f), SalesOverTimeSerializer
-        )
+        return self._figure(request, "sales-over-time", "sales_over_time", SalesOverTimeSerializer)
 
     @_schema("Top", TopSellerSerializer, "Top 10 brands, categories or items by revenue", [TOP_PARAMETER])
     @action(detail=False, methods=["get"])
@@ -276,7 +302,7 @@ class AnalyticsViewSet(ViewSet):
         return self._figure(
             request,
             f"top-{by}",
-            lambda u, f: figures.top_sellers(user=u, f=f, by=by),
+            figures.TOP_FIGURES.get(by),
             TopSellerSerializer,
             also_allowed=("by",),
         )
@@ -284,40 +310,32 @@ class AnalyticsViewSet(ViewSet):
     @_schema("SellThrough", SellThroughSerializer, "Sell-through rate per channel")
     @action(detail=False, methods=["get"], url_path="sell-through")
     def sell_through(self, request):
-        return self._figure(
-            request, "sell-through", lambda u, f: figures.sell_through(user=u, f=f), SellThroughSerializer
-        )
+        return self._figure(request, "sell-through", "sell_through", SellThroughSerializer)
 
     @_schema("Stock", StockByStateSerializer, "Stock value (at price and at cost) per item state")
     @action(detail=False, methods=["get"])
     def stock(self, request):
-        return self._figure(request, "stock", lambda u, f: figures.stock_by_state(user=u, f=f), StockByStateSerializer)
+        return self._figure(request, "stock", "stock_by_state", StockByStateSerializer)
 
     @_schema("StockByShop", StockByShopSerializer, "What is for sale on each shop now, and its value")
     @action(detail=False, methods=["get"], url_path="stock-by-shop")
     def stock_by_shop(self, request):
-        return self._figure(
-            request, "stock-by-shop", lambda u, f: figures.stock_by_connection(user=u, f=f), StockByShopSerializer
-        )
+        return self._figure(request, "stock-by-shop", "stock_by_connection", StockByShopSerializer)
 
     @_schema("Platforms", PlatformSerializer, "Live listings per shop and their share")
     @action(detail=False, methods=["get"])
     def platforms(self, request):
-        return self._figure(
-            request, "platforms", lambda u, f: figures.platform_distribution(user=u, f=f), PlatformSerializer
-        )
+        return self._figure(request, "platforms", "platforms", PlatformSerializer)
 
     @_schema("Orders", OrderStatusSerializer, "Orders placed in the period per status")
     @action(detail=False, methods=["get"])
     def orders(self, request):
-        return self._figure(
-            request, "orders", lambda u, f: figures.orders_by_status(user=u, f=f), OrderStatusSerializer
-        )
+        return self._figure(request, "orders", "orders_by_status", OrderStatusSerializer)
 
     @_schema("SyncHealth", SyncHealthSerializer, "Sync health per connection")
     @action(detail=False, methods=["get"], url_path="sync-health")
     def sync_health(self, request):
-        return self._figure(request, "sync-health", lambda u, f: figures.sync_health(user=u, f=f), SyncHealthSerializer)
+        return self._figure(request, "sync-health", "sync_health", SyncHealthSerializer)
 
     @_schema("EndedEverywhere", EndedEverywhereSerializer, "Sale to ended everywhere: mean and p95 seconds")
     @action(detail=False, methods=["get"], url_path="ended-everywhere")
@@ -325,6 +343,6 @@ class AnalyticsViewSet(ViewSet):
         return self._figure(
             request,
             "ended-everywhere",
-            lambda u, f: [figures.sale_end_everywhere(user=u, f=f)],
+            "sale_end_everywhere",
             EndedEverywhereSerializer,
         )

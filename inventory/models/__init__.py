@@ -1,5 +1,6 @@
 """The central catalogue and everything that hangs off it."""
 
+from .analytics import AnalyticsSummary
 from .catalogue import SKU_FORMAT, YOUTUBE_URL, Condition, Item, ItemEdit, ItemPhoto, ItemStateChange, Source
 from .channels import (
     Alert,
@@ -27,6 +28,7 @@ __all__ = [
     "Alert",
     "AlertKind",
     "AlertSeverity",
+    "AnalyticsSummary",
     "ChannelConnection",
     "ChannelListing",
     "Condition",

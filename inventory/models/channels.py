@@ -239,6 +239,14 @@ class ChannelListing(AccountOwned):
             models.Index(fields=["connection", "actual_state"], name="listing_connection_state"),
             # Analytics: an item's first listing date (days from listed to sold).
             models.Index(fields=["item", "created_at"], name="listing_item_created"),
+            # Analytics' "now" figures (stock per shop, live listings, units for sale): an
+            # index-only scan of the live listings instead of the whole table (~2x at 255,000).
+            models.Index(
+                fields=["account", "connection"],
+                include=["item", "price_override"],
+                condition=Q(actual_state="live"),
+                name="listing_live_by_connection",
+            ),
         ]
 
     def __str__(self) -> str:

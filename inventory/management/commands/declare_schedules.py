@@ -36,6 +36,10 @@ SCHEDULES = {
         "inventory.prune_history",
         {"minute": "45", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     ),
+    "inventory: refresh the analytics figures read in the last day": (
+        "inventory.analytics_summaries_refresh",
+        {"minute": "*/5", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
     "billing: roll up usage and refresh payment banners": (
         "billing.usage_rollup",
         {"minute": "*/10", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},

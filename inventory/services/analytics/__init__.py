@@ -36,19 +36,26 @@ from .sales import (
     top_sellers,
 )
 from .stock import orders_by_status, platform_distribution, stock_by_connection, stock_by_state
+from .summary import FIGURES, TOP_FIGURES, Summarised, figures_get, filter_period, summaries_refresh
 from .sync import sale_end_everywhere, sync_health
 
 __all__ = [
     "BUCKETS",
+    "FIGURES",
     "FILTER_PARAMS",
     "MANUAL",
     "PERIODS",
     "TOP_DIMENSIONS",
+    "TOP_FIGURES",
     "AnalyticsFilter",
     "PercentileCont",
+    "Summarised",
     "analytics_channels",
     "analytics_filter_parse",
     "analytics_overview",
+    "analytics_overview_summarised",
+    "figures_get",
+    "filter_period",
     "orders_by_status",
     "platform_distribution",
     "sale_end_everywhere",
@@ -59,13 +66,20 @@ __all__ = [
     "sell_through",
     "stock_by_connection",
     "stock_by_state",
+    "summaries_refresh",
     "sync_health",
     "top_sellers",
 ]
 
 
+def analytics_overview_summarised(*, user, f: AnalyticsFilter, period: str = "", fresh: bool = False) -> Summarised:
+    """Every figure the dashboard shows, from the summaries (see summary.py): one query when
+    they are all younger than settings.ANALYTICS_SUMMARY_MAX_AGE."""
+    return figures_get(user=user, f=f, names=FIGURES, period=period, fresh=fresh)
+
+
 def analytics_overview(*, user, f: AnalyticsFilter) -> dict:
-    """Every figure at once, as the dashboard shows them."""
+    """Every figure at once, computed live."""
     return {
         "filters": f.as_dict(),
         "sales_by_channel": sales_by_channel(user=user, f=f),
