@@ -53,7 +53,9 @@ def enqueue_converge(listing_id: int, *, channel_name: str | None = None) -> Non
             ChannelListing.objects.filter(pk=listing_id).values_list("connection__channel", flat=True).first()
         )
     if channel_name:
-        converge_listing_task.apply_async(args=[listing_id], queue=channel_queue(channel_name))
+        converge_listing_task.apply_async(
+            args=[listing_id], kwargs={"channel_name": channel_name}, queue=channel_queue(channel_name)
+        )
 
 
 def enqueue_sync_request(run_id: int) -> None:
@@ -92,12 +94,12 @@ def auto_archive_task() -> dict:
 @shared_task(
     bind=True, name="inventory.converge_listing", max_retries=8, soft_time_limit=60, time_limit=90, acks_late=True
 )
-def converge_listing_task(self, listing_id: int) -> str:
+def converge_listing_task(self, listing_id: int, channel_name: str | None = None) -> str:
     """Make one listing on its channel match what the shop wants (with its connection's other
     listings waiting on a price or quantity change, where the channel revises many at once). Idempotent."""
     try:
         with account_scope_of("inventory.ChannelListing", listing_id):
-            return listing_converge_batched(listing_id)
+            return listing_converge_batched(listing_id, channel_name=channel_name)
     except ListingBusy as error:
         # Another worker is on it (e.g. publishing when the sale arrived): look again shortly.
         raise self.retry(exc=error, countdown=0.2, max_retries=self.max_retries + 50) from error

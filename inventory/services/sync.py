@@ -7,6 +7,7 @@ the same orders are read again next time (recording is idempotent).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db import connection as db
-from django.db.models import F, Q
+from django.db.models import CharField, Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from accounts.audit import audit_changes
@@ -29,9 +31,12 @@ from ..channels import (
     WebhookReply,
     WebhookSeen,
     channel,
+    channel_names,
     specific_connection,
+    specific_connection_model,
 )
 from ..models import (
+    Alert,
     AlertKind,
     ChannelConnection,
     ChannelListing,
@@ -563,7 +568,8 @@ def webhook_receive(
     seen = channel(connection.channel).parse_webhook(specific_connection(connection), headers, body)
     if isinstance(seen, WebhookReply):
         return seen, False  # answered, nothing to store (a ping)
-    alerts_resolve_cause(dedupe_key=f"webhooks-stopped:{connection.pk}", resolution="A webhook arrived again.")
+    if getattr(connection, "webhooks_stopped_open", True):
+        alerts_resolve_cause(dedupe_key=_webhooks_stopped_key(connection.pk), resolution="A webhook arrived again.")
     if db.vendor == "postgresql" and not db.in_atomic_block:
         return _webhook_upsert(connection, seen)
     existing = WebhookEvent.objects.filter(connection=connection, dedupe_key=seen.dedupe_key).first()
@@ -583,6 +589,17 @@ def webhook_receive(
             existing = WebhookEvent.objects.get(connection=connection, dedupe_key=seen.dedupe_key)
     WebhookEvent.objects.filter(pk=existing.pk).update(deliveries=F("deliveries") + 1)
     return existing, False
+
+
+def _webhooks_stopped_key(connection_id: int) -> str:
+    return f"webhooks-stopped:{connection_id}"  # alerts.alerts_webhooks_stopped_check raises it
+
+
+def webhooks_stopped_open() -> Exists:
+    """For a connection queryset: whether its "webhooks stopped" alert is open. An alert raised
+    between that read and the delivery's store stays open until the next delivery."""
+    key = Concat(Value("webhooks-stopped:"), Cast(OuterRef("pk"), CharField()))
+    return Exists(Alert.objects.filter(dedupe_key=key, resolved_at__isnull=True))
 
 
 def _webhook_upsert(connection: ChannelConnection, seen: WebhookSeen) -> tuple[WebhookEvent, bool]:
@@ -630,11 +647,12 @@ def webhook_process(*, event_id: int) -> str:
     order is read back); that call happens before any row is locked. Recording is
     idempotent, so two workers processing one event at once record it once.
     """
-    event = WebhookEvent.objects.select_related("connection").get(pk=event_id)
+    # The delivery with the channel's own connection row and its account, in one statement:
+    # the read-back and the sale both use it.
+    event = WebhookEvent.objects.select_related(*_OWN_CONNECTION_ROWS()).get(pk=event_id)
     if event.status == WebhookStatus.PROCESSED:
         return "already processed"
-    # The channel's own row, with its account: the read-back and the sale both use it.
-    connection = specific_connection(event.connection)
+    connection = _own_connection(event.connection)
     sync = channel(connection.channel)
     try:
         orders = sync.webhook_orders(
@@ -672,6 +690,22 @@ def webhook_process(*, event_id: int) -> str:
         enqueue_pull(connection.pk)
         return "pull requested"
     return f"{len(orders)} order(s) recorded"
+
+
+@functools.cache
+def _connection_children() -> tuple[str, ...]:
+    """Each channel's connection model, by its accessor on a ChannelConnection row."""
+    return tuple(specific_connection_model(name)._meta.model_name for name in channel_names())
+
+
+def _OWN_CONNECTION_ROWS() -> list[str]:
+    return [f"connection__{child}__account" for child in _connection_children()]
+
+
+def _own_connection(connection: ChannelConnection) -> ChannelConnection:
+    """The channel's own row of a connection read with every channel's row joined (one of them is there)."""
+    own = getattr(connection, specific_connection_model(connection.channel)._meta.model_name, None)
+    return own if own is not None else specific_connection(connection)
 
 
 def webhook_replay(*, event_ids: list[int]) -> int:
