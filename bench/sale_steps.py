@@ -146,7 +146,8 @@ def run(*, markets: int = 3, sales: int = 30, profile: str = "", slug: str = "be
                     answer = client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
                 assert answer.status_code == 200, answer.content
                 with counter.step("sale record"):
-                    webhook_process(event_id=events.pop())
+                    event_id, kwargs = sent if isinstance(sent := events.pop(), tuple) else (sent, {})
+                    webhook_process(event_id=event_id, **kwargs)
                 pending = list(converges)
                 converges.clear()
                 for sent in pending:

@@ -162,11 +162,11 @@ def pull_connection_task(self, connection_id: int) -> str:
 
 
 @shared_task(name="inventory.process_webhook", acks_late=True, max_retries=5, bind=True)
-def process_webhook_event_task(self, event_id: int) -> str:
-    """Act on a stored webhook delivery."""
+def process_webhook_event_task(self, event_id: int, channel_name: str | None = None) -> str:
+    """Act on a stored webhook delivery (of that channel, when the sender knew it)."""
     try:
         with account_scope_of("inventory.WebhookEvent", event_id):
-            return webhook_process(event_id=event_id)
+            return webhook_process(event_id=event_id, channel_name=channel_name)
     except TransientChannelError as error:
         raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
 

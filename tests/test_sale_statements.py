@@ -110,7 +110,8 @@ def test_one_sale_costs_at_most_its_statements_per_step(account, shops, client):
             with CaptureQueriesContext(db) as store:
                 answer = client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
             with CaptureQueriesContext(db) as record:
-                outcome = webhook_process(event_id=events.pop()[0])
+                event_id, kwargs = events.pop()
+                outcome = webhook_process(event_id=event_id, **kwargs)
             ends = []
             for sent in list(converges):
                 with CaptureQueriesContext(db) as converge:
@@ -217,7 +218,8 @@ def test_an_end_closes_the_listings_open_sync_alert_and_a_delivery_the_webhooks_
         # When it sells there: the delivery is stored and processed, the others end
         order = sandbox.simulate_sale(item.sku, deliver_webhook=False)
         client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
-        webhook_process(event_id=events.pop()[0])
+        event_id, kwargs = events.pop()
+        webhook_process(event_id=event_id, **kwargs)
         outcomes = [_converge(sent) for sent in converges]
 
     # Then both alerts are closed, and both ends were confirmed

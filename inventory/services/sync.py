@@ -7,7 +7,6 @@ the same orders are read again next time (recording is idempotent).
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +30,6 @@ from ..channels import (
     WebhookReply,
     WebhookSeen,
     channel,
-    channel_names,
     specific_connection,
     specific_connection_model,
 )
@@ -583,7 +581,7 @@ def webhook_receive(
                     dedupe_key=seen.dedupe_key,
                     payload=dict(seen.payload),
                 )
-                _enqueue_webhook(event.pk)
+                _enqueue_webhook(event.pk, connection.channel)
                 return event, True
         except IntegrityError:
             existing = WebhookEvent.objects.get(connection=connection, dedupe_key=seen.dedupe_key)
@@ -629,27 +627,31 @@ def _webhook_upsert(connection: ChannelConnection, seen: WebhookSeen) -> tuple[W
         event.pk, event.received_at, event.deliveries, created = cursor.fetchone()
     event._state.adding = False
     if created:
-        _enqueue_webhook(event.pk)  # autocommit: runs now, the row is committed already
+        _enqueue_webhook(event.pk, connection.channel)  # autocommit: runs now, the row is committed already
     return event, created
 
 
-def _enqueue_webhook(event_id: int) -> None:
-    transaction.on_commit(lambda: _send_webhook(event_id))
+def _enqueue_webhook(event_id: int, channel_name: str) -> None:
+    transaction.on_commit(lambda: _send_webhook(event_id, channel_name))
 
 
 WEBHOOK_ATTEMPTS_BEFORE_ALERT = 3
 
 
-def webhook_process(*, event_id: int) -> str:
+def webhook_process(*, event_id: int, channel_name: str | None = None) -> str:
     """Act on a stored delivery: record the orders it carries, else pull the connection.
 
     The channel may be asked about the event (Reverb's deliveries are unsigned, so the
     order is read back); that call happens before any row is locked. Recording is
     idempotent, so two workers processing one event at once record it once.
     """
-    # The delivery with the channel's own connection row and its account, in one statement:
-    # the read-back and the sale both use it.
-    event = WebhookEvent.objects.select_related(*_OWN_CONNECTION_ROWS()).get(pk=event_id)
+    # The delivery with the channel's own connection row and its account (the read-back and
+    # the sale both use it): in one statement when the task was told the channel.
+    if channel_name is not None:
+        child = specific_connection_model(channel_name)._meta.model_name
+        event = WebhookEvent.objects.select_related(f"connection__{child}__account").get(pk=event_id)
+    else:
+        event = WebhookEvent.objects.select_related("connection").get(pk=event_id)
     if event.status == WebhookStatus.PROCESSED:
         return "already processed"
     connection = _own_connection(event.connection)
@@ -692,19 +694,10 @@ def webhook_process(*, event_id: int) -> str:
     return f"{len(orders)} order(s) recorded"
 
 
-@functools.cache
-def _connection_children() -> tuple[str, ...]:
-    """Each channel's connection model, by its accessor on a ChannelConnection row."""
-    return tuple(specific_connection_model(name)._meta.model_name for name in channel_names())
-
-
-def _OWN_CONNECTION_ROWS() -> list[str]:
-    return [f"connection__{child}__account" for child in _connection_children()]
-
-
 def _own_connection(connection: ChannelConnection) -> ChannelConnection:
-    """The channel's own row of a connection read with every channel's row joined (one of them is there)."""
-    own = getattr(connection, specific_connection_model(connection.channel)._meta.model_name, None)
+    """The channel's own row of a connection (joined to it already when the channel was known)."""
+    child = specific_connection_model(connection.channel)._meta.model_name
+    own = connection._state.fields_cache.get(child)  # only what select_related loaded: no lazy query
     return own if own is not None else specific_connection(connection)
 
 
@@ -720,10 +713,11 @@ def webhook_replay(*, event_ids: list[int]) -> int:
     return n
 
 
-def _send_webhook(event_id: int) -> None:
+def _send_webhook(event_id: int, channel_name: str | None = None) -> None:
     from ..tasks import process_webhook_event_task
 
-    process_webhook_event_task.apply_async(args=[event_id], queue="webhooks")
+    kwargs = {"channel_name": channel_name} if channel_name else {}
+    process_webhook_event_task.apply_async(args=[event_id], kwargs=kwargs, queue="webhooks")
 
 
 # --- Syncs staff asked for -------------------------------------------------------------
