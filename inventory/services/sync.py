@@ -14,8 +14,8 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db import connection as db
-from django.db.models import CharField, Exists, F, OuterRef, Q, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import BooleanField, F, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts.audit import audit_changes
@@ -34,7 +34,6 @@ from ..channels import (
     specific_connection_model,
 )
 from ..models import (
-    Alert,
     AlertKind,
     ChannelConnection,
     ChannelListing,
@@ -593,11 +592,18 @@ def _webhooks_stopped_key(connection_id: int) -> str:
     return f"webhooks-stopped:{connection_id}"  # alerts.alerts_webhooks_stopped_check raises it
 
 
-def webhooks_stopped_open() -> Exists:
+def webhooks_stopped_open() -> RawSQL:
     """For a connection queryset: whether its "webhooks stopped" alert is open. An alert raised
-    between that read and the delivery's store stays open until the next delivery."""
-    key = Concat(Value("webhooks-stopped:"), Cast(OuterRef("pk"), CharField()))
-    return Exists(Alert.objects.filter(dedupe_key=key, resolved_at__isnull=True))
+    between that read and the delivery's store stays open until the next delivery. Written
+    out (the ORM's Exists with a Concat and a Cast cost about half a millisecond a request
+    to compile); the key is _webhooks_stopped_key's."""
+    return RawSQL(
+        'EXISTS (SELECT 1 FROM "inventory_alert" WHERE "inventory_alert"."dedupe_key"'
+        ' = (\'webhooks-stopped:\' || "inventory_channelconnection"."id")'
+        ' AND "inventory_alert"."resolved_at" IS NULL)',
+        [],
+        output_field=BooleanField(),
+    )
 
 
 def _webhook_upsert(connection: ChannelConnection, seen: WebhookSeen) -> tuple[WebhookEvent, bool]:
