@@ -111,6 +111,18 @@ def current_account_id() -> int | None:
     return int(value) if value else None
 
 
+def _swap(value: str) -> int | None:
+    """Set the scope, answering the one it replaces: one statement (the CTE is read first)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH previous AS MATERIALIZED (SELECT {_CURRENT} AS value)"
+            " SELECT previous.value, set_config(%s, %s, false) FROM previous",
+            [SETTING, value],
+        )
+        before = cursor.fetchone()[0]
+    return int(before) if before else None
+
+
 def _set(value: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config(%s, %s, false)", [SETTING, value])
@@ -125,8 +137,7 @@ def account_scope(account_id: int | None) -> Iterator[None]:
     if not scoping_enabled():
         yield
         return
-    previous = current_account_id()
-    _set("" if account_id is None else str(int(account_id)))
+    previous = _swap("" if account_id is None else str(int(account_id)))
     try:
         yield
     finally:

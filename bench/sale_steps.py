@@ -8,7 +8,7 @@ Run it from the project root (bench/sync_latency.py runs it too, after the stack
 The same services production runs, called in order in this process: the webhook POSTed to
 the app through Django's test client (the view, as gunicorn would run it), the stored
 delivery processed (`webhook_process`: the order read back from the marketplace and the
-sale recorded), then each other listing converged (`listing_converge`), and inside it the
+sale recorded), then each other listing converged (`listing_converge_batched`, the converge task's entry point, with the arguments the task was sent), and inside it the
 marketplace's end and its read-back (the channel module's `end`) counted apart. Tasks are
 not sent to a broker: their `apply_async` is replaced by a list, so the on-commit enqueue
 code (and any SQL it runs) is still counted. CPU is this thread's (time.thread_time), so
@@ -66,7 +66,7 @@ class Counter:
 
 def _sent(queue: list):
     def apply_async(args=None, kwargs=None, **options):
-        queue.append(args[0])
+        queue.append(args[0] if not kwargs else (args[0], kwargs))
 
     return apply_async
 
@@ -81,7 +81,8 @@ def run(*, markets: int = 3, sales: int = 30, profile: str = "", slug: str = "be
     from inventory import tasks
     from inventory.models import ChannelListing
     from inventory.services import Actor, item_create
-    from inventory.services.listings import listing_converge, listings_publish
+    from inventory.services.batching import listing_converge_batched
+    from inventory.services.listings import listings_publish
     from inventory.services.sync import webhook_process
 
     account = sync_stack.shop(slug)
@@ -122,8 +123,14 @@ def run(*, markets: int = 3, sales: int = 30, profile: str = "", slug: str = "be
             for n in range(warm + sales)
         ]
         listings_publish(account=account, item_ids=[i.pk for i in items], actor=actor)
+
+        def converge(sent) -> None:
+            # What the converge task runs, with the arguments it was sent.
+            listing_id, kwargs = sent if isinstance(sent, tuple) else (sent, {})
+            listing_converge_batched(listing_id, **kwargs)
+
         while converges:
-            listing_converge(converges.pop())
+            converge(converges.pop())
         assert ChannelListing.objects.filter(account=account, actual_state="live").count() == len(items) * markets
 
         profiler = cProfile.Profile(time.thread_time) if profile else None  # CPU time, not waits
@@ -139,12 +146,13 @@ def run(*, markets: int = 3, sales: int = 30, profile: str = "", slug: str = "be
                     answer = client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
                 assert answer.status_code == 200, answer.content
                 with counter.step("sale record"):
-                    webhook_process(event_id=events.pop())
+                    event_id, kwargs = sent if isinstance(sent := events.pop(), tuple) else (sent, {})
+                    webhook_process(event_id=event_id, **kwargs)
                 pending = list(converges)
                 converges.clear()
-                for listing_id in pending:
+                for sent in pending:
                     with counter.step("converge"):
-                        listing_converge(listing_id)
+                        converge(sent)
                 if profiler and measured:
                     profiler.disable()
                 assert len(pending) == markets - 1, pending

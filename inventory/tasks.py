@@ -48,7 +48,7 @@ def backoff_seconds(retries: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-def task_send(task, *, args: list, queue: str | None = None) -> bool:
+def task_send(task, *, args: list, kwargs: dict | None = None, queue: str | None = None) -> bool:
     """Queue a task; False (and a warning) when the broker cannot be reached.
 
     What is queued from here is always on record first (a lagging listing, a pending webhook,
@@ -57,7 +57,7 @@ def task_send(task, *, args: list, queue: str | None = None) -> bool:
     once the broker is back.
     """
     try:
-        task.apply_async(args=args, queue=queue)
+        task.apply_async(args=args, kwargs=kwargs or {}, queue=queue)
     except BrokerUnreachable as error:
         log.warning("could not queue %s%s (broker unreachable: %s); a sweeper queues it later", task.name, args, error)
         return False
@@ -71,7 +71,12 @@ def enqueue_converge(listing_id: int, *, channel_name: str | None = None) -> Non
             ChannelListing.objects.filter(pk=listing_id).values_list("connection__channel", flat=True).first()
         )
     if channel_name:
-        task_send(converge_listing_task, args=[listing_id], queue=channel_queue(channel_name))
+        task_send(
+            converge_listing_task,
+            args=[listing_id],
+            kwargs={"channel_name": channel_name},
+            queue=channel_queue(channel_name),
+        )
 
 
 def enqueue_sync_request(run_id: int) -> None:
@@ -86,8 +91,10 @@ def enqueue_pull(connection_id: int) -> None:
         task_send(pull_connection_task, args=[connection_id], queue=channel_queue(channel_name))
 
 
-def enqueue_webhook(event_id: int) -> None:
-    task_send(process_webhook_event_task, args=[event_id], queue="webhooks")
+def enqueue_webhook(event_id: int, *, channel_name: str | None = None) -> None:
+    """Process a stored delivery; given its channel, the worker reads it with its connection in one query."""
+    kwargs = {"channel_name": channel_name} if channel_name else {}
+    task_send(process_webhook_event_task, args=[event_id], kwargs=kwargs, queue="webhooks")
 
 
 @shared_task(
@@ -127,12 +134,12 @@ def auto_archive_task() -> dict:
     time_limit=settings.SYNC_CONVERGE_TIME_LIMIT_SECONDS,
     acks_late=True,
 )
-def converge_listing_task(self, listing_id: int) -> str:
+def converge_listing_task(self, listing_id: int, channel_name: str | None = None) -> str:
     """Make one listing on its channel match what the shop wants (with its connection's other
     listings waiting on a price or quantity change, where the channel revises many at once). Idempotent."""
     try:
         with account_scope_of("inventory.ChannelListing", listing_id):
-            return listing_converge_batched(listing_id)
+            return listing_converge_batched(listing_id, channel_name=channel_name)
     except ListingBusy as error:
         # Another worker is on it (e.g. publishing when the sale arrived): look again shortly.
         raise self.retry(exc=error, countdown=0.2, max_retries=self.max_retries + 50) from error
@@ -197,11 +204,11 @@ def pull_connection_task(self, connection_id: int) -> str:
 
 
 @shared_task(name="inventory.process_webhook", acks_late=True, max_retries=5, bind=True)
-def process_webhook_event_task(self, event_id: int) -> str:
-    """Act on a stored webhook delivery."""
+def process_webhook_event_task(self, event_id: int, channel_name: str | None = None) -> str:
+    """Act on a stored webhook delivery (of that channel, when the sender knew it)."""
     try:
         with account_scope_of("inventory.WebhookEvent", event_id):
-            return webhook_process(event_id=event_id)
+            return webhook_process(event_id=event_id, channel_name=channel_name)
     except TransientChannelError as error:
         raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
 

@@ -28,7 +28,7 @@ from accounts.rls import account_scope
 
 from .channels import ChannelError, WebhookRejected, WebhookReply, channel, specific_connection_model
 from .models import ChannelConnection
-from .services.sync import webhook_receive
+from .services.sync import webhook_receive, webhooks_stopped_open
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ def channel_webhook(request, channel: str, token: str):
     except LookupError as error:
         raise Http404("No such channel.") from error
     connection = get_object_or_404(
-        model.objects.select_related("account"),
+        # Whether a "webhooks stopped" alert is open comes in the same query, so a delivery
+        # closes it without a statement when there is none (webhook_receive).
+        model.objects.select_related("account").annotate(webhooks_stopped_open=webhooks_stopped_open()),
         channel=channel,
         webhook_token_digest=ChannelConnection.digest_of(token),
     )

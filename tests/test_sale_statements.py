@@ -24,6 +24,9 @@ from channels_reverb.models import ReverbConnection
 from channels_reverb.sandbox import DEFAULT_TOKEN, ReverbSandbox
 from inventory import tasks
 from inventory.models import (
+    Alert,
+    AlertKind,
+    ChannelConnection,
     ChannelListing,
     Item,
     ItemStateChange,
@@ -33,17 +36,21 @@ from inventory.models import (
     WebhookEvent,
 )
 from inventory.services import Actor
-from inventory.services.listings import listing_converge, listings_publish
-from inventory.services.returning import update_returning_instance
+from inventory.services.alerts import alert_raise
+from inventory.services.batching import listing_converge_batched
+from inventory.services.listings import listings_publish
+from inventory.services.returning import update_returning_instance, update_returning_joined
 from inventory.services.sync import webhook_process
 from tests.factories import make_item
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 # The ceilings (statements per step, 3 shops, so 2 ends per sale).
-WEBHOOK_STORE = 3  # the connection, the "webhooks stopped" alert closed, the upsert
-SALE_RECORD = 16
-CONVERGE_EACH = 7  # lease (answers the listing), connection, detail row, record, lease back, SyncRun, alerts
+WEBHOOK_STORE = 2  # the connection (and whether a "webhooks stopped" alert is open), the upsert
+SALE_RECORD = 15
+# The lease (answering the listing with its connection), Reverb's detail row, the record
+# (letting go of the lease, answering whether a sync alert is open), the SyncRun.
+CONVERGE_EACH = 4
 
 
 @pytest.fixture
@@ -68,9 +75,15 @@ def shops(account):
 
 def _sent(queue: list):
     def apply_async(args=None, kwargs=None, **options):
-        queue.append(args[0])
+        queue.append((args[0], kwargs or {}))
 
     return apply_async
+
+
+def _converge(sent) -> str:
+    """What the converge task runs, with the arguments it was sent (its channel among them)."""
+    listing_id, kwargs = sent
+    return listing_converge_batched(listing_id, **kwargs)
 
 
 def _statements(queries: CaptureQueriesContext) -> str:
@@ -88,7 +101,7 @@ def test_one_sale_costs_at_most_its_statements_per_step(account, shops, client):
         warm, item = (make_item(account, n=n, sku=f"SQL-{n}") for n in (1, 2))
         listings_publish(account=account, item_ids=[warm.pk, item.pk], actor=Actor(source="test"))
         while converges:
-            listing_converge(converges.pop())
+            _converge(converges.pop())
         assert ChannelListing.objects.filter(actual_state=ListingState.LIVE).count() == 6
         for sku, (sandbox, connection) in ((warm.sku, shops[0]), (item.sku, shops[1])):
             order = sandbox.simulate_sale(sku, deliver_webhook=False)
@@ -97,11 +110,12 @@ def test_one_sale_costs_at_most_its_statements_per_step(account, shops, client):
             with CaptureQueriesContext(db) as store:
                 answer = client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
             with CaptureQueriesContext(db) as record:
-                outcome = webhook_process(event_id=events.pop())
+                event_id, kwargs = events.pop()
+                outcome = webhook_process(event_id=event_id, **kwargs)
             ends = []
-            for listing_id in list(converges):
+            for sent in list(converges):
                 with CaptureQueriesContext(db) as converge:
-                    assert listing_converge(listing_id) == "ended"
+                    assert _converge(sent) == "ended"
                 ends.append(converge)
             converges.clear()
         # A redelivery (Reverb retries what it did not hear answered) is counted, not stored again
@@ -133,7 +147,7 @@ def test_a_listing_answered_by_its_update_is_the_listing_the_orm_reads(account, 
         item = make_item(account, n=1, sku="SQL-RET")
         listings_publish(account=account, item_ids=[item.pk], actor=Actor(source="test"))
         while converges:
-            listing_converge(converges.pop())
+            _converge(converges.pop())
     listing = ChannelListing.objects.filter(item=item).first()
 
     # When the UPDATE ... RETURNING of the lease answers it
@@ -144,3 +158,72 @@ def test_a_listing_answered_by_its_update_is_the_listing_the_orm_reads(account, 
     fresh = ChannelListing.objects.get(pk=listing.pk)
     for field in ChannelListing._meta.concrete_fields:
         assert getattr(answered, field.attname) == getattr(fresh, field.attname), field.name
+
+
+def test_a_listing_claimed_with_its_connection_is_what_the_orm_reads(account, shops):
+    # Given a listed guitar (its connection's API token stored encrypted)
+    converges = []
+    with mock.patch.object(tasks.converge_listing_task, "apply_async", _sent(converges)):
+        item = make_item(account, n=1, sku="SQL-JOIN")
+        listings_publish(
+            account=account, item_ids=[item.pk], actor=Actor(source="test"), connection_ids=[shops[0][1].pk]
+        )
+        while converges:
+            _converge(converges.pop())
+    listing = ChannelListing.objects.get(item=item)
+
+    # When the lease's UPDATE answers the listing with its Reverb connection and account
+    answered, connection = update_returning_joined(
+        ChannelListing.objects.filter(pk=listing.pk), {"lease_until": None}, ReverbConnection
+    )
+
+    # Then both are what the ORM reads, the secrets decrypted and the account loaded
+    fresh = ReverbConnection.objects.select_related("account").get(pk=listing.connection_id)
+    for field in ReverbConnection._meta.concrete_fields:
+        assert getattr(connection, field.attname) == getattr(fresh, field.attname), field.name
+    assert connection.api_token == DEFAULT_TOKEN and connection.account.slug == account.slug
+    assert answered.pushed_content["sku"] == "SQL-JOIN"
+    # And a listing of another channel's model comes back without a connection (the caller reads it)
+    other = next(m for m in ChannelConnection.__subclasses__() if m is not ReverbConnection)
+    answered, none = update_returning_joined(ChannelListing.objects.filter(pk=listing.pk), {"lease_until": None}, other)
+    assert answered.pk == listing.pk and none is None
+
+
+def test_an_end_closes_the_listings_open_sync_alert_and_a_delivery_the_webhooks_stopped_one(account, shops, client):
+    events, converges = [], []
+    with (
+        mock.patch.object(tasks.process_webhook_event_task, "apply_async", _sent(events)),
+        mock.patch.object(tasks.converge_listing_task, "apply_async", _sent(converges)),
+        mock.patch.object(tasks.pull_connection_task, "apply_async", _sent([])),
+    ):
+        # Given a guitar on three shops, one listing with an open "not ended" alert, and a
+        # "webhooks stopped" alert open on the shop it sells on
+        item = make_item(account, n=1, sku="SQL-ALERT")
+        listings_publish(account=account, item_ids=[item.pk], actor=Actor(source="test"))
+        while converges:
+            _converge(converges.pop())
+        sandbox, connection = shops[0]
+        flagged = ChannelListing.objects.get(item=item, connection=shops[1][1])
+        alert_raise(
+            account_id=account.pk, kind=AlertKind.NOT_ENDED, dedupe_key="t-not-ended", title="t", listing=flagged
+        )
+        alert_raise(
+            account_id=account.pk,
+            kind=AlertKind.WEBHOOKS_STOPPED,
+            dedupe_key=f"webhooks-stopped:{connection.pk}",
+            title="t",
+            connection=connection,
+        )
+
+        # When it sells there: the delivery is stored and processed, the others end
+        order = sandbox.simulate_sale(item.sku, deliver_webhook=False)
+        client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
+        event_id, kwargs = events.pop()
+        webhook_process(event_id=event_id, **kwargs)
+        outcomes = [_converge(sent) for sent in converges]
+
+    # Then both alerts are closed, and both ends were confirmed
+    assert outcomes == ["ended", "ended"]
+    assert not Alert.objects.get(dedupe_key="t-not-ended").is_open
+    assert not Alert.objects.get(dedupe_key=f"webhooks-stopped:{connection.pk}").is_open
+    assert ChannelListing.objects.filter(item=item, lease_until=None).count() == 3

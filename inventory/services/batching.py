@@ -58,11 +58,23 @@ class _Pending:
     changed: frozenset[str]
 
 
-def listing_converge_batched(listing_id: int) -> str:
+def listing_converge_batched(listing_id: int, *, channel_name: str | None = None) -> str:
     """Converge a listing, together with its connection's other listings waiting on a change
-    the channel can apply to many at once (the converge task's entry point)."""
-    outcome = _revise_batch(listing_id)
-    return outcome if outcome is not None else listing_converge(listing_id)
+    the channel can apply to many at once (the converge task's entry point). Given the
+    listing's channel, a channel that revises one listing at a time costs no look first."""
+    if channel_name is None or _revises_many(channel(channel_name)):
+        outcome = _revise_batch(listing_id)
+        if outcome is not None:
+            return outcome
+    return listing_converge(listing_id, channel_name=channel_name)
+
+
+def _revises_many(sync) -> bool:
+    return (
+        getattr(sync, "revise_many", None) is not None
+        and bool(getattr(sync, "REVISE_MANY_FIELDS", ()))
+        and int(getattr(sync, "REVISE_MANY_LIMIT", 0)) >= 2
+    )
 
 
 def _batchable(listing: ChannelListing, fields: frozenset[str]) -> _Pending | None:

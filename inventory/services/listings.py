@@ -19,8 +19,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
 from accounts.audit import audit_changes
@@ -52,7 +53,7 @@ from ..states import ItemState
 from .actor import Actor
 from .alerts import alert_raise, alerts_resolve_cause
 from .circuit import circuit_probe_claim, circuit_push_failed, circuit_push_succeeded
-from .returning import update_returning_instance
+from .returning import update_returning, update_returning_instance, update_returning_joined
 from .runs import push_recorded
 
 log = logging.getLogger(__name__)
@@ -387,18 +388,51 @@ def listings_follow_item_state(items: Sequence[Item], to_state: str, actor: Acto
 # --- Converging (the worker's side) ---------------------------------------------------
 
 
-def _claim(listing_id: int) -> ChannelListing | None:
+SYNC_ALERT_KINDS = (AlertKind.SYNC_ERROR, AlertKind.LISTING_MISSING, AlertKind.NOT_ENDED, AlertKind.PRICE_DRIFT)
+"""The alerts a listing's successful push closes (their cause was the listing being out of sync)."""
+
+_OPEN_SYNC_ALERT = (
+    'EXISTS (SELECT 1 FROM "inventory_alert" WHERE "inventory_alert"."listing_id" = "inventory_channellisting"."id"'
+    ' AND "inventory_alert"."resolved_at" IS NULL AND "inventory_alert"."kind" IN ('
+    + ", ".join(["%s"] * len(SYNC_ALERT_KINDS))
+    + "))"
+)
+
+
+@dataclass
+class _Lease:
+    """A converge's lease, let go of by its last write where it can be (see _record)."""
+
+    started: object  # when the converge began: a later desired_changed_at means go round again
+    released: bool | None = None  # None: no final write happened, listing_converge lets go itself
+    open_alert: bool | None = None  # whether the listing had an open sync alert at its final write
+
+
+def _claim(listing_id: int, channel_name: str | None = None) -> ChannelListing | None:
     """Take the listing's lease, answering the listing as it is (None if another worker holds
     it), with, as `connection`, the channel's own connection row and its account. The item
-    is loaded when first used (an end by id does not need it)."""
+    is loaded when first used (an end by id does not need it). Given the channel's name (the
+    task knows it from its queue), the connection comes back in the same statement."""
     now = timezone.now()
-    listing = update_returning_instance(
-        ChannelListing.objects.filter(pk=listing_id).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now)),
-        {"lease_until": now + lease_length()},
+    claimable = ChannelListing.objects.filter(pk=listing_id).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     )
-    if listing is not None:
-        model = specific_connection_model(channel_name_of(listing.connection_id))
-        listing.connection = model.objects.select_related("account").get(pk=listing.connection_id)
+    if channel_name is not None and db_connection.vendor == "postgresql":
+        model = specific_connection_model(channel_name)
+        found = update_returning_joined(claimable, {"lease_until": now + lease_length()}, model)
+        if found is None:
+            return None
+        listing, connection = found
+        if connection is not None:
+            listing.connection = connection
+            return listing
+        # Not that channel's listing after all: read its own connection row as below.
+    else:
+        listing = update_returning_instance(claimable, {"lease_until": now + lease_length()})
+        if listing is None:
+            return None
+    model = specific_connection_model(channel_name_of(listing.connection_id))
+    listing.connection = model.objects.select_related("account").get(pk=listing.connection_id)
     return listing
 
 
@@ -406,30 +440,52 @@ def _release(listing_id: int) -> None:
     ChannelListing.objects.filter(pk=listing_id).update(lease_until=None)
 
 
-def _record(listing: ChannelListing, **changes) -> ChannelListing:
+def _record(listing: ChannelListing, *, final: bool = False, **changes) -> ChannelListing:
     """Write what the channel now has: one UPDATE of the changed fields (it takes the row lock
     for its own duration, nothing is read under it). Fields nobody here changed keep whatever a
     concurrent writer put there; a change of what the shop wants moves desired_changed_at,
-    which listing_converge looks at before it lets go of the listing."""
+    which listing_converge looks at before it lets go of the listing.
+
+    `final`: nothing more is written or sent in this converge. The same UPDATE then lets go
+    of the lease unless desired_changed_at moved since the converge began, and answers
+    whether it did and whether the listing has an open sync alert to close."""
     changes["updated_at"] = timezone.now()
-    ChannelListing.objects.filter(pk=listing.pk).update(**changes)
+    lease: _Lease | None = getattr(listing, "_lease", None)
+    if final and lease is not None and db_connection.vendor == "postgresql":
+        release = Case(
+            When(desired_changed_at__lte=lease.started, then=Value(None, output_field=DateTimeField())),
+            default=F("lease_until"),
+        )
+        rows = update_returning(
+            ChannelListing.objects.filter(pk=listing.pk),
+            {**changes, "lease_until": release},
+            ["lease_until"],
+            extra=[(_OPEN_SYNC_ALERT, list(SYNC_ALERT_KINDS))],
+        )
+        lease.released = bool(rows) and rows[0][0] is None
+        lease.open_alert = bool(rows[0][1]) if rows else True
+    else:
+        ChannelListing.objects.filter(pk=listing.pk).update(**changes)
     for name, value in changes.items():
         setattr(listing, name, value)
     return listing
 
 
-def listing_converge(listing_id: int) -> str:
+def listing_converge(listing_id: int, *, channel_name: str | None = None) -> str:
     """Make the channel match the listing's desired state and content. Returns what it did.
 
     Raises TransientChannelError for the task to retry; a PermanentChannelError marks the
     listing `error` with the channel's message and raises an alert, and is not retried.
+    `channel_name` (the listing's channel, when the caller knows it) saves reading the
+    connection apart.
     """
-    claimed = _claim(listing_id)
+    claimed = _claim(listing_id, channel_name)
     if claimed is None:
         raise ListingBusy("another worker is converging this listing")
     started = timezone.now()
     clock = time.monotonic()
     done: list[str] = []
+    claimed._lease = lease = _Lease(started=started)
     try:
         outcome = _converge(claimed, done)
     except ChannelError as error:
@@ -442,16 +498,27 @@ def listing_converge(listing_id: int) -> str:
     # Let go of the lease unless what the shop wants changed while we talked to the channel
     # (e.g. it sold while we published): then go round again now rather than wait for the
     # sweeper. A change after this statement enqueues its own converge, which finds it free.
-    if not ChannelListing.objects.filter(pk=listing_id, desired_changed_at__lte=started).update(lease_until=None):
+    # The converge's final write usually did this already (see _record).
+    if lease.released is None:
+        released = ChannelListing.objects.filter(pk=listing_id, desired_changed_at__lte=started).update(
+            lease_until=None
+        )
+    else:
+        released = lease.released
+    if not released:
         _release(listing_id)
         if ChannelListing.objects.filter(pk=listing_id).exists():
             _enqueue_now(listing_id)
     _push_recorded(claimed, clock, done, None)
-    if any(step in ("published", "adopted", "ended") or step.startswith("revised") for step in done):
-        # The channel took our change: what was wrong with this listing is gone.
+    if lease.open_alert is not False and any(
+        step in ("published", "adopted", "ended") or step.startswith("revised") for step in done
+    ):
+        # The channel took our change: what was wrong with this listing is gone. (The final
+        # write answered whether anything is open; an alert raised after it is closed by the
+        # next push, as one raised after this statement always was.)
         alerts_resolve_cause(
             listing_id=listing_id,
-            kind__in=[AlertKind.SYNC_ERROR, AlertKind.LISTING_MISSING, AlertKind.NOT_ENDED, AlertKind.PRICE_DRIFT],
+            kind__in=list(SYNC_ALERT_KINDS),
             resolution=f"The listing synced again ({'; '.join(done)}).",
         )
     if "ended" in done and claimed.connection.disconnect_requested_at is not None:
@@ -514,7 +581,13 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
                     raise TransientChannelError(f"end not confirmed yet (channel says {outcome.state})")
             state = ListingState.SOLD if listing.end_reason == END_SOLD_HERE else ListingState.ENDED
             listing = _record(
-                listing, actual_state=state, ended_at=timezone.now(), last_error="", attempts=0, last_synced_at=now
+                listing,
+                final=not listing.relist_requested,  # an end without a relist is the converge's last write
+                actual_state=state,
+                ended_at=timezone.now(),
+                last_error="",
+                attempts=0,
+                last_synced_at=now,
             )
             done.append("ended")
         if listing.relist_requested:
@@ -531,8 +604,10 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
             )
             done.append("relisting")
         if listing.desired_state == DesiredState.LIVE:
+            lease = getattr(listing, "_lease", None)
             listing = ChannelListing.objects.select_related("item").get(pk=listing.pk)
             listing.connection = connection
+            listing._lease = lease
             payload = listing_payload(listing)
             content = payload_content(payload)
             fingerprint = content_fingerprint(content)
@@ -543,6 +618,7 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
                 _release_reused_id(listing, published.external_id)
                 _record(
                     listing,
+                    final=True,
                     external_id=published.external_id,
                     external_url=published.url,
                     actual_state=ListingState.LIVE,
@@ -567,6 +643,7 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
                     return "; ".join(done)
                 _record(
                     listing,
+                    final=True,
                     pushed_content=content,
                     pushed_fingerprint=fingerprint,
                     needs_push=False,
@@ -576,7 +653,7 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
                 )
                 done.append("revised " + ",".join(sorted(changed)))
             else:
-                _record(listing, needs_push=False)
+                _record(listing, final=True, needs_push=False)
                 done.append("unchanged")
     except TransientChannelError as error:
         ChannelListing.objects.filter(pk=listing.pk).update(last_error=str(error)[:2000], attempts=listing.attempts + 1)

@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db import connection as db
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -252,6 +253,14 @@ def _end_listings_for_sale(item_ids: list[int], selling_connection_id: int | Non
     """Every live listing of these items is to end: one UPDATE (it takes the rows' locks) that
     answers which listings still have to be ended on their channel, and on which channel."""
     now = timezone.now()
+    if selling_connection_id is not None and db.vendor == "postgresql":
+        returned = _end_listings_statement(item_ids, selling_connection_id, now)
+        _enqueue_on_channels(
+            (pk, channel_name_of(connection_id))
+            for pk, state, connection_id in returned
+            if state not in (ListingState.ENDED, ListingState.SOLD)
+        )
+        return
     here = Q(connection_id=selling_connection_id)
     never_listed = Q(external_id="", actual_state__in=[ListingState.PENDING, ListingState.ERROR])
     changes = {
@@ -275,6 +284,45 @@ def _end_listings_for_sale(item_ids: list[int], selling_connection_id: int | Non
         for pk, state, connection_id in returned
         if state not in (ListingState.ENDED, ListingState.SOLD)
     )
+
+
+# The UPDATE below, written out once: the ORM's compiling of its three CASE expressions was
+# the largest CPU cost of recording a sale. The same statement as the ORM's (a SET
+# expression reads the row as it was before the UPDATE, as there).
+_END_FOR_SALE = (
+    'UPDATE "inventory_channellisting" SET "desired_state" = %(ended)s, "desired_changed_at" = %(now)s,'
+    ' "relist_requested" = false,'
+    ' "end_reason" = CASE WHEN "connection_id" = %(here)s THEN %(sold_here)s ELSE %(sold_elsewhere)s END,'
+    ' "actual_state" = CASE WHEN "connection_id" = %(here)s THEN %(sold)s'
+    ' WHEN "external_id" = \'\' AND "actual_state" IN (%(pending)s, %(error)s) THEN %(ended_state)s'
+    ' ELSE "actual_state" END,'
+    ' "ended_at" = CASE WHEN "connection_id" = %(here)s'
+    ' OR ("external_id" = \'\' AND "actual_state" IN (%(pending)s, %(error)s)) THEN %(now)s ELSE "ended_at" END,'
+    ' "updated_at" = %(now)s'
+    ' WHERE "item_id" = ANY(%(items)s) AND "desired_state" = %(live)s'
+    ' RETURNING "id", "actual_state", "connection_id"'
+)
+
+
+def _end_listings_statement(item_ids: list[int], selling_connection_id: int, now: datetime) -> list[tuple]:
+    with db.cursor() as cursor:
+        cursor.execute(
+            _END_FOR_SALE,
+            {
+                "ended": DesiredState.ENDED,
+                "now": now,
+                "here": selling_connection_id,
+                "sold_here": END_SOLD_HERE,
+                "sold_elsewhere": END_SOLD_ELSEWHERE,
+                "sold": ListingState.SOLD,
+                "pending": ListingState.PENDING,
+                "error": ListingState.ERROR,
+                "ended_state": ListingState.ENDED,
+                "items": list(item_ids),
+                "live": DesiredState.LIVE,
+            },
+        )
+        return cursor.fetchall()
 
 
 def order_complete(*, order_id: int, actor: Actor) -> Order:

@@ -21,11 +21,20 @@ def _column(model: type[models.Model], name: str) -> str:
     return f'"{model._meta.db_table}"."{field.column}"'
 
 
-def update_returning(queryset: models.QuerySet, changes: Mapping[str, Any], returning: Sequence[str]) -> list[tuple]:
+def update_returning(
+    queryset: models.QuerySet,
+    changes: Mapping[str, Any],
+    returning: Sequence[str],
+    extra: Sequence[tuple[str, Sequence[Any]]] = (),
+) -> list[tuple]:
     """`queryset.update(**changes)`, answering the updated rows' `returning` fields (the
-    model's own columns) as tuples. The UPDATE takes the rows' locks as update() does."""
+    model's own columns) as tuples. The UPDATE takes the rows' locks as update() does.
+    `extra` are (SQL, params) expressions over the updated row (e.g. an EXISTS), answered
+    as they come from the database after the fields; only where RETURNING is spoken."""
     model = queryset.model
     if not db.features.can_return_rows_from_bulk_insert:
+        if extra:
+            raise NotImplementedError("extra RETURNING expressions need a database that speaks RETURNING")
         with transaction.atomic():
             pks = list(queryset.select_for_update().values_list("pk", flat=True))
             model._default_manager.filter(pk__in=pks).update(**changes)
@@ -34,7 +43,8 @@ def update_returning(queryset: models.QuerySet, changes: Mapping[str, Any], retu
     query.add_update_values(changes)
     compiler = query.get_compiler(db.alias)
     statement, params = compiler.as_sql()
-    columns = [_column(model, name) for name in returning]
+    columns = [_column(model, name) for name in returning] + [sql_ for sql_, _ in extra]
+    params = (*params, *(p for _, more in extra for p in more))
     with db.cursor() as cursor:
         cursor.execute(f"{statement} RETURNING {', '.join(columns)}", params)
         rows = cursor.fetchall()
@@ -77,3 +87,68 @@ def upsert_one(obj: models.Model, *, unique_fields: Sequence[str], update_fields
             f" ON CONFLICT ({key}) DO UPDATE SET {updates}",
             values,
         )
+
+
+def _columns_of(model: type[models.Model]) -> list:
+    """The model's concrete fields, each with its own table (an inherited field keeps its parent's)."""
+    return list(model._meta.concrete_fields)
+
+
+def update_returning_joined(
+    queryset: models.QuerySet, changes: Mapping[str, Any], connection_model: type[models.Model]
+) -> tuple[models.Model, models.Model | None] | None:
+    """`update_returning_instance` for a row with a `connection` foreign key, answering with it
+    that connection as `connection_model` (a channel's own connection model, whose rows
+    inherit from the one the key points at) with its `account` loaded, in the same statement:
+    the UPDATE ... RETURNING inside a CTE, joined to the connection's tables. Answers None
+    when no row was updated, and (row, None) when the row's connection is not of that model.
+    PostgreSQL only (a data-modifying CTE)."""
+    model = queryset.model
+    query = queryset.query.chain(sql.UpdateQuery)
+    query.add_update_values(changes)
+    compiler = query.get_compiler(db.alias)
+    statement, params = compiler.as_sql()
+    own = _columns_of(model)
+    parent = model._meta.get_field("connection").related_model
+    account_model = parent._meta.get_field("account").related_model
+    linked = _columns_of(connection_model)
+    accounts = _columns_of(account_model)
+    parent_table = parent._meta.db_table
+    child_table = connection_model._meta.db_table
+    ptr = connection_model._meta.pk  # the child's link to its parent row
+    account_table = account_model._meta.db_table
+    returning = ", ".join(f'"{model._meta.db_table}"."{f.column}"' for f in own)
+    select = ", ".join(
+        [f'claimed."{f.column}"' for f in own]
+        + [f'"{f.model._meta.db_table}"."{f.column}"' for f in linked]
+        + [f'"{account_table}"."{f.column}"' for f in accounts]
+    )
+    connection_column = model._meta.get_field("connection").column
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"WITH claimed AS ({statement} RETURNING {returning}) SELECT {select} FROM claimed"
+            f' LEFT JOIN "{parent_table}" ON "{parent_table}"."{parent._meta.pk.column}" = claimed."{connection_column}"'
+            f' LEFT JOIN "{child_table}" ON "{child_table}"."{ptr.column}" = "{parent_table}"."{parent._meta.pk.column}"'
+            f' LEFT JOIN "{account_table}" ON "{account_table}"."{account_model._meta.pk.column}"'
+            f' = "{parent_table}"."{parent._meta.get_field("account").column}"',
+            params,
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    # The values as the ORM would give them (JSON parsed, secrets decrypted, and so on).
+    expressions = (
+        [f.get_col(model._meta.db_table) for f in own]
+        + [f.get_col(f.model._meta.db_table) for f in linked]
+        + [f.get_col(account_table) for f in accounts]
+    )
+    converters = compiler.get_converters(expressions)
+    (row,) = compiler.apply_converters(rows, converters) if converters else rows
+    row = tuple(row)
+    n, m = len(own), len(linked)
+    instance = model.from_db(db.alias, [f.attname for f in own], row[:n])
+    if row[n + [f.attname for f in linked].index(ptr.attname)] is None:
+        return instance, None
+    connection = connection_model.from_db(db.alias, [f.attname for f in linked], row[n : n + m])
+    connection.account = account_model.from_db(db.alias, [f.attname for f in accounts], row[n + m :])
+    return instance, connection
