@@ -596,7 +596,7 @@ def webhook_receive(
     if existing.status == WebhookStatus.PENDING:
         # The channel sends it again because it is not acted on yet (its task may never have
         # been queued, e.g. the broker was down): queue it again; processing is idempotent.
-        _enqueue_webhook(existing.pk)
+        _enqueue_webhook(existing.pk, connection.channel)
     return existing, False
 
 
