@@ -146,20 +146,20 @@ class ItemViewSet(ItemSeoActionsMixin, ItemListingActionsMixin, AccountScopedMod
     @action(detail=True, methods=["post"], url_path="photos", parser_classes=[JSONParser, MultiPartParser, FormParser])
     def add_photo(self, request, pk=None):
         """Add a photo (multipart `image`, or a `url`); live listings are revised with it."""
+        item = self.get_object()  # another account's item is a 404 whatever the body says
         data = s.PhotoInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        photo = photo_add(item_id=self.get_object().pk, actor=api_actor(request), **data.validated_data)
+        photo = photo_add(item_id=item.pk, actor=api_actor(request), **data.validated_data)
         return Response(s.ItemPhotoSerializer(photo).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.PhotoOrderSerializer, responses=s.ItemPhotoSerializer(many=True))
     @action(detail=True, methods=["post"], url_path="photos/reorder")
     def reorder_photos(self, request, pk=None):
         """Put the photos in this order (every photo id once); the first is the main photo everywhere."""
+        item = self.get_object()  # another account's item is a 404 whatever the body says
         data = s.PhotoOrderSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        photos = photos_reorder(
-            item_id=self.get_object().pk, actor=api_actor(request), photo_ids=data.validated_data["photo_ids"]
-        )
+        photos = photos_reorder(item_id=item.pk, actor=api_actor(request), photo_ids=data.validated_data["photo_ids"])
         return Response(s.ItemPhotoSerializer(photos, many=True).data)
 
     @extend_schema(request=None, responses={204: None})
