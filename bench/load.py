@@ -15,7 +15,8 @@ Then, for each worker count (--workers, default 1,2,4 worker processes: one Cele
 that prefork concurrency, consuming every queue as in the Procfile):
 - the scheduled pulls: two sales are made on each shop's marketplace, then every connection's
   pull is queued at once, as beat does each pull interval; the time until the last pull's SyncRun
-  finished must be inside the connections' pull interval (60 s by default);
+  finished must be inside the connections' pull interval (60 s by default). Before the first
+  count, one untimed round of first pulls (no watermark yet) is run and shown on its own;
 - the nightly audit: inventory.reconcile_all is queued, as beat does at night; it fans out one
   reconcile per connection, which reads every live listing back; the time until the last one
   finished is compared with the night (24 h), extrapolated linearly in listings when --scale < 1.
@@ -145,6 +146,15 @@ def sync_rounds(shops: list[tuple], workers: list[int], full_listings: int, list
         print(f"\n{count} worker process(es): {sync_stack.machine()}", flush=True)
         worker = sync_stack.Worker(concurrency=count)
         try:
+            if round_number == 0:
+                # A connection's first pull has no watermark yet and reads more than the ones beat
+                # repeats each interval: shown, and kept out of the comparison between worker counts.
+                first = pulls(shops, len(workers))
+                print(
+                    f"  first pulls (no watermark yet): {first['runs']} connections in {first['wall']:.1f} s; "
+                    f"{first['ok']} ok, {first['errors']} errors, {first['sales']} sales recorded",
+                    flush=True,
+                )
             pulled = pulls(shops, round_number)
             print(
                 f"  pulls: {pulled['runs']} connections pulled in {pulled['wall']:.1f} s "
