@@ -430,17 +430,54 @@ BILLING_PAST_DUE_GRACE_DAYS = env.int("BILLING_PAST_DUE_GRACE_DAYS", default=7)
 # The plan of an account that has never subscribed ("free"; a single-shop install may use "admin").
 BILLING_DEFAULT_PLAN = env.str("BILLING_DEFAULT_PLAN", default="free")
 
+# Log lines: plain text for a developer's terminal, one JSON object per line for a log shipper
+# (LOG_FORMAT=json, the default in production). Each line carries the request's id (X-Request-ID)
+# and the Celery task's id and name (config/log_context.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s task=%(task_id)s] %(message)s"},
+        "json": {"()": "config.log_context.json_formatter"},
+    },
     # Every handler redacts secrets (config/log_redaction.py): a filter on a handler sees every record.
-    "filters": {"redact_secrets": {"()": "config.log_redaction.SecretRedactionFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
+    # log_context first: it only adds the ids, which the redaction then cannot disturb.
+    "filters": {
+        "log_context": {"()": "config.log_context.LogContextFilter"},
+        "redact_secrets": {"()": "config.log_redaction.SecretRedactionFilter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["log_context", "redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
-    # WeasyPrint reports every layout step at INFO; only its warnings are worth a log line.
-    "loggers": {"weasyprint.progress": {"level": "WARNING"}},
+    "loggers": {
+        # WeasyPrint reports every layout step at INFO; only its warnings are worth a log line.
+        "weasyprint.progress": {"level": "WARNING"},
+        # One access line per request with its id, status and duration (LOG_REQUESTS=false to mute).
+        "backoffice.request": {"level": "INFO" if env.bool("LOG_REQUESTS", default=True) else "WARNING"},
+    },
 }
+# Request ids before anything else, so every later middleware's lines carry them.
+MIDDLEWARE.insert(0, "config.log_context.RequestIdMiddleware")
+
+# Optional error reporting to Sentry: only when SENTRY_DSN is set (config/sentry.py).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from config.sentry import init_sentry
+
+    init_sentry(
+        SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default=DJANGO_ENV),
+        release=env.str("SENTRY_RELEASE", default="") or None,
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )
 
 # --- Accounts, people and roles (accounts branch) -------------------------------------------
 # Sign-up, e-mail confirmation, password reset and invitations: django-allauth. Roles: accounts/roles.py.

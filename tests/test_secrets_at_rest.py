@@ -31,6 +31,7 @@ from channels_shopify.models import ShopifyConnection
 from channels_vr.models import VRConnection
 from channels_woocommerce.models import WooCommerceConnection
 from config.celery import _redact_secrets_in_worker_logs
+from config.log_context import LogContextFilter
 from config.log_redaction import MASK, SecretRedactionFilter, redact
 from inventory.channels import PermanentChannelError
 from inventory.models import ChannelConnection
@@ -357,7 +358,8 @@ def test_celery_worker_log_handlers_get_the_filter_too():
     try:
         _redact_secrets_in_worker_logs(logger=logger)
         _redact_secrets_in_worker_logs(logger=logger)
-        assert [type(f) for f in handler.filters] == [SecretRedactionFilter]
+        # Once each: the request/task ids first (config/log_context.py), then the redaction.
+        assert [type(f) for f in handler.filters] == [LogContextFilter, SecretRedactionFilter]
     finally:
         logger.removeHandler(handler)
 

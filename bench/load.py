@@ -1,0 +1,342 @@
+"""Load test: many shops with many listings on real workers, and an HTTP load of the API and admin.
+
+Run it from the project root:
+
+    .venv/bin/python bench/load.py                          # 100 shops x 10,000 listings, 1/2/4 workers
+    .venv/bin/python bench/load.py --scale 0.01             # 100 shops x 100 listings (a quick run)
+    .venv/bin/python bench/load.py --accounts 20 --listings 500 --workers 2 --http-seconds 30
+
+Uses the database and Redis of bench/sync_stack.py (default database `bench_sync`, emptied at the
+start). Each shop has its own loopback Reverb (channels_reverb.sandbox, one seller each, in this
+process) and one connection to it; its items, their live listings there and the matching
+ChannelListing rows are made in bulk (bulk_create, as bench/sync_reconcile.py builds them).
+
+Then, for each worker count (--workers, default 1,2,4 worker processes: one Celery worker with
+that prefork concurrency, consuming every queue as in the Procfile):
+- the scheduled pulls: two sales are made on each shop's marketplace, then every connection's
+  pull is queued at once, as beat does each pull interval; the time until the last pull's SyncRun
+  finished must be inside the connections' pull interval (60 s by default). Before the first
+  count, one untimed round of first pulls (no watermark yet) is run and shown on its own;
+- the nightly audit: inventory.reconcile_all is queued, as beat does at night; it fans out one
+  reconcile per connection, which reads every live listing back; the time until the last one
+  finished is compared with the night (24 h), extrapolated linearly in listings when --scale < 1.
+Every run must end "ok" with no error, and the pulls must have recorded every sale.
+
+Then (unless --http-seconds 0) gunicorn serves the app (2 workers x 2 threads, LOG_FORMAT=json,
+the access lines into a file) and locust (headless, bench/locustfile.py) drives the API by token and
+the admin by session at a fixed offered rate (--http-users x --http-rate requests per second);
+printed: requests, failures, p50/p95/p99 and the achieved rate, per endpoint and overall.
+The machine's load average is printed before and after. It is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sync_reconcile
+import sync_stack
+
+NIGHT_SECONDS = 24 * 3600
+
+
+def build(accounts: int, listings: int, stack: contextlib.ExitStack) -> list[tuple]:
+    """Shops, each with a loopback Reverb, a connection and `listings` live listings there."""
+    from channels_reverb.sandbox import ReverbSandbox
+
+    shops = []
+    started = time.monotonic()
+    for n in range(accounts):
+        account = sync_stack.shop(slug=f"load-{n:03d}")
+        sandbox = stack.enter_context(ReverbSandbox())
+        connection = sync_stack.market_connection(account, sandbox, "Reverb", 1)
+        with contextlib.redirect_stdout(io.StringIO()):
+            sync_reconcile.build(account, connection, sandbox, listings)
+        shops.append((account, sandbox, connection))
+        if (n + 1) % 10 == 0 or n + 1 == accounts:
+            print(f"  built {n + 1} shops x {listings:,} listings in {time.monotonic() - started:.0f} s", flush=True)
+    return shops
+
+
+def wait_for_runs(kind: str, since, count: int, timeout: float) -> list:
+    """The `count` SyncRuns of `kind` started after `since`, once all have finished."""
+    from inventory.models import SyncRun
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = list(SyncRun.objects.filter(kind=kind, started_at__gte=since))
+        if len(runs) >= count and all(run.finished_at for run in runs):
+            return runs
+        time.sleep(0.25)
+    raise SystemExit(f"{kind}: not all {count} runs finished within {timeout:.0f} s")
+
+
+def pulls(shops: list[tuple], sale_round: int) -> dict:
+    """Two sales on every shop's marketplace, then every connection's pull queued at once."""
+    from django.utils import timezone
+
+    from inventory.models import ChannelListing, Order, SyncKind
+    from inventory.tasks import enqueue_pull
+
+    for _account, sandbox, connection in shops:
+        ids = list(
+            ChannelListing.objects.filter(connection=connection)
+            .order_by("pk")
+            .values_list("external_id", flat=True)[sale_round * 2 : sale_round * 2 + 2]
+        )
+        for external_id in ids:
+            sandbox.simulate_sale(int(external_id))
+    sales_before = Order.objects.count()
+    since = timezone.now()
+    started = time.perf_counter()
+    for _account, _sandbox, connection in shops:
+        enqueue_pull(connection.pk)
+    runs = wait_for_runs(SyncKind.PULL, since, len(shops), timeout=1800)
+    wall = max(run.finished_at for run in runs) - since
+    return {
+        "wall": wall.total_seconds(),
+        "measured": time.perf_counter() - started,
+        "ok": sum(run.status == "ok" for run in runs),
+        "errors": sum(run.errors for run in runs),
+        "runs": len(runs),
+        "sales": Order.objects.count() - sales_before,
+        "interval": min(connection.pull_interval_seconds for *_, connection in shops),
+    }
+
+
+def audit(shops: list[tuple]) -> dict:
+    """The nightly read-back of every live listing: inventory.reconcile_all, as beat queues it."""
+    from django.utils import timezone
+
+    from inventory.models import ChannelListing, SyncKind
+    from inventory.tasks import reconcile_all_task
+
+    live = ChannelListing.objects.filter(actual_state="live").count()
+    for _account, sandbox, _connection in shops:
+        sandbox.reset_log()
+    since = timezone.now()
+    reconcile_all_task.delay()
+    runs = wait_for_runs(SyncKind.AUDIT, since, len(shops), timeout=3 * 3600)
+    wall = (max(run.finished_at for run in runs) - since).total_seconds()
+    return {
+        "wall": wall,
+        "live": live,
+        "ok": sum(run.status == "ok" for run in runs),
+        "errors": sum(run.errors for run in runs),
+        "runs": len(runs),
+        "api_calls": sum(sandbox.calls(method="GET") for _account, sandbox, _connection in shops),
+        "per_second": live / wall if wall else float("nan"),
+    }
+
+
+def sync_rounds(shops: list[tuple], workers: list[int], full_listings: int, listings: int, accounts: int) -> bool:
+    from config.celery import app
+
+    ok = True
+    rows = []
+    for round_number, count in enumerate(workers):
+        print(f"\n{count} worker process(es): {sync_stack.machine()}", flush=True)
+        worker = sync_stack.Worker(concurrency=count)
+        try:
+            if round_number == 0:
+                # A connection's first pull has no watermark yet and reads more than the ones beat
+                # repeats each interval: shown, and kept out of the comparison between worker counts.
+                first = pulls(shops, len(workers))
+                print(
+                    f"  first pulls (no watermark yet): {first['runs']} connections in {first['wall']:.1f} s; "
+                    f"{first['ok']} ok, {first['errors']} errors, {first['sales']} sales recorded",
+                    flush=True,
+                )
+            pulled = pulls(shops, round_number)
+            print(
+                f"  pulls: {pulled['runs']} connections pulled in {pulled['wall']:.1f} s "
+                f"(interval {pulled['interval']} s: {'inside' if pulled['wall'] < pulled['interval'] else 'OUTSIDE'}); "
+                f"{pulled['ok']} ok, {pulled['errors']} errors, {pulled['sales']} sales recorded "
+                f"({pulled['runs'] / pulled['wall']:.1f} pulls/s)",
+                flush=True,
+            )
+            audited = audit(shops)
+            full = accounts * full_listings
+            projected = full / audited["per_second"]
+            print(
+                f"  audit: {audited['live']:,} live listings read back in {audited['wall']:.1f} s "
+                f"({audited['per_second']:.0f} listings/s, {audited['api_calls']:,} page reads); "
+                f"{audited['ok']}/{audited['runs']} ok, {audited['errors']} errors",
+                flush=True,
+            )
+            print(
+                f"    at {accounts} x {full_listings:,} = {full:,} listings: about {projected / 3600:.1f} h "
+                f"of the {NIGHT_SECONDS // 3600} h night"
+                + (" (extrapolated linearly from this run)" if listings != full_listings else ""),
+                flush=True,
+            )
+            good = (
+                pulled["ok"] == pulled["runs"] == len(shops)
+                and pulled["errors"] == audited["errors"] == 0
+                and pulled["sales"] == 2 * len(shops)
+                and audited["ok"] == audited["runs"] == len(shops)
+            )
+            print(f"  checks: {'ok' if good else 'FAILED'}", flush=True)
+            ok &= good
+            rows.append((count, pulled, audited, projected))
+        finally:
+            worker.stop()
+            app.control.purge()
+    if len(rows) > 1:
+        print("\nscaling (throughput relative to the first worker count):")
+        base_pull = rows[0][1]["runs"] / rows[0][1]["wall"]
+        base_audit = rows[0][2]["per_second"]
+        for count, pulled, audited, projected in rows:
+            print(
+                f"  {count} worker(s): pulls {pulled['runs'] / pulled['wall']:.1f}/s "
+                f"(x{pulled['runs'] / pulled['wall'] / base_pull:.2f}), "
+                f"audit {audited['per_second']:.0f} listings/s (x{audited['per_second'] / base_audit:.2f}), "
+                f"full night audit ~{projected / 3600:.1f} h"
+            )
+    return ok
+
+
+def http_load(shops: list[tuple], *, users: int, rate: float, seconds: int) -> bool:
+    """gunicorn + locust headless at users x rate requests per second; p50/p95/p99 and failures."""
+    from accounts.services import api_token_create, staff_user_create
+    from inventory.models import Item
+
+    account = shops[0][0]
+    password = "bench-load-password-1"
+    user = staff_user_create(account=account, username="load-owner", password=password, email="load@example.com")
+    _token, key = api_token_create(user=user, name="load", scope="read")
+    item_ids = list(Item.objects.filter(account=account).order_by("pk").values_list("pk", flat=True)[:200])
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    port = sync_stack.free_port()
+    host = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LOG_FORMAT": "json", "DJANGO_LOG_LEVEL": "WARNING"}
+    with open(workdir / "gunicorn.log", "w") as log:
+        web = subprocess.Popen(
+            [
+                str(sync_stack.VENV_BIN / "gunicorn"),
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "2",
+                "--log-level",
+                "warning",
+            ],
+            cwd=sync_stack.ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            import requests
+
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    requests.get(host + "/health/live/", timeout=5)
+                    break
+                except requests.RequestException:
+                    if time.monotonic() > deadline or web.poll() is not None:
+                        raise SystemExit("gunicorn did not start") from None
+                    time.sleep(0.2)
+            print(
+                f"\nHTTP: {users} users x {rate:g} req/s = {users * rate:g} req/s offered for {seconds} s "
+                f"(gunicorn 2 workers x 2 threads); {sync_stack.machine()}",
+                flush=True,
+            )
+            subprocess.run(
+                [
+                    str(sync_stack.VENV_BIN / "locust"),
+                    "-f",
+                    str(sync_stack.ROOT / "bench" / "locustfile.py"),
+                    "--headless",
+                    "--users",
+                    str(users),
+                    "--spawn-rate",
+                    str(users),
+                    "--run-time",
+                    f"{seconds}s",
+                    "--host",
+                    host,
+                    "--csv",
+                    str(workdir / "locust"),
+                    "--only-summary",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=sync_stack.ROOT,
+                env={
+                    **env,
+                    "BENCH_TOKEN": key,
+                    "BENCH_ADMIN_USER": user.username,
+                    "BENCH_ADMIN_PASSWORD": password,
+                    "BENCH_ITEM_IDS": ",".join(map(str, item_ids)),
+                    "BENCH_RATE_PER_USER": str(rate),
+                },
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
+        finally:
+            web.terminate()
+            web.wait(timeout=30)
+    with open(workdir / "locust_stats.csv") as stats:
+        rows = list(csv.DictReader(stats))
+    print(f"  {'endpoint':44} {'requests':>8} {'fail':>5} {'p50':>6} {'p95':>6} {'p99':>6} {'req/s':>6}")
+    for row in rows:
+        label = row["Name"] if row["Name"] != "Aggregated" else "all"
+        print(
+            f"  {label[:44]:44} {row['Request Count']:>8} {row['Failure Count']:>5} {row['50%']:>6} "
+            f"{row['95%']:>6} {row['99%']:>6} {float(row['Requests/s']):>6.1f}"
+        )
+    total = rows[-1]
+    with open(workdir / "gunicorn.log") as log:
+        lines = [line for line in log if line.startswith("{")]
+    print(f"  (milliseconds; {len(lines):,} JSON log lines with request ids in {workdir / 'gunicorn.log'})")
+    failures_file = workdir / "locust_failures.csv"
+    if failures_file.exists():
+        with open(failures_file) as failures:
+            for row in list(csv.DictReader(failures))[:5]:
+                print(f"  failure: {row}")
+    return int(total["Failure Count"]) == 0 and int(total["Request Count"]) > 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument("--listings", type=int, default=10_000, help="listings per shop at full scale")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of --listings actually built")
+    parser.add_argument("--workers", default="1,2,4", help="worker process counts to measure, comma separated")
+    parser.add_argument("--http-users", type=int, default=10)
+    parser.add_argument("--http-rate", type=float, default=2.0, help="requests per second per user")
+    parser.add_argument("--http-seconds", type=int, default=60, help="0: no HTTP load")
+    args = parser.parse_args()
+    listings = max(1, round(args.listings * args.scale))
+    workers = [int(x) for x in args.workers.split(",") if x]
+
+    sync_stack.setup()
+    print(sync_stack.machine())
+    print(f"{args.accounts} shops x {listings:,} listings (scale {args.scale:g} of {args.listings:,})")
+    with contextlib.ExitStack() as stack:
+        shops = build(args.accounts, listings, stack)
+        ok = sync_rounds(shops, workers, args.listings, listings, args.accounts) if workers else True
+        if args.http_seconds:
+            ok &= http_load(shops, users=args.http_users, rate=args.http_rate, seconds=args.http_seconds)
+    print(f"\nmachine after the run: {sync_stack.machine()}")
+    if not ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
