@@ -113,20 +113,25 @@ def _fill(path: str, rows: dict) -> str:
     return re.sub(r"\{([^}]+)\}", value, path)
 
 
+def _snapshot(rows: dict) -> dict:
+    """Their rows as stored, to see that nothing of theirs changed."""
+    return {
+        "items": list(Item.objects.filter(pk=rows["item"].pk).values()),
+        "listings": list(ChannelListing.objects.filter(pk=rows["listing"].pk).values()),
+        "photos": ItemPhoto.objects.filter(item=rows["item"]).count(),
+        "alerts": list(Alert.objects.filter(pk=rows["alert"].pk).values()),
+        "conflicts": list(Conflict.objects.filter(pk=rows["conflict"].pk).values()),
+        "connections": list(ReverbConnection.objects.filter(pk=rows["connection"].pk).values()),
+    }
+
+
 def test_the_walk_covers_every_operation_that_names_a_row():
     assert len(OPERATIONS) >= 35
     assert {path.removeprefix("/api/v1/").split("/", 1)[0] for path, _ in OPERATIONS} <= set(RESOURCE)
 
 
 def test_every_operation_with_another_accounts_ids_is_404_and_changes_nothing(api, theirs):
-    before = {
-        "items": list(Item.objects.filter(pk=theirs["item"].pk).values()),
-        "listings": list(ChannelListing.objects.filter(pk=theirs["listing"].pk).values()),
-        "photos": ItemPhoto.objects.filter(item=theirs["item"]).count(),
-        "alerts": list(Alert.objects.filter(pk=theirs["alert"].pk).values()),
-        "conflicts": list(Conflict.objects.filter(pk=theirs["conflict"].pk).values()),
-        "connections": list(ReverbConnection.objects.filter(pk=theirs["connection"].pk).values()),
-    }
+    before = _snapshot(theirs)
     answered = {}
     for path, method in OPERATIONS:
         url = _fill(path, theirs)
@@ -134,12 +139,4 @@ def test_every_operation_with_another_accounts_ids_is_404_and_changes_nothing(ap
         if response.status_code != 404:
             answered[f"{method.upper()} {url}"] = response.status_code
     assert answered == {}
-    after = {
-        "items": list(Item.objects.filter(pk=theirs["item"].pk).values()),
-        "listings": list(ChannelListing.objects.filter(pk=theirs["listing"].pk).values()),
-        "photos": ItemPhoto.objects.filter(item=theirs["item"]).count(),
-        "alerts": list(Alert.objects.filter(pk=theirs["alert"].pk).values()),
-        "conflicts": list(Conflict.objects.filter(pk=theirs["conflict"].pk).values()),
-        "connections": list(ReverbConnection.objects.filter(pk=theirs["connection"].pk).values()),
-    }
-    assert after == before
+    assert _snapshot(theirs) == before
