@@ -36,7 +36,7 @@ from inventory.channels import (
     PublishResult,
     PullResult,
     RateLimited,
-    TransientChannelError,
+    StillProcessing,
     WebhookSeen,
     retry_transient,
 )
@@ -240,7 +240,7 @@ def _refuse_invalid(connection: AmazonConnection, sku: str, answer: Mapping, wha
 def _buyable(connection: AmazonConnection, client: SpApiClient, sku: str) -> dict:
     listing = _read(client, sku)
     if listing is None:
-        raise TransientChannelError(f"Amazon accepted {sku} but does not show it yet.")
+        raise StillProcessing(f"Amazon accepted {sku} but does not show it yet.")
     _remember(connection, listing)
     marketplace = connection.marketplace_id
     errors = mappers.errors_of(listing.get("issues") or [])
@@ -250,7 +250,7 @@ def _buyable(connection: AmazonConnection, client: SpApiClient, sku: str) -> dic
         raise PermanentChannelError(
             f"Amazon holds listing {sku} back: {mappers.issues_text(errors)}", body={"sku": sku, "issues": errors}
         )
-    raise TransientChannelError(f"Amazon accepted {sku} but it is not buyable yet (still processing).")
+    raise StillProcessing(f"Amazon accepted {sku} but it is not buyable yet (still processing).")
 
 
 def revise(connection, external_id: str, payload: ListingPayload, fields: frozenset[str]) -> None:

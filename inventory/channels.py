@@ -140,6 +140,11 @@ class ListingBusy(TransientChannelError):
     """Another worker is converging this listing right now: try again in a moment."""
 
 
+class StillProcessing(TransientChannelError):
+    """The channel took the write and is still working on it (Amazon's feeds): look again
+    shortly. Not a sign the channel is failing, so it never counts against its circuit."""
+
+
 class RateLimited(TransientChannelError):
     """429: try again after `retry_after` seconds."""
 

@@ -9,7 +9,13 @@ from django.utils import timezone
 from channels_reverb import sync as reverb_sync
 from channels_reverb.models import ReverbConnection
 from channels_reverb.sandbox import DEFAULT_TOKEN, ReverbSandbox
-from inventory.channels import PermanentChannelError, RateLimited, TransientChannelError
+from inventory.channels import (
+    END_SOLD_ELSEWHERE,
+    PermanentChannelError,
+    RateLimited,
+    StillProcessing,
+    TransientChannelError,
+)
 from inventory.models import Alert, ChannelConnection, ChannelListing, ListingState
 from inventory.services.circuit import circuit_counts
 from inventory.services.listings import listing_converge
@@ -135,4 +141,27 @@ def test_only_the_channels_own_failures_count_not_refusals_or_rate_limits():
     assert circuit_counts(TransientChannelError("502 from the channel"))
     assert not circuit_counts(RateLimited("slow down", retry_after=2))
     assert not circuit_counts(PermanentChannelError("category required"))
+    assert not circuit_counts(StillProcessing("Amazon accepted it and is still processing"))
     assert not circuit_counts(ValueError("a bug"))
+
+
+def test_an_open_circuit_never_holds_back_the_end_of_an_item_sold_elsewhere(sandbox, shop):
+    connection, listings = shop
+    live = listings[4]
+    assert listing_converge(live.pk) == "published"
+    sandbox.set_faults(error_rate=1.0)
+    for listing in listings[:3]:
+        _fail(listing)
+    assert _state(connection).circuit_opened_at is not None
+    sandbox.set_faults(error_rate=0.0)
+    now = timezone.now()
+    ChannelListing.objects.filter(pk=live.pk).update(
+        desired_state="ended", end_reason=END_SOLD_ELSEWHERE, desired_changed_at=now
+    )
+    ChannelConnection.objects.filter(pk=connection.pk).update(circuit_probe_at=now)  # no probe due
+
+    assert listing_converge(live.pk) == "ended"
+
+    live.refresh_from_db()
+    assert live.actual_state == ListingState.ENDED and live.ended_at is not None
+    assert sandbox.store.listings[int(live.external_id)]["state"] == "ended"

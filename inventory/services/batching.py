@@ -108,6 +108,8 @@ def _revise_batch(listing_id: int) -> str | None:
     revise_many = getattr(sync, "revise_many", None)
     fields = frozenset(getattr(sync, "REVISE_MANY_FIELDS", ()))
     limit = int(getattr(sync, "REVISE_MANY_LIMIT", 0))
+    if listing.connection.circuit_opened_at is not None:
+        return None  # the circuit is open: listing_converge holds pushes back (and lets the probe through)
     if revise_many is None or not fields or limit < 2 or _batchable(listing, fields) is None:
         return None
     if not _claim(listing_id):

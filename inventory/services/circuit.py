@@ -3,7 +3,8 @@
 A push that fails on the channel's side (no answer, 5xx: `TransientChannelError`, not a rate
 limit) counts against its connection; CIRCUIT_BREAKER_FAILURES in a row open the circuit. While
 open, converging a listing there sends nothing (the sweeper keeps offering it), except that every
-CIRCUIT_BREAKER_PROBE_SECONDS one worker is let through as the probe. A probe that succeeds
+CIRCUIT_BREAKER_PROBE_SECONDS one worker is let through as the probe. Ends are never held
+back (a sale elsewhere must not leave the item for sale there): they are always tried. A probe that succeeds
 closes the circuit and resolves the alert; the sweeper then pushes the rest within a minute.
 Pulls and webhooks are not affected: sales on that channel are still recorded.
 """
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from ..channels import ChannelError, RateLimited
+from ..channels import ChannelError, RateLimited, StillProcessing
 from ..models import AlertKind, ChannelConnection
 from .alerts import alert_raise, alerts_resolve_cause
 
@@ -29,8 +30,9 @@ def _dedupe_key(connection_id: int) -> str:
 
 
 def circuit_counts(error: Exception) -> bool:
-    """Whether a failed push says the channel is down (not a refusal of this one listing, not a rate limit)."""
-    return isinstance(error, ChannelError) and error.transient and not isinstance(error, RateLimited)
+    """Whether a failed push says the channel is down (not a refusal of this one listing, not a rate
+    limit, not a write the channel took and is still processing)."""
+    return isinstance(error, ChannelError) and error.transient and not isinstance(error, RateLimited | StillProcessing)
 
 
 def circuit_probe_claim(connection_id: int) -> bool:

@@ -561,7 +561,9 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
         return "connection disabled"
     if connection.paused and not wants_end and listing.actual_state != ListingState.LIVE:
         return "connection paused: not listed until it is resumed"
-    if connection.circuit_opened_at is not None and not circuit_probe_claim(connection.pk):
+    ending = wants_end or listing.relist_requested
+    if connection.circuit_opened_at is not None and not ending and not circuit_probe_claim(connection.pk):
+        # Ends still go out: a sale elsewhere must never leave the item for sale here.
         return "pushes paused: the channel kept failing (circuit open); a probe is sent regularly"
     sync = channel(connection.channel)
     conn = connection  # the channel's own connection row (see _load)
