@@ -12,13 +12,14 @@ import random
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from accounts.rls import account_scope_of
 
 from .channels import ChannelError, ListingBusy, RateLimited, TransientChannelError
 from .health import heartbeat_record
-from .models import ChannelConnection, ChannelListing, SyncRun
+from .models import ChannelConnection, ChannelListing, SyncRun, SyncStatus
 from .services import items_auto_archive
 from .services.alerts import alerts_digest_send, alerts_not_ended_check, alerts_webhooks_stopped_check
 from .services.batching import listing_converge_batched
@@ -31,6 +32,7 @@ from .services.sync import (
     connection_pull_failed,
     listings_reconcile,
     sync_request_run,
+    sync_requests_stalled,
     webhook_process,
     webhooks_stalled,
 )
@@ -53,7 +55,7 @@ def task_send(task, *, args: list, kwargs: dict | None = None, queue: str | None
 
     What is queued from here is always on record first (a lagging listing, a pending webhook,
     a scheduled pull), so a broker outage must not fail the request that recorded it: the
-    sweepers (sweep_listings_task, sweep_webhooks_task) and the scheduled pulls queue it again
+    sweepers (sweep_listings_task, sweep_webhooks_task, sweep_sync_requests_task) and the scheduled pulls queue it again
     once the broker is back.
     """
     try:
@@ -80,9 +82,11 @@ def enqueue_converge(listing_id: int, *, channel_name: str | None = None) -> Non
 
 
 def enqueue_sync_request(run_id: int) -> None:
+    """Hand a requested run to its channel's queue; the time is kept only once the broker took
+    it, so the sweeper (sweep_sync_requests_task) sends what it never got as soon as it can."""
     row = SyncRun.objects.filter(pk=run_id).values_list("connection__channel", flat=True).first()
-    if row:
-        task_send(sync_request_task, args=[run_id], queue=channel_queue(row))
+    if row and task_send(sync_request_task, args=[run_id], queue=channel_queue(row)):
+        SyncRun.objects.filter(pk=run_id, status=SyncStatus.QUEUED).update(queued_at=timezone.now())
 
 
 def enqueue_pull(connection_id: int) -> None:
@@ -219,7 +223,8 @@ def process_webhook_event_task(self, event_id: int, channel_name: str | None = N
 def sync_request_task(self, run_id: int) -> str:
     """A pull, reconcile, audit or import staff asked for (over the API or the admin): runs that SyncRun."""
     try:
-        run = sync_request_run(run_id=run_id)
+        with account_scope_of("inventory.SyncRun", run_id):
+            run = sync_request_run(run_id=run_id)
     except TransientChannelError as error:
         raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
     return f"{run.kind} {run.status}"
@@ -250,6 +255,18 @@ def sweep_webhooks_task() -> int:
         enqueue_webhook(event_id)
     if stalled:
         log.info("sweeper re-queued %d pending webhook(s)", len(stalled))
+    return len(stalled)
+
+
+@shared_task(name="inventory.sweep_sync_requests", soft_time_limit=120)
+def sweep_sync_requests_task() -> int:
+    """Send requested syncs nobody took again (their task never reached the broker, or was
+    lost); the ones waiting over an hour are failed with an alert instead."""
+    stalled = sync_requests_stalled()
+    for run_id in stalled:
+        enqueue_sync_request(run_id)
+    if stalled:
+        log.info("sweeper re-queued %d requested sync(s)", len(stalled))
     return len(stalled)
 
 

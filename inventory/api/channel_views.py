@@ -187,6 +187,8 @@ class SyncRunSerializer(serializers.ModelSerializer):
             "kind",
             "status",
             "started_at",
+            "queued_at",
+            "claimed_at",
             "finished_at",
             "duration_ms",
             "created",

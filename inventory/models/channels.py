@@ -299,6 +299,11 @@ class SyncRun(AccountOwned):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A run staff asked for is queued, then claimed by the one worker that carries it out: the
+    # sweeper sends a run nobody claimed again (the broker was down), and a copy that arrives
+    # while another worker holds it does nothing.
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="Last handed to the broker (requested runs).")
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="Taken by a worker (requested runs).")
 
     class Meta:
         ordering = ["-started_at", "-id"]

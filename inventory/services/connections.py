@@ -300,9 +300,12 @@ def connection_sync_request(*, connection: ChannelConnection, kind: str, user=No
         raise InventoryError(f"Unknown sync {kind!r}: choose one of {', '.join(SYNC_KINDS)}.")
     if not connection.enabled:
         raise ConnectionRefused(f"{connection.name} is disconnected: enable it before syncing it.")
-    busy = SyncRun.objects.filter(
-        connection=connection, kind=SYNC_KINDS[kind], status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING]
-    ).filter(Q(started_at__gte=timezone.now() - timezone.timedelta(minutes=10)))
+    # A queued one is on its way (sent again by the sweeper, given up after an hour); a running
+    # one younger than ten minutes is still being carried out.
+    busy = SyncRun.objects.filter(connection=connection, kind=SYNC_KINDS[kind]).filter(
+        Q(status=SyncStatus.QUEUED)
+        | Q(status=SyncStatus.RUNNING, started_at__gte=timezone.now() - timezone.timedelta(minutes=10))
+    )
     existing = busy.first()
     if existing is not None:
         return existing  # one at a time: the caller follows the one already on its way

@@ -750,11 +750,35 @@ def webhooks_stalled(*, older_than_seconds: float, limit: int = 1000) -> list[in
 # --- Syncs staff asked for -------------------------------------------------------------
 
 
+# A requested run is as long as its task may take (sync_request_task's time limit) plus a margin:
+# a run claimed longer ago than this belongs to a worker that died, and a redelivery takes it over.
+SYNC_REQUEST_LEASE_SECONDS = 3300 + 60
+# Sent again when nobody claimed it this long after it was queued (its task was lost or never
+# reached the broker), and given up, visibly, when nobody claimed it within the hour.
+SYNC_REQUEST_RESEND_AFTER_SECONDS = 120
+SYNC_REQUEST_GIVE_UP_AFTER_SECONDS = 3600
+
+
+def sync_request_claim(run_id: int) -> bool:
+    """Take a requested run for this worker: True for exactly one of several copies of its task.
+
+    A copy that arrives while another worker holds the run (the sweeper sent it again while the
+    queue was long) does nothing; a redelivery after a worker died takes the run over once the
+    dead worker's lease is over.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=SYNC_REQUEST_LEASE_SECONDS)
+    claimable = Q(status=SyncStatus.QUEUED) | Q(status=SyncStatus.RUNNING) & (
+        Q(claimed_at__isnull=True) | Q(claimed_at__lt=stale)
+    )
+    return bool(SyncRun.objects.filter(claimable, pk=run_id).update(status=SyncStatus.RUNNING, claimed_at=now))
+
+
 def sync_request_run(*, run_id: int) -> SyncRun:
     """Carry out a queued SyncRun (see connections.connection_sync_request) on this very row."""
+    if not sync_request_claim(run_id):
+        return SyncRun.objects.get(pk=run_id)  # done already, or another worker is carrying it out
     run = SyncRun.objects.select_related("connection").get(pk=run_id)
-    if run.status not in (SyncStatus.QUEUED, SyncStatus.RUNNING):
-        return run  # already done (a redelivered task)
     apply = bool(run.options.get("apply"))
     connection_id = run.connection_id
     if run.kind == SyncKind.PULL:
@@ -767,6 +791,47 @@ def sync_request_run(*, run_id: int) -> SyncRun:
     if run.kind == SyncKind.RECONCILE:
         return listings_lagging_enqueue(connection_id=connection_id, run_id=run.pk)
     raise ValueError(f"SyncRun {run.pk} has kind {run.kind}, which cannot be requested")
+
+
+def sync_requests_stalled(*, now=None) -> list[int]:
+    """Requested runs nobody claimed: the ones to send again, oldest first; the ones queued over
+    an hour ago are failed instead, with an alert, so a REST client and staff see what happened."""
+    now = now or timezone.now()
+    unclaimed = SyncRun.objects.filter(status=SyncStatus.QUEUED)
+    too_old = now - timedelta(seconds=SYNC_REQUEST_GIVE_UP_AFTER_SECONDS)
+    for run in unclaimed.filter(started_at__lt=too_old).select_related("connection"):
+        sync_request_give_up(run, now=now)
+    resend_before = now - timedelta(seconds=SYNC_REQUEST_RESEND_AFTER_SECONDS)
+    return list(
+        unclaimed.filter(started_at__gte=too_old, started_at__lt=now - timedelta(seconds=30))
+        # never handed to the broker (it was down), or handed over and lost
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=resend_before))
+        .order_by("started_at")
+        .values_list("pk", flat=True)[:1000]
+    )
+
+
+def sync_request_give_up(run: SyncRun, *, now) -> None:
+    minutes = SYNC_REQUEST_GIVE_UP_AFTER_SECONDS // 60
+    with transaction.atomic():
+        if not SyncRun.objects.filter(pk=run.pk, status=SyncStatus.QUEUED).update(
+            status=SyncStatus.FAILED,
+            finished_at=now,
+            error_text=(
+                f"No worker took this {run.kind} within {minutes} minutes of the request (the broker was "
+                f"unreachable, or no worker listens on the queue sync.{run.connection.channel}). "
+                "Nothing was done: ask for it again once the workers are running."
+            ),
+        ):
+            return  # claimed a moment ago
+        alert_raise(
+            account_id=run.account_id,
+            kind=AlertKind.SYNC_ERROR,
+            dedupe_key=f"sync-request-unclaimed:{run.connection_id}",
+            title=f"{run.connection.name}: a requested {run.kind} was never carried out",
+            message=f"Sync run {run.pk} waited {minutes} minutes for a worker and was given up.",
+            connection=run.connection,
+        )
 
 
 def listings_lagging_enqueue(*, connection_id: int, run_id: int | None = None) -> SyncRun:

@@ -16,6 +16,10 @@ SCHEDULES = {
         "inventory.sweep_webhooks",
         {"minute": "*", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     ),
+    "inventory: send again syncs staff asked for that no worker took": (
+        "inventory.sweep_sync_requests",
+        {"minute": "*", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    ),
     "inventory: nightly read-back audit of every live listing": (
         "inventory.reconcile_all",
         {"minute": "30", "hour": "2", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
