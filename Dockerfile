@@ -8,11 +8,12 @@ FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Chromium drives Vintage & Rare (Playwright with /usr/bin/chromium); Pango, HarfBuzz and fonts
-# lay out the PDFs (WeasyPrint); poppler-utils is what the document tests read PDFs with; curl
+# lay out the PDFs (WeasyPrint); libatomic1 is what Playwright's bundled node driver links to (without
+# it the driver dies at start: 'libatomic.so.1: cannot open shared object file'); poppler-utils is what the document tests read PDFs with; curl
 # is the health check.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils curl \
+        chromium libatomic1 libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils curl \
     && rm -rf /var/lib/apt/lists/*
 
 # A virtualenv in both cases: Debian's own Python refuses `pip install` outside one

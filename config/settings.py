@@ -95,6 +95,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /health/live/ and /health/ready/ answer health checks that call by address over plain HTTP
+    # (inventory/health.py), before SecurityMiddleware's redirect and the ALLOWED_HOSTS check.
+    "inventory.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
