@@ -129,3 +129,24 @@ def readiness(request):
     strict = request.GET.get("strict") in {"1", "true", "yes"}
     unready = report["status"] == "down" or (strict and report["status"] == "degraded")
     return JsonResponse(report, status=503 if unready else 200)
+
+
+class HealthCheckMiddleware:
+    """Answers the health paths ahead of host validation and the HTTPS redirect.
+
+    A load balancer and the container's own health check call a web host by its address over
+    plain HTTP. With DJANGO_ALLOWED_HOSTS naming only the public name, Django would answer them
+    400 (DisallowedHost), and with SECURE_SSL_REDIRECT 301: neither says whether this process can
+    serve. Seen running the reference image: its HEALTHCHECK and compose's stayed unhealthy.
+    Every other path keeps the host check and the redirect.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.views = {"/health/live/": liveness, "/health/ready/": readiness}
+
+    def __call__(self, request):
+        view = self.views.get(request.path_info)
+        if view is not None:
+            return view(request)
+        return self.get_response(request)

@@ -109,3 +109,32 @@ def test_the_heartbeat_task_records_its_queue_and_declare_schedules_sends_one_to
         (q, (q,)) for q in settings.CELERY_WORKER_QUEUES
     }
     assert all(t.expire_seconds == 60 for t in heartbeats)
+
+
+def test_health_checks_by_address_over_http_are_answered_under_production_host_and_https_rules(client, settings):
+    """A load balancer or the container's HEALTHCHECK calls http://<address>:8000/health/...: the
+    public name alone is allowed and HTTP redirects to HTTPS, yet the health paths must answer."""
+    _everything_fresh(settings)
+    settings.ALLOWED_HOSTS = ["office.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+
+    live = client.get("/health/live/", HTTP_HOST="10.0.3.7:8000")
+    ready = client.get("/health/ready/?strict=1", HTTP_HOST="127.0.0.1:8000")
+
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})
+    assert (ready.status_code, ready.json()["status"]) == (200, "ok")
+    # A dependency down is still a 503 there, not hidden by the early answer.
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    assert client.get("/health/ready/", HTTP_HOST="127.0.0.1:8000").status_code == 503
+
+
+def test_other_paths_keep_the_host_check_and_the_https_redirect(client, settings):
+    settings.ALLOWED_HOSTS = ["office.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+
+    assert client.get("/admin/login/", HTTP_HOST="10.0.3.7:8000").status_code == 400
+    redirect = client.get("/admin/login/", HTTP_HOST="office.example.com")
+    assert (redirect.status_code, redirect["Location"]) == (301, "https://office.example.com/admin/login/")
+    # Only the exact health paths are answered early: a POST or a neighbour path is not.
+    assert client.get("/health/live/extra", HTTP_HOST="10.0.3.7:8000").status_code == 400
+    assert client.post("/health/live/", HTTP_HOST="office.example.com", secure=True).status_code == 405
