@@ -24,17 +24,26 @@ business table added later is covered the day it is created. SQLite has no row-l
 security: there the scope is a no-op.
 
 Not for use behind a transaction-pooling pgbouncer: the setting lives in the session.
+
+In a Celery worker the session belongs to the tasks alone, one after the other, so a task
+told its account (`task_scope`) sets the scope only when the session holds another one, and
+leaves it set when it ends; the next task (`task_starting`, on Celery's task_prerun) sets
+its own, or clears it before system work. What the session holds is tracked per database
+connection (a new connection holds none) and only trusted when it was set outside a
+transaction (a rolled-back transaction takes its set_config with it).
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connection, connections
+from django.db.backends.signals import connection_created
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +120,39 @@ def current_account_id() -> int | None:
     return int(value) if value else None
 
 
+# What the session of a connection holds, as this process set it: {wrapper: (raw connection, value)}.
+# Kept on the Django connection object and checked against its live DB-API connection, so a
+# reconnect (CONN_MAX_AGE, an error, Celery closing old connections) is never taken for the old session.
+_UNKNOWN = object()
+
+
+def _session_value(conn=None):
+    conn = conn or connection
+    if conn.connection is None:
+        return ""  # the next query opens a new session, which holds no scope
+    held = getattr(conn, "_rls_session", None)
+    if held is None or held[0]() is not conn.connection:
+        return _UNKNOWN
+    return held[1]
+
+
+def _remember(value) -> None:
+    """Note what the session now holds; a value set inside a transaction may yet be rolled back."""
+    if connection.connection is None or connection.in_atomic_block:
+        connection._rls_session = None
+    else:
+        connection._rls_session = (weakref.ref(connection.connection), value)
+
+
+def _session_started(sender, connection, **kwargs) -> None:
+    """connection_created receiver: a new session holds no scope."""
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        connection._rls_session = (weakref.ref(connection.connection), "")
+
+
+connection_created.connect(_session_started, dispatch_uid="accounts.rls.session_started")
+
+
 def _swap(value: str) -> int | None:
     """Set the scope, answering the one it replaces: one statement (the CTE is read first)."""
     with connection.cursor() as cursor:
@@ -120,12 +162,21 @@ def _swap(value: str) -> int | None:
             [SETTING, value],
         )
         before = cursor.fetchone()[0]
+    _remember(value)
     return int(before) if before else None
 
 
 def _set(value: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config(%s, %s, false)", [SETTING, value])
+    _remember(value)
+
+
+def session_scope(account_id: int | None) -> None:
+    """Leave the session scoped to this account (None: unscoped), with no statement when it is already."""
+    value = "" if account_id is None else str(int(account_id))
+    if _session_value() != value:
+        _set(value)
 
 
 @contextmanager
@@ -194,6 +245,49 @@ class AccountScopeMiddleware:
                 except DatabaseError:
                     log.warning("could not reset %s after a request; closing the database connection", SETTING)
                     connection.close()
+
+
+# Set in Celery's worker processes (accounts/apps.py): there tasks own the session one at a time.
+_worker = False
+
+
+def worker_owns_sessions(value: bool = True) -> None:
+    """Celery's worker_process_init / worker_init: scopes set by tasks may stay on the session."""
+    global _worker
+    _worker = value
+
+
+@contextmanager
+def task_scope(model_label: str, pk: int, account_id: int | None = None, *, eager: bool = False) -> Iterator[None]:
+    """A task's scope: the account it was sent (else the one of its row, read without a scope).
+
+    In a worker (not run eagerly inside a request or another task) the scope is left on the
+    session for the next task of the same shop, which then needs no statement; `task_starting`
+    changes or clears it before any other task. Elsewhere it is `account_scope`, which restores.
+    """
+    if not scoping_enabled():
+        yield
+        return
+    if account_id is None:
+        account_id = account_id_of(model_label, pk)
+    if not _worker or eager:
+        with account_scope(account_id):
+            yield
+        return
+    session_scope(account_id)
+    yield
+
+
+def task_starting(sender=None, task=None, kwargs=None, **extra) -> None:
+    """Celery's task_prerun, in a worker: a task sent its account gets it (task_scope sees it
+    set already); any other task starts unscoped, never with the previous task's shop."""
+    if not (_worker and scoping_enabled()) or (task is not None and task.request.is_eager):
+        return
+    account_id = (kwargs or {}).get("account_id")
+    if account_id is None:
+        session_scope(None)
+    else:
+        session_scope(int(account_id))
 
 
 @contextmanager

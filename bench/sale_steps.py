@@ -64,6 +64,11 @@ class Counter:
         cells[2] += (time.perf_counter() - wall) * 1000
 
 
+def _for_service(kwargs: dict) -> dict:
+    """What a task passes on to its service: all it was sent but the account (the task's scope)."""
+    return {name: value for name, value in kwargs.items() if name != "account_id"}
+
+
 def _sent(queue: list):
     def apply_async(args=None, kwargs=None, **options):
         queue.append(args[0] if not kwargs else (args[0], kwargs))
@@ -127,7 +132,7 @@ def run(*, markets: int = 3, sales: int = 30, profile: str = "", slug: str = "be
         def converge(sent) -> None:
             # What the converge task runs, with the arguments it was sent.
             listing_id, kwargs = sent if isinstance(sent, tuple) else (sent, {})
-            listing_converge_batched(listing_id, **kwargs)
+            listing_converge_batched(listing_id, **_for_service(kwargs))
 
         while converges:
             converge(converges.pop())
@@ -147,7 +152,7 @@ def run(*, markets: int = 3, sales: int = 30, profile: str = "", slug: str = "be
                 assert answer.status_code == 200, answer.content
                 with counter.step("sale record"):
                     event_id, kwargs = sent if isinstance(sent := events.pop(), tuple) else (sent, {})
-                    webhook_process(event_id=event_id, **kwargs)
+                    webhook_process(event_id=event_id, **_for_service(kwargs))
                 pending = list(converges)
                 converges.clear()
                 for sent in pending:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -133,7 +134,7 @@ class ReverbClient:
         base = urlsplit(self.base_url)
         self._origin = f"{base.scheme}://{base.netloc}"
         self._base_path = base.path.rstrip("/")
-        self.session = session or requests.Session()
+        self.session = session or _session_for(self.base_url)
         self.session.headers.update(
             {
                 "Authorization": f"Bearer {token}",
@@ -374,6 +375,22 @@ class ReverbClient:
         return ListingWrite(
             listing=listing, message=str(data.get("message") or ""), warnings=[str(w) for w in warnings]
         )
+
+
+def _session_for(base_url: str) -> requests.Session:
+    """A session whose proxy and CA bundle come from the environment once, when it is made.
+
+    With `trust_env` on (requests' default) every call scans the environment for proxies and
+    no_proxy rules and looks for a .netrc: about a fifth of a call's CPU against a loopback
+    marketplace (bench/README.md, 2026-12-05). The same settings, read once, apply to every call.
+    """
+    session = requests.Session()
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+    return session
 
 
 def _segment(value: str | int) -> str:

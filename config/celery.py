@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger
+from celery.signals import after_setup_logger, after_setup_task_logger, task_prerun, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -25,3 +25,21 @@ def _redact_secrets_in_worker_logs(logger, **kwargs):
 
     configure_worker_handlers(logger)
     add_to_handlers(logger)
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _tasks_own_the_database_session(**kwargs):
+    """In a worker, tasks run one at a time on a process's (or thread's) connection: a task's
+    row-level security scope may stay on the session for the next task (accounts/rls.py)."""
+    from accounts.rls import worker_owns_sessions
+
+    worker_owns_sessions()
+
+
+@task_prerun.connect
+def _task_account_scope(sender=None, task=None, kwargs=None, **extra):
+    """Each task starts with its own shop's scope, or none: never the previous task's."""
+    from accounts.rls import task_starting
+
+    task_starting(sender=sender, task=task, kwargs=kwargs)

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
-from accounts.rls import account_scope_of
+from accounts.rls import account_scope_of, task_scope
 
 from .channels import ChannelError, ListingBusy, RateLimited, TransientChannelError
 from .health import heartbeat_record
@@ -66,19 +66,19 @@ def task_send(task, *, args: list, kwargs: dict | None = None, queue: str | None
     return True
 
 
-def enqueue_converge(listing_id: int, *, channel_name: str | None = None) -> None:
-    """Converge a listing on its channel's queue (looked up unless the caller knows it)."""
+def enqueue_converge(listing_id: int, *, channel_name: str | None = None, account_id: int | None = None) -> None:
+    """Converge a listing on its channel's queue (looked up unless the caller knows it).
+
+    Given the listing's account, the worker sets its row-level security scope without a lookup."""
     if channel_name is None:
         channel_name = (
             ChannelListing.objects.filter(pk=listing_id).values_list("connection__channel", flat=True).first()
         )
     if channel_name:
-        task_send(
-            converge_listing_task,
-            args=[listing_id],
-            kwargs={"channel_name": channel_name},
-            queue=channel_queue(channel_name),
-        )
+        kwargs = {"channel_name": channel_name}
+        if account_id is not None:
+            kwargs["account_id"] = account_id
+        task_send(converge_listing_task, args=[listing_id], kwargs=kwargs, queue=channel_queue(channel_name))
 
 
 def enqueue_sync_request(run_id: int) -> None:
@@ -95,9 +95,12 @@ def enqueue_pull(connection_id: int) -> None:
         task_send(pull_connection_task, args=[connection_id], queue=channel_queue(channel_name))
 
 
-def enqueue_webhook(event_id: int, *, channel_name: str | None = None) -> None:
-    """Process a stored delivery; given its channel, the worker reads it with its connection in one query."""
+def enqueue_webhook(event_id: int, *, channel_name: str | None = None, account_id: int | None = None) -> None:
+    """Process a stored delivery; given its channel, the worker reads it with its connection in one query,
+    and given its account, sets the row-level security scope without a lookup."""
     kwargs = {"channel_name": channel_name} if channel_name else {}
+    if account_id is not None:
+        kwargs["account_id"] = account_id
     task_send(process_webhook_event_task, args=[event_id], kwargs=kwargs, queue="webhooks")
 
 
@@ -138,11 +141,11 @@ def auto_archive_task() -> dict:
     time_limit=settings.SYNC_CONVERGE_TIME_LIMIT_SECONDS,
     acks_late=True,
 )
-def converge_listing_task(self, listing_id: int, channel_name: str | None = None) -> str:
+def converge_listing_task(self, listing_id: int, channel_name: str | None = None, account_id: int | None = None) -> str:
     """Make one listing on its channel match what the shop wants (with its connection's other
     listings waiting on a price or quantity change, where the channel revises many at once). Idempotent."""
     try:
-        with account_scope_of("inventory.ChannelListing", listing_id):
+        with task_scope("inventory.ChannelListing", listing_id, account_id, eager=self.request.is_eager):
             return listing_converge_batched(listing_id, channel_name=channel_name)
     except ListingBusy as error:
         # Another worker is on it (e.g. publishing when the sale arrived): look again shortly.
@@ -208,10 +211,12 @@ def pull_connection_task(self, connection_id: int) -> str:
 
 
 @shared_task(name="inventory.process_webhook", acks_late=True, max_retries=5, bind=True)
-def process_webhook_event_task(self, event_id: int, channel_name: str | None = None) -> str:
-    """Act on a stored webhook delivery (of that channel, when the sender knew it)."""
+def process_webhook_event_task(
+    self, event_id: int, channel_name: str | None = None, account_id: int | None = None
+) -> str:
+    """Act on a stored webhook delivery (of that channel and account, when the sender knew them)."""
     try:
-        with account_scope_of("inventory.WebhookEvent", event_id):
+        with task_scope("inventory.WebhookEvent", event_id, account_id, eager=self.request.is_eager):
             return webhook_process(event_id=event_id, channel_name=channel_name)
     except TransientChannelError as error:
         raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error

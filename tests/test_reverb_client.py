@@ -294,3 +294,18 @@ def test_error_bodies_of_every_shape_become_one_line():
     assert describe_error(412, "<html>Precondition</html>") == "<html>Precondition</html>"
     assert describe_error(422, {}, fallback="Unprocessable Entity") == "Unprocessable Entity"
     assert describe_error(403, {"message": "Forbidden"}).startswith("Forbidden; The token lacks a scope")
+
+
+def test_a_proxy_set_in_the_environment_is_still_used_though_read_once(monkeypatch):
+    # Given a proxy in the environment, with the marketplace's host left out for a second shop
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "reverb-sandbox.internal")
+
+    # When clients are made
+    proxied = ReverbClient("https://api.reverb.com/api", "tok")
+    direct = ReverbClient("https://reverb-sandbox.internal/api", "tok")
+
+    # Then the first goes through the proxy, the second does not, and neither reads the environment per call
+    assert proxied.session.proxies.get("https") == "http://proxy.internal:3128"
+    assert "https" not in direct.session.proxies
+    assert proxied.session.trust_env is False and direct.session.trust_env is False

@@ -5,10 +5,15 @@ the connection to a plain role (no superuser, no BYPASSRLS: what production must
 test's transaction, so the role and its grants vanish with it.
 """
 
+import uuid
+
 import pytest
+from celery import shared_task
+from celery.app.trace import build_tracer
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.api.permissions import IsAccountMember
@@ -19,6 +24,8 @@ from accounts.rls import (
     account_scope_of,
     business_tables,
     current_account_id,
+    task_scope,
+    worker_owns_sessions,
 )
 from accounts.services import api_token_create
 from channels_reverb.models import ReverbConnection
@@ -235,3 +242,82 @@ def test_the_deploy_check_warns_when_the_role_ignores_row_level_security(setting
         cursor.execute("RESET ROLE")  # back to the suite's superuser
     [warning] = row_level_security_role()
     assert warning.id == "accounts.W001" and "superuser or has BYPASSRLS" in warning.msg
+
+
+@shared_task(bind=True, name="tests.rls_items_seen")
+def _items_seen(self, item_id: int, account_id: int | None = None) -> tuple[int, int | None]:
+    """Shaped as the sale's tasks: scoped to the account it was sent (else its row's)."""
+    with task_scope("inventory.Item", item_id, account_id, eager=self.request.is_eager):
+        return _rows("SELECT count(*) FROM inventory_item")[0][0], current_account_id()
+
+
+@shared_task(name="tests.rls_system_sweep")
+def _system_sweep() -> tuple[int, int | None]:
+    """Shaped as beat's sweepers: no scope of its own, it must see every shop."""
+    return _rows("SELECT count(*) FROM inventory_item")[0][0], current_account_id()
+
+
+def _in_worker(task, **kwargs):
+    """Run a task as the worker does (Celery's tracer: task_prerun, the task, task_postrun), not eagerly."""
+    trace = build_tracer(task.name, task, app=task.app, eager=False, propagate=True)
+    return trace(str(uuid.uuid4()), [], kwargs, {})[0]
+
+
+@pytest.fixture
+def worker():
+    worker_owns_sessions()
+    yield
+    worker_owns_sessions(False)
+
+
+def test_a_worker_task_for_one_shop_then_one_for_another_never_sees_the_first_shops_rows(
+    plain_role, settings, worker, account, other_account, shops
+):
+    settings.DATABASE_ROW_LEVEL_SECURITY = True
+    mine, theirs = shops["mine"][0], shops["theirs"][0]
+
+    # When one worker process runs a task for this shop, then one for the other, then system work
+    first = _in_worker(_items_seen, item_id=mine.pk, account_id=account.pk)
+    second = _in_worker(_items_seen, item_id=theirs.pk, account_id=other_account.pk)
+    unsent = _in_worker(_items_seen, item_id=mine.pk)  # an older message, without its account
+    sweep = _in_worker(_system_sweep)
+
+    # Then each saw only its own shop's rows, and the system work every shop's
+    assert first == (2, account.pk)
+    assert second == (1, other_account.pk)
+    assert unsent == (2, account.pk)
+    assert sweep == (3, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_a_shops_scope_for_its_next_task_only_while_the_session_holds_it(
+    settings, worker, account, other_account
+):
+    # Given tasks in a worker, in autocommit as there, with row-level security on
+    settings.DATABASE_ROW_LEVEL_SECURITY = True
+    mine, theirs = make_item(account, n=1), make_item(other_account, n=2)
+    _in_worker(_items_seen, item_id=mine.pk, account_id=account.pk)
+
+    # When the next task is for the same shop, it sets nothing: the session holds its scope
+    with CaptureQueriesContext(connection) as same:
+        assert _in_worker(_items_seen, item_id=mine.pk, account_id=account.pk)[1] == account.pk
+    # And after a reconnect (CONN_MAX_AGE, an error) the new session is scoped again
+    connection.close()
+    with CaptureQueriesContext(connection) as reconnected:
+        assert _in_worker(_items_seen, item_id=mine.pk, account_id=account.pk)[1] == account.pk
+    # And a scope set inside a transaction that rolled back is not taken as held
+    with transaction.atomic():
+        _in_worker(_items_seen, item_id=theirs.pk, account_id=other_account.pk)
+        transaction.set_rollback(True)
+    assert current_account_id() == account.pk  # the rollback took the other shop's scope away
+    with CaptureQueriesContext(connection) as after_rollback:
+        assert _in_worker(_items_seen, item_id=theirs.pk, account_id=other_account.pk)[1] == other_account.pk
+    # And system work after a shop's task starts unscoped
+    assert _in_worker(_system_sweep)[1] is None
+
+    def scope_statements(queries):
+        return [q["sql"] for q in queries.captured_queries if "set_config" in q["sql"]]
+
+    assert scope_statements(same) == []
+    assert len(scope_statements(reconnected)) == 1
+    assert len(scope_statements(after_rollback)) == 1

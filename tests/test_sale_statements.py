@@ -13,12 +13,15 @@ higher fails. bench/sale_steps.py prints the same steps with their CPU time.
 from __future__ import annotations
 
 import json
+import uuid
 from unittest import mock
 
 import pytest
+from celery.app.trace import build_tracer
 from django.db import connection as db
 from django.test.utils import CaptureQueriesContext
 
+from accounts.rls import worker_owns_sessions
 from channels_reverb import sync as reverb_sync
 from channels_reverb.models import ReverbConnection
 from channels_reverb.sandbox import DEFAULT_TOKEN, ReverbSandbox
@@ -51,6 +54,13 @@ SALE_RECORD = 15
 # The lease (answering the listing with its connection), Reverb's detail row, the record
 # (letting go of the lease, answering whether a sync alert is open), the SyncRun.
 CONVERGE_EACH = 4
+# With row-level security on (production), through the tasks as a worker runs them: the
+# webhook view sets its shop's scope and puts it back (2); the worker sets the shop's scope
+# once for its tasks (the account comes with each task, no lookup) and keeps it on its
+# session for the next task of that shop (0, or 1 when the shop changes).
+RLS_WEBHOOK_STORE = WEBHOOK_STORE + 2
+RLS_FIRST_SALE = RLS_WEBHOOK_STORE + SALE_RECORD + 2 * CONVERGE_EACH + 1
+RLS_NEXT_SALE = RLS_WEBHOOK_STORE + SALE_RECORD + 2 * CONVERGE_EACH
 
 
 @pytest.fixture
@@ -73,6 +83,11 @@ def shops(account):
         sandbox.stop()
 
 
+def _for_service(kwargs: dict) -> dict:
+    """What a task passes on to its service: all it was sent but the account (the task's scope)."""
+    return {name: value for name, value in kwargs.items() if name != "account_id"}
+
+
 def _sent(queue: list):
     def apply_async(args=None, kwargs=None, **options):
         queue.append((args[0], kwargs or {}))
@@ -83,7 +98,7 @@ def _sent(queue: list):
 def _converge(sent) -> str:
     """What the converge task runs, with the arguments it was sent (its channel among them)."""
     listing_id, kwargs = sent
-    return listing_converge_batched(listing_id, **kwargs)
+    return listing_converge_batched(listing_id, **_for_service(kwargs))
 
 
 def _statements(queries: CaptureQueriesContext) -> str:
@@ -111,7 +126,7 @@ def test_one_sale_costs_at_most_its_statements_per_step(account, shops, client):
                 answer = client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
             with CaptureQueriesContext(db) as record:
                 event_id, kwargs = events.pop()
-                outcome = webhook_process(event_id=event_id, **kwargs)
+                outcome = webhook_process(event_id=event_id, **_for_service(kwargs))
             ends = []
             for sent in list(converges):
                 with CaptureQueriesContext(db) as converge:
@@ -219,7 +234,7 @@ def test_an_end_closes_the_listings_open_sync_alert_and_a_delivery_the_webhooks_
         order = sandbox.simulate_sale(item.sku, deliver_webhook=False)
         client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
         event_id, kwargs = events.pop()
-        webhook_process(event_id=event_id, **kwargs)
+        webhook_process(event_id=event_id, **_for_service(kwargs))
         outcomes = [_converge(sent) for sent in converges]
 
     # Then both alerts are closed, and both ends were confirmed
@@ -227,3 +242,57 @@ def test_an_end_closes_the_listings_open_sync_alert_and_a_delivery_the_webhooks_
     assert not Alert.objects.get(dedupe_key="t-not-ended").is_open
     assert not Alert.objects.get(dedupe_key=f"webhooks-stopped:{connection.pk}").is_open
     assert ChannelListing.objects.filter(item=item, lease_until=None).count() == 3
+
+
+def _in_worker(task, sent):
+    """Run a sent task as the worker does (Celery's tracer: task_prerun, the task), not eagerly."""
+    trace = build_tracer(task.name, task, app=task.app, eager=False, propagate=True)
+    return trace(str(uuid.uuid4()), [sent[0]], sent[1], {})[0]
+
+
+def test_with_row_level_security_a_sale_through_the_workers_tasks_costs_at_most_its_statements(
+    account, shops, client, settings
+):
+    settings.DATABASE_ROW_LEVEL_SECURITY = True
+    worker_owns_sessions()
+    events, converges = [], []
+    try:
+        with (
+            mock.patch.object(tasks.process_webhook_event_task, "apply_async", _sent(events)),
+            mock.patch.object(tasks.converge_listing_task, "apply_async", _sent(converges)),
+            mock.patch.object(tasks.pull_connection_task, "apply_async", _sent([])),
+        ):
+            # Given four guitars listed on the three shops, two sold before (nothing is a first time)
+            items = [make_item(account, n=n, sku=f"RLS-{n}") for n in (1, 2, 3, 4)]
+            listings_publish(account=account, item_ids=[i.pk for i in items], actor=Actor(source="test"))
+            while converges:
+                _converge(converges.pop())
+            counts = []
+            for n, item in enumerate(items):
+                sandbox, connection = shops[n % 3]
+                if n == 2:
+                    db.close()  # a worker starting afresh: its session holds no scope yet
+                order = sandbox.simulate_sale(item.sku, deliver_webhook=False)
+
+                # When each sells: the webhook is stored, and its task and the two ends run in the worker
+                with CaptureQueriesContext(db) as store:
+                    client.post(connection.webhook_path, json.dumps(order), content_type="application/json")
+                with CaptureQueriesContext(db) as sale:
+                    sent = events.pop()
+                    assert sent[1]["account_id"] == account.pk
+                    outcomes = [_in_worker(tasks.process_webhook_event_task, sent)]
+                    assert all(kwargs["account_id"] == account.pk for _, kwargs in converges)
+                    outcomes += [_in_worker(tasks.converge_listing_task, c) for c in converges]
+                converges.clear()
+                counts.append((store, sale))
+    finally:
+        worker_owns_sessions(False)
+
+    # Then both sold and ended everywhere else, within the statements
+    assert outcomes == ["1 order(s) recorded", "ended", "ended"]
+    assert ChannelListing.objects.filter(end_reason="sold_elsewhere").exclude(ended_at=None).count() == 8
+    _, _, (first_store, first_sale), (next_store, next_sale) = counts
+    for store in (first_store, next_store):
+        assert len(store) <= RLS_WEBHOOK_STORE, _statements(store)
+    assert len(first_store) + len(first_sale) <= RLS_FIRST_SALE, _statements(first_sale)
+    assert len(next_store) + len(next_sale) <= RLS_NEXT_SALE, _statements(next_sale)

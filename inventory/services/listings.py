@@ -160,8 +160,9 @@ def _enqueue(listing_ids: Iterable[int]) -> None:
     transaction.on_commit(send)
 
 
-def _enqueue_on_channels(listings: Iterable[tuple[int, str]]) -> None:
-    """Like _enqueue, for listings whose channel the caller knows: (listing id, channel name)."""
+def _enqueue_on_channels(listings: Iterable[tuple[int, str]], *, account_id: int | None = None) -> None:
+    """Like _enqueue, for listings whose channel the caller knows: (listing id, channel name),
+    all of one account when the caller gives it (the worker then scopes without a lookup)."""
     pairs = list(dict.fromkeys(listings))
     if not pairs:
         return
@@ -170,7 +171,7 @@ def _enqueue_on_channels(listings: Iterable[tuple[int, str]]) -> None:
         from ..tasks import enqueue_converge
 
         for listing_id, channel_name in pairs:
-            enqueue_converge(listing_id, channel_name=channel_name)
+            enqueue_converge(listing_id, channel_name=channel_name, account_id=account_id)
 
     transaction.on_commit(send)
 

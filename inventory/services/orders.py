@@ -225,7 +225,7 @@ def _sell(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec], ac
         item_id = item.pk
         transaction.on_commit(lambda item_id=item_id: stock_alerts_check(item_id))
     if sold_out:
-        _end_listings_for_sale([i.pk for i in sold_out], order.connection_id)
+        _end_listings_for_sale([i.pk for i in sold_out], order.connection_id, order.account_id)
     still_selling = [item.pk for item in items.values() if item.quantity_available > 0]
     if still_selling:
         listings_mark_changed(still_selling)
@@ -244,21 +244,24 @@ def _after_sale(order: Order, items, actor: Actor) -> None:
         )
         for item in sold_out:
             item.sold_on, item.sold_at, item.sold_recorded_at = order.connection, order.placed_at, now
-        _end_listings_for_sale([i.pk for i in sold_out], order.connection_id)
+        _end_listings_for_sale([i.pk for i in sold_out], order.connection_id, order.account_id)
     if still_selling:
         listings_mark_changed(still_selling)
 
 
-def _end_listings_for_sale(item_ids: list[int], selling_connection_id: int | None) -> None:
+def _end_listings_for_sale(item_ids: list[int], selling_connection_id: int | None, account_id: int) -> None:
     """Every live listing of these items is to end: one UPDATE (it takes the rows' locks) that
     answers which listings still have to be ended on their channel, and on which channel."""
     now = timezone.now()
     if selling_connection_id is not None and db.vendor == "postgresql":
         returned = _end_listings_statement(item_ids, selling_connection_id, now)
         _enqueue_on_channels(
-            (pk, channel_name_of(connection_id))
-            for pk, state, connection_id in returned
-            if state not in (ListingState.ENDED, ListingState.SOLD)
+            (
+                (pk, channel_name_of(connection_id))
+                for pk, state, connection_id in returned
+                if state not in (ListingState.ENDED, ListingState.SOLD)
+            ),
+            account_id=account_id,
         )
         return
     here = Q(connection_id=selling_connection_id)
@@ -280,9 +283,12 @@ def _end_listings_for_sale(item_ids: list[int], selling_connection_id: int | Non
     rows = ChannelListing.objects.filter(item_id__in=item_ids, desired_state=DesiredState.LIVE)
     returned = update_returning(rows, changes, ["pk", "actual_state", "connection_id"])
     _enqueue_on_channels(
-        (pk, channel_name_of(connection_id))
-        for pk, state, connection_id in returned
-        if state not in (ListingState.ENDED, ListingState.SOLD)
+        (
+            (pk, channel_name_of(connection_id))
+            for pk, state, connection_id in returned
+            if state not in (ListingState.ENDED, ListingState.SOLD)
+        ),
+        account_id=account_id,
     )
 
 

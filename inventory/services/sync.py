@@ -588,7 +588,7 @@ def webhook_receive(
                     dedupe_key=seen.dedupe_key,
                     payload=dict(seen.payload),
                 )
-                _enqueue_webhook(event.pk, connection.channel)
+                _enqueue_webhook(event.pk, connection.channel, connection.account_id)
                 return event, True
         except IntegrityError:
             existing = WebhookEvent.objects.get(connection=connection, dedupe_key=seen.dedupe_key)
@@ -596,7 +596,7 @@ def webhook_receive(
     if existing.status == WebhookStatus.PENDING:
         # The channel sends it again because it is not acted on yet (its task may never have
         # been queued, e.g. the broker was down): queue it again; processing is idempotent.
-        _enqueue_webhook(existing.pk, connection.channel)
+        _enqueue_webhook(existing.pk, connection.channel, connection.account_id)
     return existing, False
 
 
@@ -645,12 +645,14 @@ def _webhook_upsert(connection: ChannelConnection, seen: WebhookSeen) -> tuple[W
         event.pk, event.received_at, event.deliveries, created = cursor.fetchone()
     event._state.adding = False
     if created:
-        _enqueue_webhook(event.pk, connection.channel)  # autocommit: runs now, the row is committed already
+        _enqueue_webhook(
+            event.pk, connection.channel, connection.account_id
+        )  # autocommit: runs now, the row is committed already
     return event, created
 
 
-def _enqueue_webhook(event_id: int, channel_name: str) -> None:
-    transaction.on_commit(lambda: _send_webhook(event_id, channel_name))
+def _enqueue_webhook(event_id: int, channel_name: str, account_id: int) -> None:
+    transaction.on_commit(lambda: _send_webhook(event_id, channel_name, account_id))
 
 
 WEBHOOK_ATTEMPTS_BEFORE_ALERT = 3
@@ -731,10 +733,10 @@ def webhook_replay(*, event_ids: list[int]) -> int:
     return n
 
 
-def _send_webhook(event_id: int, channel_name: str | None = None) -> None:
+def _send_webhook(event_id: int, channel_name: str | None = None, account_id: int | None = None) -> None:
     from ..tasks import enqueue_webhook
 
-    enqueue_webhook(event_id, channel_name=channel_name)
+    enqueue_webhook(event_id, channel_name=channel_name, account_id=account_id)
 
 
 def webhooks_stalled(*, older_than_seconds: float, limit: int = 1000) -> list[int]:
