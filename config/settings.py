@@ -98,7 +98,7 @@ MIDDLEWARE = [
     # /health/live/ and /health/ready/ answer health checks that call by address over plain HTTP
     # (inventory/health.py), before SecurityMiddleware's redirect and the ALLOWED_HOSTS check.
     "inventory.health.HealthCheckMiddleware",
-    # First: the one client address that the login lockout, the rate limits and the audit log key on.
+    # Then the one client address that the login lockout, the rate limits and the audit log key on.
     "config.client_address.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
