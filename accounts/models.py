@@ -174,7 +174,16 @@ class AuditEntryManager(LogEntryManager):
 def _account_id_of(instance) -> int | None:
     if isinstance(instance, Account):
         return instance.pk
-    return getattr(instance, "account_id", None)
+    account_id = getattr(instance, "account_id", None)
+    if account_id is None and getattr(instance, "user_id", None):
+        account_id = instance.user.account_id  # a person's rows (API tokens) are their shop's
+    if account_id is None:
+        # Written for a shop (its row-level security scope is set): the entry is that shop's, and
+        # the policy refuses an entry of no shop under a shop's scope.
+        from .rls import current_account_id, scoping_enabled
+
+        account_id = current_account_id() if scoping_enabled() else None
+    return account_id
 
 
 def _item_id_of(instance) -> int | None:

@@ -70,7 +70,13 @@ def etsy_oauth_complete(*, state: str, code: str, account_id: int | None = None)
     pending = cache.get(key) if state else None
     if not pending or not cache.delete(key):  # delete: one use, even with two callbacks racing
         raise OAuthRefused("This Etsy authorization is unknown, used or older than ten minutes: Connect Etsy again.")
-    connection = EtsyConnection.objects.get(pk=pending["connection_id"])
+    # Under row-level security another shop's connection is not even visible: the same refusal.
+    connection = EtsyConnection.objects.filter(pk=pending["connection_id"]).first()
+    if connection is None:
+        raise OAuthRefused(
+            "This Etsy authorization was started for another shop's connection, or that connection "
+            "was deleted: Connect Etsy again from your own connection."
+        )
     if account_id is not None and connection.account_id != account_id:
         raise OAuthRefused("This Etsy authorization was started for another shop's connection.")
     if not code:

@@ -212,6 +212,41 @@ def test_the_app_works_under_a_plain_role_with_the_scope_on(plain_role, settings
     assert other.status_code == 404
 
 
+def test_the_admin_creates_an_api_token_under_the_scope_and_its_audit_entry_is_the_shops(
+    plain_role, settings, client, staff, account
+):
+    """Found running the whole suite as a plain role: the token's audit entry had no account
+    (tokens belong to a person), so the policy refused it and the admin answered 500."""
+    from accounts.models import ApiToken, AuditEntry
+
+    settings.DATABASE_ROW_LEVEL_SECURITY = True
+    client.force_login(staff)
+    response = client.post("/admin/accounts/apitoken/add/", {"user": staff.pk, "name": "scanner", "scope": "read"})
+
+    assert response.status_code == 302
+    token = ApiToken.objects.get(name="scanner")
+    assert AuditEntry.objects.get(object_pk=str(token.pk)).account_id == account.pk
+
+
+def test_an_etsy_callback_for_another_shops_connection_is_refused_not_a_500(
+    plain_role, settings, account, other_account, other_staff, admin_client_for
+):
+    """Found the same way: under the scope another shop's connection is invisible, and the
+    callback's lookup raised DoesNotExist."""
+    from django.core.cache import cache
+
+    from channels_etsy.models import EtsyConnection
+    from channels_etsy.services import _pending_key
+
+    settings.DATABASE_ROW_LEVEL_SECURITY = True
+    theirs = EtsyConnection.objects.create(account=account, name="Etsy", keystring="k", shop_id=1)
+    cache.set(_pending_key("s" * 32), {"connection_id": theirs.pk, "verifier": "v" * 64, "redirect_uri": "x"}, 60)
+
+    refused = admin_client_for(other_staff).get(f"/etsy/oauth/callback/?code=c&state={'s' * 32}")
+
+    assert refused.status_code == 400 and b"another shop" in refused.content
+
+
 def test_a_task_scope_follows_the_row_it_was_given_and_nests(plain_role, settings, account, other_account, shops):
     settings.DATABASE_ROW_LEVEL_SECURITY = True
 
