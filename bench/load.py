@@ -112,6 +112,42 @@ def pulls(shops: list[tuple], sale_round: int) -> dict:
     }
 
 
+def forced_scans(shops: list[tuple], worker) -> dict:
+    """Every connection's listing scan made due at once (watermark set, listings linked and
+    unchanged), then every pull queued: the steady-state scan, timed and its worker CPU counted."""
+    from django.utils import timezone
+
+    from channels_reverb.models import ReverbConnection
+    from inventory.models import SyncKind
+    from inventory.tasks import enqueue_pull
+
+    ids = [connection.pk for *_, connection in shops]
+    ReverbConnection.objects.filter(pk__in=ids).update(listing_scan_next_at=timezone.now())
+    for _account, sandbox, _connection in shops:
+        sandbox.reset_log()
+    pids = sync_stack.process_tree(worker.process.pid)
+    cpu = sync_stack.cpu_seconds(pids)
+    since = timezone.now()
+    for connection_id in ids:
+        enqueue_pull(connection_id)
+    runs = wait_for_runs(SyncKind.PULL, since, len(shops), timeout=1800)
+    cpu = sync_stack.cpu_seconds(pids) - cpu
+    scanned = ReverbConnection.objects.filter(pk__in=ids)
+    return {
+        "wall": (max(run.finished_at for run in runs) - since).total_seconds(),
+        "worker_cpu": cpu,
+        "durations": sorted(run.duration_ms / 1000 for run in runs),
+        "ok": sum(run.status == "ok" for run in runs),
+        "errors": sum(run.errors for run in runs),
+        "written": sum(run.updated + run.created + run.ended for run in runs),
+        "runs": len(runs),
+        "pages": sum(sandbox.calls(method="GET", path_prefix="/my/listings") for *_, sandbox, _c in shops),
+        "summary": scanned.first().listing_scan_summary,
+        "effective": sorted({c.listing_scan_effective_seconds for c in scanned}),
+        "next": sorted(c.listing_scan_next_at for c in scanned),
+    }
+
+
 def audit(shops: list[tuple]) -> dict:
     """The nightly read-back of every live listing: inventory.reconcile_all, as beat queues it."""
     from django.utils import timezone
@@ -155,6 +191,22 @@ def sync_rounds(shops: list[tuple], workers: list[int], full_listings: int, list
                     f"{first['ok']} ok, {first['errors']} errors, {first['sales']} sales recorded",
                     flush=True,
                 )
+                scans = forced_scans(shops, worker)
+                per = scans["durations"]
+                print(
+                    f"  steady-state listing scans (all due at once): {scans['runs']} connections in "
+                    f"{scans['wall']:.1f} s wall, {scans['worker_cpu']:.1f} s CPU of the worker processes "
+                    f"({scans['worker_cpu'] / scans['runs']:.2f} s per connection); each pull took "
+                    f"{per[0]:.1f}-{per[-1]:.1f} s; {scans['pages']} page reads; "
+                    f"{scans['ok']} ok, {scans['errors']} errors, {scans['written']} listings changed",
+                    flush=True,
+                )
+                spread = [f"{n:%H:%M:%S}" for n in scans["next"]]
+                print(
+                    f"    effective interval(s) {scans['effective']} s; next scans at {', '.join(spread)}", flush=True
+                )
+                print(f"    shown to staff: {scans['summary']}", flush=True)
+                ok &= scans["ok"] == scans["runs"] == len(shops) and scans["errors"] == scans["written"] == 0
             pulled = pulls(shops, round_number)
             print(
                 f"  pulls: {pulled['runs']} connections pulled in {pulled['wall']:.1f} s "

@@ -46,6 +46,7 @@ class ReverbConnectionAdmin(ConnectionAdmin):
                     "pull_interval_seconds",
                     "pull_offset_seconds",
                     "listing_scan_interval_seconds",
+                    "listing_scan",
                     "stock_buffer_percent",
                     "webhook_setup",
                     "watermark",
@@ -55,6 +56,12 @@ class ReverbConnectionAdmin(ConnectionAdmin):
             },
         ),
     ]
+
+    readonly_fields = ["listing_scan"]
+
+    @admin.display(description="Listing scan")
+    def listing_scan(self, obj: ReverbConnection) -> str:
+        return obj.listing_scan_summary if obj.pk else "Shown once the connection is saved."
 
 
 @admin.register(ReverbListingDetail)

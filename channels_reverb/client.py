@@ -41,6 +41,11 @@ ACCEPT_VERSION = "3.0"
 HAL_JSON = "application/hal+json"
 END_REASONS = ("not_sold", "reverb_sale")
 USER_AGENT = "gear-back-office/1.0 (+channels_reverb)"
+# Listings asked for per page of /my/listings. Reverb's OpenAPI document declares `per_page` on
+# its other collections (default 24, no maximum given) but not on this one; its clients send it
+# here. Paging always follows `_links.next`, so a Reverb that ignores or lowers it costs only
+# more pages, never a listing.
+LISTING_PAGE_SIZE = 100
 
 _HINTS = {
     401: "Check the token, and that it belongs to this environment (a production token is refused by the sandbox).",
@@ -210,7 +215,9 @@ class ReverbClient:
 
     def my_listings(self, state: str = "all", **params: str) -> Iterator[ReverbPage]:
         """The seller's listings, page by page (Reverb's default state filter is live only)."""
-        yield from self._pages("/my/listings", {"state": state, **params}, "listings")
+        yield from self._pages(
+            "/my/listings", {"state": state, "per_page": str(LISTING_PAGE_SIZE), **params}, "listings"
+        )
 
     # --- orders ------------------------------------------------------------------------
 

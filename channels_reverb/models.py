@@ -42,6 +42,24 @@ class ReverbConnection(ChannelConnection):
             "listings by change date, so this full read is spaced out; 0 reads them on every pull."
         ),
     )
+    # The listing scan's schedule and what the last one cost (written by the sync, shown to staff).
+    listing_scan_next_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the next full listing read falls due (empty: now)."
+    )
+    listing_scan_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    listing_scan_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="How long the last full listing read took (pages + comparison).",
+    )
+    listing_scan_listings = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    listing_scan_effective_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The interval in use: the configured one, or longer when all shops' scans would not fit the workers.",
+    )
     shipping_profile_id = models.CharField(
         max_length=40, blank=True, help_text="Reverb shipping profile applied to new listings (Shop settings)."
     )
@@ -54,6 +72,29 @@ class ReverbConnection(ChannelConnection):
     class Meta:
         verbose_name = "Reverb connection"
 
+    @property
+    def listing_scan_summary(self) -> str:
+        """The listing scan in staff's words: what the last one cost, when the next is, how often."""
+        if self.listing_scan_interval_seconds == 0:
+            every = "every listing is read on every pull"
+        else:
+            effective = max(self.listing_scan_effective_seconds or 0, self.listing_scan_interval_seconds)
+            every = f"every {effective:,} s"
+            if effective > self.listing_scan_interval_seconds:
+                every += (
+                    f" (configured {self.listing_scan_interval_seconds:,} s; longer because all shops' last scans "
+                    "would not fit the workers' share for scans)"
+                )
+        if self.listing_scan_seconds is None:
+            return f"No full listing scan yet: the next pull reads every listing; then {every}."
+        last = (
+            f"Last scan took {self.listing_scan_seconds:.1f} s for {self.listing_scan_listings or 0:,} listings"
+            f" (started {self.listing_scan_started_at:%Y-%m-%d %H:%M} UTC)"
+        )
+        if self.listing_scan_next_at is not None and self.listing_scan_interval_seconds:
+            last += f"; next at {self.listing_scan_next_at:%Y-%m-%d %H:%M} UTC"
+        return f"{last}; {every}."
+
     def save(self, *args, **kwargs):
         self.channel = "reverb"
         super().save(*args, **kwargs)
@@ -63,7 +104,8 @@ class ReverbListingDetail(AccountOwned):
     """What Reverb last said about one of our listings: slug, links, state and its warnings.
 
     Written by the Reverb sync functions after each call (never by inventory); staff read it
-    to see why a listing stays a draft (Reverb explains only in `warnings`).
+    to see why a listing stays a draft (Reverb explains only in `warnings`). A listing scan
+    writes only the rows Reverb shows differently from last time (`last_seen_digest`).
     """
 
     connection = models.ForeignKey(ReverbConnection, on_delete=models.CASCADE, related_name="listing_details")
@@ -75,7 +117,11 @@ class ReverbListingDetail(AccountOwned):
     state = models.CharField(max_length=30, blank=True, help_text="Reverb's own state slug (live, draft, sold...).")
     warnings = models.JSONField(default=list, blank=True)
     last_seen = models.JSONField(default=dict, blank=True, help_text="The listing JSON as Reverb last returned it.")
-    last_seen_at = models.DateTimeField()
+    # A digest of last_seen: a scan rewrites only the rows whose JSON changed.
+    last_seen_digest = models.CharField(max_length=32, blank=True, editable=False)
+    last_seen_at = models.DateTimeField(
+        help_text="When what Reverb says of it last changed (or it was read alone); the connection shows the last scan."
+    )
 
     class Meta:
         verbose_name = "Reverb listing"

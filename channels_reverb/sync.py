@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
+import math
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.core.cache import cache
+from django.conf import settings
+from django.db.models import Q, Sum
 from django.utils import timezone
 
+from accounts.rls import account_scope
 from inventory.channels import (
     END_SOLD_HERE,
     ChannelError,
@@ -302,9 +306,11 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
 
     Orders: /my/orders/selling/all filtered by update date from `since` minus a small
     overlap; one page when nothing changed. Listings: Reverb's /my/listings cannot be
-    filtered by change date (its OpenAPI document has no such parameter), so every listing
-    is read only once per `listing_scan_interval_seconds` (and on the first pull); the other
-    pulls read no listing page at all (`full_scan`, a pull staff asked for, reads them now).
+    filtered by change date (its OpenAPI document has only a state filter), so every listing
+    is read once per scan interval (`listing_scan_interval`, at the connection's own moment of
+    it, and on the first pull); the other pulls read no listing page at all (`full_scan`, a
+    pull staff asked for, reads them now). The engine compares them with ours and reports the
+    scan's cost back (`listing_scan_done`), which sets the next one.
     The watermark is the newest order update seen, or
     `since` when none was.
     """
@@ -325,14 +331,17 @@ def pull(connection, since: datetime | None, *, full_scan: bool = False) -> Pull
     if newest and (result.watermark is None or newest > result.watermark):
         result.watermark = newest
 
-    if full_scan or _listing_scan_due(connection, first_pull=since is None):
+    claimed = False
+    if full_scan or (claimed := _listing_scan_claim(connection)):
+        connection.listing_scan_started_at = timezone.now()
         try:
             raw_listings = []
             for page in client.my_listings(state="all"):
                 result.pages_read += 1
                 raw_listings.extend(page.items)
         except Exception:
-            cache.delete(_scan_key(connection))  # the next pull tries again
+            if claimed:  # the next pull tries again
+                ReverbConnection.objects.filter(pk=connection.pk).update(listing_scan_next_at=None)
             raise
         result.listings = [mappers.listing_seen(raw) for raw in raw_listings if raw.get("id") not in (None, "")]
         result.listings_complete = True
@@ -435,22 +444,84 @@ def _order_or_none(raw: Mapping) -> OrderSeen | None:
         return None
 
 
-def _scan_key(connection: ReverbConnection) -> str:
-    return f"channels_reverb:listing-scan:{connection.pk}"
+# --- the listing scan's schedule -------------------------------------------------------
+#
+# Reverb cannot filter listings by change date, so every listing is read once per interval. Each
+# connection scans at its own moment of the interval (its id times the golden ratio, as a share of
+# it), so the scans of many shops are spread over the interval instead of falling due on the same
+# beat tick. The interval in use grows when the last scans of every connection would take more
+# than LISTING_SCAN_SHARE of the LISTING_SCAN_WORKERS workers' time (settings).
+
+_GOLDEN = 0.6180339887498949
 
 
-def _listing_scan_due(connection: ReverbConnection, *, first_pull: bool) -> bool:
-    """At most one full listing read per interval per connection, across workers (cache.add is atomic)."""
+def _listing_scan_claim(connection: ReverbConnection) -> bool:
+    """Whether this pull reads every listing: the first pull of a connection (no scan set yet), a
+    pull after a scan failed, and once the scan is due, by one worker only (the conditional
+    UPDATE is atomic; the claim holds the scan off for an interval, so a worker that dies mid-scan
+    delays it by one interval, never forever). Not "no watermark yet": a shop without a sale
+    would then be read in full on every pull."""
     interval = connection.listing_scan_interval_seconds
     if interval == 0:
         return True
-    if first_pull:
-        cache.set(_scan_key(connection), timezone.now().isoformat(), timeout=interval)
-        return True
-    return cache.add(_scan_key(connection), timezone.now().isoformat(), timeout=interval)
+    now = timezone.now()
+    rows = ReverbConnection.objects.filter(pk=connection.pk).filter(
+        Q(listing_scan_next_at__isnull=True) | Q(listing_scan_next_at__lte=now)
+    )
+    hold = timedelta(seconds=max(interval, connection.listing_scan_effective_seconds or 0))
+    return rows.update(listing_scan_next_at=now + hold) == 1
 
 
-def _detail_fields(listing: Mapping, warnings: list[str] | None = None) -> dict:
+def listing_scan_interval(connection: ReverbConnection, seconds: float) -> int:
+    """The scan interval in use: the configured one, or the one at which the last scans of every
+    enabled connection (this one's taking `seconds`) fit LISTING_SCAN_SHARE of the workers' time.
+
+    If every connection scans once per interval I, the workers spend the sum of the scans per I:
+    that sum must stay within workers x share x I. Measured wall time, as a worker is held for it.
+    """
+    configured = connection.listing_scan_interval_seconds
+    if configured == 0:
+        return 0
+    # Every shop's scans share the same workers: a sum across accounts, read as system work.
+    with account_scope(None):
+        others = (
+            ReverbConnection.objects.filter(enabled=True, listing_scan_interval_seconds__gt=0)
+            .exclude(pk=connection.pk)
+            .aggregate(total=Sum("listing_scan_seconds"))["total"]
+        )
+    budget = max(settings.LISTING_SCAN_WORKERS, 1) * settings.LISTING_SCAN_SHARE
+    return max(configured, math.ceil(((others or 0.0) + seconds) / budget))
+
+
+def listing_scan_slot(connection_id: int, after: datetime, interval: int) -> datetime:
+    """The connection's next moment in the interval, between half an interval and one and a half
+    after `after` (a scan that started a little late keeps its moment: the next is one interval on)."""
+    phase = (connection_id * _GOLDEN) % 1.0 * interval
+    earliest = after.timestamp() + interval / 2
+    slot = math.ceil((earliest - phase) / interval) * interval + phase
+    return datetime.fromtimestamp(slot, tz=UTC)
+
+
+def listing_scan_done(connection, *, seconds: float, listings: int) -> None:
+    """The engine compared a full listing read: keep what it cost and set the next scan by it."""
+    connection = reverb_connection(connection)
+    started = getattr(connection, "listing_scan_started_at", None) or timezone.now() - timedelta(seconds=seconds)
+    effective = listing_scan_interval(connection, seconds)
+    ReverbConnection.objects.filter(pk=connection.pk).update(
+        listing_scan_started_at=started,
+        listing_scan_seconds=round(seconds, 3),
+        listing_scan_listings=listings,
+        listing_scan_effective_seconds=effective,
+        listing_scan_next_at=listing_scan_slot(connection.pk, started, effective) if effective else None,
+    )
+
+
+def _digest(listing: Mapping) -> str:
+    body = json.dumps(listing, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+
+
+def _detail_fields(listing: Mapping, warnings: list[str] | None = None, digest: str | None = None) -> dict:
     fields = {
         "sku": str(listing.get("sku") or "")[:100],
         "slug": str(listing.get("slug") or "")[:255],
@@ -458,6 +529,7 @@ def _detail_fields(listing: Mapping, warnings: list[str] | None = None) -> dict:
         "web_url": mappers.link(listing, "web")[:500],
         "state": mappers.listing_state_slug(listing)[:30],
         "last_seen": dict(listing),
+        "last_seen_digest": digest or _digest(listing),
         "last_seen_at": timezone.now(),
     }
     if warnings is not None:
@@ -481,25 +553,47 @@ def _remember(connection: ReverbConnection, listing: Mapping, *, warnings: list[
     )
 
 
-def _remember_many(connection: ReverbConnection, listings: Iterable[Mapping]) -> None:
-    rows = [
-        ReverbListingDetail(
-            account_id=connection.account_id,
-            connection=connection,
-            listing_id=str(listing["id"]),
-            **_detail_fields(listing),
+def _remember_many(connection: ReverbConnection, listings: Iterable[Mapping]) -> int:
+    """Keep what a scan read, writing only the listings Reverb shows differently (new ones, or a
+    changed JSON by its digest): one read of the digests, no write for an unchanged listing.
+    Returns how many rows were written."""
+    known = dict(
+        ReverbListingDetail.objects.filter(connection=connection).values_list("listing_id", "last_seen_digest")
+    )
+    rows = []
+    for listing in listings:
+        if listing.get("id") in (None, ""):
+            continue
+        listing_id = str(listing["id"])
+        digest = _digest(listing)
+        if known.get(listing_id) == digest:
+            continue
+        rows.append(
+            ReverbListingDetail(
+                account_id=connection.account_id,
+                connection=connection,
+                listing_id=listing_id,
+                **_detail_fields(listing, digest=digest),
+            )
         )
-        for listing in listings
-        if listing.get("id") not in (None, "")
-    ]
     if rows:
         ReverbListingDetail.objects.bulk_create(
             rows,
             batch_size=500,
             update_conflicts=True,
             unique_fields=["connection", "listing_id"],
-            update_fields=["sku", "slug", "self_href", "web_url", "state", "last_seen", "last_seen_at"],
+            update_fields=[
+                "sku",
+                "slug",
+                "self_href",
+                "web_url",
+                "state",
+                "last_seen",
+                "last_seen_digest",
+                "last_seen_at",
+            ],
         )
+    return len(rows)
 
 
 def _forget_state(connection: ReverbConnection, external_id: str, state: str) -> None:

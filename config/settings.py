@@ -356,6 +356,12 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 120
+# Full listing scans (a channel that cannot filter its listings by change date: Reverb) may take
+# at most this share of the channel workers' time; when the last scans of every connection add
+# up to more, each connection's scan interval grows to fit (channels_reverb.sync). The workers
+# are the Procfile's WORKER_CONCURRENCY unless set (e.g. several worker hosts).
+LISTING_SCAN_WORKERS = env.int("LISTING_SCAN_WORKERS", default=env.int("WORKER_CONCURRENCY", default=2))
+LISTING_SCAN_SHARE = env.float("LISTING_SCAN_SHARE", default=0.5)
 # Reuse DB connections across tasks instead of reconnecting for each (see DESIGN.md calibration).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_TIME_LIMIT = 180

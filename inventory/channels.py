@@ -57,6 +57,10 @@ Optional parts (the engine looks them up with getattr):
         Tell the channel an order shipped (Reverb's ship endpoint, eBay's fulfillment...). Called
         by a task after staff mark the order shipped (inventory.services.orders.order_ship).
         Absent: the shipment is recorded here only, and staff enter tracking on the channel.
+    listing_scan_done(connection, *, seconds: float, listings: int) -> None
+        A pull read every listing (`listings_complete`) and the engine compared them: what it cost
+        (wall seconds of the pull, listings read), for a channel that schedules its full scans by
+        it (Reverb's adaptive scan interval).
     webhook_challenge(connection, query: Mapping[str, str], url: str) -> WebhookReply
         Answer a GET on the webhook URL (eBay's endpoint challenge). Absent: GET is 405.
     revise_many(connection, revisions: Sequence[Revision]) -> list[ReviseOutcome]

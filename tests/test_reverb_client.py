@@ -42,7 +42,7 @@ def clock():
 
 @pytest.fixture
 def sandbox(clock):
-    with ReverbSandbox(page_size=2, timeout_delay=0.6, retry_after=7, clock=clock) as running:
+    with ReverbSandbox(page_size=2, max_page_size=2, timeout_delay=0.6, retry_after=7, clock=clock) as running:
         yield running
 
 

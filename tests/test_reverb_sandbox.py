@@ -67,7 +67,7 @@ def receiver():
 
 @pytest.fixture
 def sandbox():
-    with ReverbSandbox(page_size=2, timeout_delay=0.5) as running:
+    with ReverbSandbox(page_size=2, max_page_size=2, timeout_delay=0.5) as running:
         yield running
 
 

@@ -60,7 +60,7 @@ def clock():
 
 @pytest.fixture
 def sandbox(clock):
-    with ReverbSandbox(page_size=3, timeout_delay=0.8, clock=clock) as running:
+    with ReverbSandbox(page_size=3, max_page_size=3, timeout_delay=0.8, clock=clock) as running:
         yield running
 
 

@@ -111,6 +111,7 @@ class ReverbSandbox(FaultInjection, RequestLog):
         timeout_delay: float = 2.0,
         retry_after: int = 2,
         page_size: int = 24,
+        max_page_size: int = 100,
         topic_header: str | None = None,
         webhook_timeout: float = 5.0,
         require_category: bool = False,
@@ -127,7 +128,11 @@ class ReverbSandbox(FaultInjection, RequestLog):
         self.topic_header = topic_header
         self.webhook_timeout = webhook_timeout
         self.store = ReverbStore(
-            lambda: self.base_url, clock=clock, page_size=page_size, require_category=require_category
+            lambda: self.base_url,
+            clock=clock,
+            page_size=page_size,
+            max_page_size=max_page_size,
+            require_category=require_category,
         )
         self._faults = FaultPlan(
             Faults,

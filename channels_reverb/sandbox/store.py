@@ -105,13 +105,15 @@ class ReverbStore:
         *,
         clock: Callable[[], datetime] | None = None,
         page_size: int = 24,
+        max_page_size: int = 100,
         utc_offset_minutes: int = -300,
         require_category: bool = False,
     ) -> None:
         self._base_url = base_url
         self.require_category = require_category
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.page_size = page_size
+        self.page_size = page_size  # what a page holds when per_page is not sent
+        self.max_page_size = max_page_size  # the most a page holds whatever per_page says
         self.zone = timezone(timedelta(minutes=utc_offset_minutes))
         self.lock = threading.RLock()
         self.listings: dict[int, dict] = {}
@@ -255,7 +257,7 @@ class ReverbStore:
         Only the page's own items are rendered."""
         try:
             page = max(1, int(query.get("page") or 1))
-            per_page = max(1, min(100, int(query.get("per_page") or self.page_size)))
+            per_page = max(1, min(self.max_page_size, int(query.get("per_page") or self.page_size)))
         except ValueError:
             return _invalid("page and per_page must be numbers", status=400)
         total = len(items)

@@ -8,6 +8,7 @@ the same orders are read again next time (recording is idempotent).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -52,7 +53,7 @@ from ..models import (
 from ..states import ItemState
 from .actor import Actor
 from .alerts import alert_raise, alerts_resolve_cause
-from .edits import listing_edits, listing_edits_apply
+from .edits import fields_changed_since_push, listing_edits, listing_edits_apply
 from .items import item_create
 from .listings import _enqueue, listing_missing, same_sku
 from .runs import sync_run
@@ -72,6 +73,7 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
     actor = Actor(source=connection.channel)
     with sync_run(connection, SyncKind.PULL, run_id=run_id) as run:
         read_started = timezone.now()
+        clock = time.monotonic()
         conn = specific_connection(connection)
         result = (
             sync.pull(conn, connection.watermark, full_scan=True)
@@ -93,12 +95,14 @@ def connection_pull(*, connection_id: int, full_scan: bool = False, run_id: int 
                 run.skipped += 1
             else:
                 run.updated += 1
-        for seen in result.listings:
-            counted = listing_seen_apply(connection, seen, actor=actor)
-            setattr(run, counted, getattr(run, counted) + 1)
+        for counted, n in listings_seen_apply(connection, result.listings, actor=actor).items():
+            setattr(run, counted, getattr(run, counted) + n)
         if result.listings_complete:
             seen_ids = {seen.external_id for seen in result.listings}
             run.ended += _mark_missing(connection, seen_ids, "a full read", before=read_started)
+            scan_done = getattr(sync, "listing_scan_done", None)
+            if scan_done is not None:
+                scan_done(conn, seconds=time.monotonic() - clock, listings=len(result.listings))
         fields = {"last_pull_at": timezone.now()}
         if not run.errors and result.watermark is not None:
             fields["watermark"] = result.watermark
@@ -167,6 +171,77 @@ def _mark_missing(connection: ChannelConnection, seen_ids: set[str], how: str, *
     return len(missing)
 
 
+# What the comparison of a scan reads of our rows: enough to tell an unchanged listing from one
+# that needs listing_seen_apply (which reads the whole row again, under its lock).
+_COMPARED_FIELDS = (
+    "pk",
+    "external_id",
+    "item_id",
+    "item__sku",
+    "desired_state",
+    "actual_state",
+    "relist_requested",
+    "pushed_content",
+)
+
+
+def listings_seen_apply(
+    connection: ChannelConnection, seen_listings: list[ListingSeen], *, actor: Actor
+) -> dict[str, int]:
+    """Bring in what a channel says of many listings (a pull's scan). Returns SyncRun counts.
+
+    Our rows of the connection are read once, keyed by the channel's id, and compared in memory:
+    a listing that is known, carries its SKU and would change nothing (state, edits) costs no
+    statement and no write. Every other one (ended, sold or edited there, live there while ended
+    here, an id now under another SKU, a listing we do not know) goes through
+    `listing_seen_apply`, the one path that writes history, conflicts, alerts and desired state.
+    """
+    counts = {"created": 0, "updated": 0, "skipped": 0}
+    if not seen_listings:
+        return counts
+    ours: dict[str, ChannelListing] = {
+        listing.external_id: listing
+        for listing in ChannelListing.objects.filter(connection=connection)
+        .exclude(external_id="")
+        .select_related("item")
+        .only(*_COMPARED_FIELDS)
+    }
+    # SKUs of our rows not linked yet: an unknown listing with one of them is linked (any state).
+    unlinked_skus = set(
+        ChannelListing.objects.filter(connection=connection, external_id="").values_list("item__sku", flat=True)
+    )
+    for seen in seen_listings:
+        listing = ours.get(seen.external_id)
+        if listing is None:
+            wanted = seen.state in ("live", "draft") or (seen.sku and seen.sku in unlinked_skus)
+        else:
+            listing.connection = connection
+            wanted = bool(
+                (seen.sku and not same_sku(seen.sku, listing.item.sku))
+                or _known_listing_changes(listing, seen)
+                or _edits_possible(listing, seen)
+            )
+        if not wanted:
+            counts["skipped"] += 1
+            continue
+        counted = listing_seen_apply(connection, seen, actor=actor)
+        counts[counted] += 1
+    return counts
+
+
+def _edits_possible(listing: ChannelListing, seen: ListingSeen) -> bool:
+    """Whether listing_edits_apply could find an edit made on the channel (its own gate, then the
+    fields the channel shows other than pushed); the full decision reads the row again."""
+    if (
+        seen.state != "live"
+        or listing.desired_state != DesiredState.LIVE
+        or listing.actual_state != ListingState.LIVE
+        or listing.relist_requested
+    ):
+        return False
+    return bool(fields_changed_since_push(listing.connection.channel, listing.pushed_content, seen))
+
+
 def listing_seen_apply(
     connection: ChannelConnection, seen: ListingSeen, *, actor: Actor, import_unknown: bool = True
 ) -> str:
@@ -217,29 +292,36 @@ def _listing_mismatch(connection: ChannelConnection, listing: ChannelListing, se
     listing_missing(listing.pk, why=f"{connection.name} shows {seen.sku or 'another SKU'} under id {seen.external_id}")
 
 
+def _known_listing_changes(listing: ChannelListing, seen: ListingSeen) -> dict:
+    """What the channel's state of a known listing changes on our row (empty: nothing). No query."""
+    changes = {}
+    if not listing.external_id:
+        changes["external_id"] = seen.external_id
+    if seen.state in ("ended", "sold") and listing.actual_state in (ListingState.LIVE, ListingState.ENDING):
+        changes["actual_state"] = ListingState.SOLD if seen.state == "sold" else ListingState.ENDED
+        changes["ended_at"] = timezone.now()
+        if listing.desired_state == DesiredState.LIVE and seen.state == "ended":
+            # Ended by hand on the channel: respect it rather than fight it.
+            changes["desired_state"] = DesiredState.ENDED
+            changes["end_reason"] = "ended_on_channel"
+    elif (
+        seen.state == "live"
+        and listing.desired_state == DesiredState.ENDED
+        and listing.actual_state in (ListingState.ENDED, ListingState.SOLD, ListingState.MISSING)
+    ):
+        # For sale on the channel while we hold it ended: end it (again). Never left live.
+        changes["actual_state"] = ListingState.LIVE
+        changes["ended_at"] = None
+        changes["desired_changed_at"] = timezone.now()
+        changes["last_error"] = "Found live on the channel after it was ended here: ending it again."
+    return changes
+
+
 def _known_listing_seen(listing: ChannelListing, seen: ListingSeen) -> str:
     with transaction.atomic():
         listing = ChannelListing.objects.select_for_update().get(pk=listing.pk)
-        changes = {}
-        if not listing.external_id:
-            changes["external_id"] = seen.external_id
-        if seen.state in ("ended", "sold") and listing.actual_state in (ListingState.LIVE, ListingState.ENDING):
-            changes["actual_state"] = ListingState.SOLD if seen.state == "sold" else ListingState.ENDED
-            changes["ended_at"] = timezone.now()
-            if listing.desired_state == DesiredState.LIVE and seen.state == "ended":
-                # Ended by hand on the channel: respect it rather than fight it.
-                changes["desired_state"] = DesiredState.ENDED
-                changes["end_reason"] = "ended_on_channel"
-        elif (
-            seen.state == "live"
-            and listing.desired_state == DesiredState.ENDED
-            and listing.actual_state in (ListingState.ENDED, ListingState.SOLD, ListingState.MISSING)
-        ):
-            # For sale on the channel while we hold it ended: end it (again). Never left live.
-            changes["actual_state"] = ListingState.LIVE
-            changes["ended_at"] = None
-            changes["desired_changed_at"] = timezone.now()
-            changes["last_error"] = "Found live on the channel after it was ended here: ending it again."
+        changes = _known_listing_changes(listing, seen)
+        if changes.get("actual_state") == ListingState.LIVE:
             _enqueue([listing.pk])
         if not changes:
             return "skipped"
