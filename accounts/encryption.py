@@ -85,6 +85,15 @@ def encrypt(value: str) -> str:
     return PREFIX + fernet().encrypt(value.encode()).decode()
 
 
+@lru_cache(maxsize=1024)
+def _open(keys: tuple[str, ...], token: str) -> str:
+    """A token's plaintext under these keys, remembered: every converge and webhook reads its
+    connection's secrets, and Fernet's HMAC and AES cost more than the rest of the row's
+    conversions (bench/README.md, issue 14). Keyed by the key list too, so a key taken out of
+    the settings no longer opens what only it could."""
+    return _fernet(keys).decrypt(token.encode()).decode()
+
+
 def decrypt(stored: str) -> str:
     """The plaintext of a stored value; refuses plaintext and values no configured key opens."""
     if stored == "":
@@ -94,7 +103,7 @@ def decrypt(stored: str) -> str:
             "A secret column holds a value that is not encrypted: run `manage.py migrate` (it encrypts existing rows)."
         )
     try:
-        value = fernet().decrypt(stored[len(PREFIX) :].encode()).decode()
+        value = _open(tuple(settings.FIELD_ENCRYPTION_KEYS), stored[len(PREFIX) :])
     except InvalidToken as error:
         raise DecryptionFailed(
             "A stored secret cannot be decrypted with any key in FIELD_ENCRYPTION_KEYS: the key it was written "

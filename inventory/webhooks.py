@@ -20,15 +20,14 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from accounts.rls import account_scope
 
-from .channels import ChannelError, WebhookRejected, WebhookReply, channel, specific_connection_model
+from .channels import ChannelError, WebhookRejected, WebhookReply, channel
 from .models import ChannelConnection
-from .services.sync import webhook_receive, webhooks_stopped_open
+from .services.sync import connection_by_webhook_token, webhook_receive
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +47,11 @@ def channel_webhook(request, channel: str, token: str):
     # Disabled connections still receive: a sale on a shop being disconnected must not be lost.
     # The channel's own connection row (with its secrets) and its account, in one query.
     try:
-        model = specific_connection_model(channel)
+        connection = connection_by_webhook_token(channel, token)
     except LookupError as error:
         raise Http404("No such channel.") from error
-    connection = get_object_or_404(
-        # Whether a "webhooks stopped" alert is open comes in the same query, so a delivery
-        # closes it without a statement when there is none (webhook_receive).
-        model.objects.select_related("account").annotate(webhooks_stopped_open=webhooks_stopped_open()),
-        channel=channel,
-        webhook_token_digest=ChannelConnection.digest_of(token),
-    )
+    if connection is None:
+        raise Http404("No connection has this webhook address.")
     if request.method == "GET":
         return _challenge(request, connection)
     refused = _bounds_refusal(request, connection)

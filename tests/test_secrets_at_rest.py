@@ -209,8 +209,11 @@ def test_an_encrypted_field_cannot_be_filtered_by_value(account):
 
 def test_a_value_written_with_a_key_that_is_gone_is_refused_with_what_to_do(account, settings):
     reverb = ReverbConnection.objects.create(account=account, name="Reverb", api_token="rvb-token-0123456789")
+    # Read once under the key it was written with: the process remembers what that key opened...
+    assert ReverbConnection.objects.get(pk=reverb.pk).api_token == "rvb-token-0123456789"
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
 
+    # ...but only for that key list: without the key the value is refused, as on a fresh process.
     with pytest.raises(DecryptionFailed, match="put the old key back"):
         ReverbConnection.objects.get(pk=reverb.pk)
 

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -53,7 +53,8 @@ from ..states import ItemState
 from .actor import Actor
 from .alerts import alert_raise, alerts_resolve_cause
 from .circuit import circuit_probe_claim, circuit_push_failed, circuit_push_succeeded
-from .returning import update_returning, update_returning_instance, update_returning_joined
+from .prepared import PreparedUpdate
+from .returning import returning_joined, update_returning, update_returning_instance
 from .runs import push_recorded
 
 log = logging.getLogger(__name__)
@@ -409,18 +410,28 @@ class _Lease:
     open_alert: bool | None = None  # whether the listing had an open sync alert at its final write
 
 
+# A converge's lease: free, or its holder's lease ran out (prepared: see prepared.py).
+_CLAIM = PreparedUpdate(
+    lambda listing_id, now, until: (
+        ChannelListing.objects.filter(pk=listing_id).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now)),
+        {"lease_until": until},
+    ),
+    listing_id=int,
+    now=datetime,
+    until=datetime,
+)
+
+
 def _claim(listing_id: int, channel_name: str | None = None) -> ChannelListing | None:
     """Take the listing's lease, answering the listing as it is (None if another worker holds
     it), with, as `connection`, the channel's own connection row and its account. The item
     is loaded when first used (an end by id does not need it). Given the channel's name (the
     task knows it from its queue), the connection comes back in the same statement."""
     now = timezone.now()
-    claimable = ChannelListing.objects.filter(pk=listing_id).filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    )
     if channel_name is not None and db_connection.vendor == "postgresql":
         model = specific_connection_model(channel_name)
-        found = update_returning_joined(claimable, {"lease_until": now + lease_length()}, model)
+        statement, params = _CLAIM.statement(listing_id=listing_id, now=now, until=now + lease_length())
+        found = returning_joined(ChannelListing, statement, params, model)
         if found is None:
             return None
         listing, connection = found
@@ -429,6 +440,9 @@ def _claim(listing_id: int, channel_name: str | None = None) -> ChannelListing |
             return listing
         # Not that channel's listing after all: read its own connection row as below.
     else:
+        claimable = ChannelListing.objects.filter(pk=listing_id).filter(
+            Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+        )
         listing = update_returning_instance(claimable, {"lease_until": now + lease_length()})
         if listing is None:
             return None

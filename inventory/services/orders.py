@@ -41,6 +41,7 @@ from ..states import ItemState
 from .actor import Actor
 from .items import _apply_transition, _record_history
 from .listings import _enqueue_on_channels, listings_mark_changed
+from .prepared import Prepared
 from .returning import update_returning
 from .stock import _movement, _write_movement, stock_alerts_check
 
@@ -52,9 +53,19 @@ class LineSpec:
     unit_price: Decimal | None = None
 
 
+# Looked for on every order a channel reports (prepared: see prepared.py).
+_ORDER_OF_CONNECTION = Prepared(
+    lambda connection_id, external_id: Order.objects.filter(
+        connection_id=connection_id, external_id=external_id
+    ).order_by("pk")[:1],
+    connection_id=int,
+    external_id=str,
+)
+
+
 def order_find(*, account: Account, channel: str, external_id: str, connection: ChannelConnection | None = None):
     if connection is not None:
-        return Order.objects.filter(connection=connection, external_id=external_id).first()
+        return _ORDER_OF_CONNECTION.first(connection_id=connection.pk, external_id=external_id)
     return Order.objects.filter(
         account=account, channel=channel, external_id=external_id, connection__isnull=True
     ).first()
@@ -113,14 +124,24 @@ def _order_insert(account, channel, external_id, placed_at, details, connection)
     return order
 
 
+# An order's one item, locked (prepared: see prepared.py).
+_ITEM_LOCKED = Prepared(
+    lambda account_id, item_id: Item.objects.select_for_update().filter(account_id=account_id, pk=item_id),
+    account_id=int,
+    item_id=int,
+)
+
+
 def _lock_items(account: Account, lines: Sequence[LineSpec]) -> dict[int, Item]:
     wanted = {spec.item_id for spec in lines}
     for spec in lines:
         if spec.quantity < 1:
             raise ValidationError({"lines": "Each line needs a quantity of at least 1."})
-    items = {
-        item.pk: item for item in Item.objects.select_for_update().filter(account=account, pk__in=wanted).order_by("pk")
-    }
+    if len(wanted) == 1 and isinstance(next(iter(wanted)), int):  # most orders: one guitar
+        found = _ITEM_LOCKED.all(account_id=account.pk, item_id=next(iter(wanted)))
+    else:
+        found = Item.objects.select_for_update().filter(account=account, pk__in=wanted).order_by("pk")
+    items = {item.pk: item for item in found}
     missing = wanted - set(items)
     if missing:
         raise ValidationError({"lines": f"No item with id {sorted(missing)} in this account."})

@@ -8,12 +8,16 @@ PostgreSQL and SQLite (3.35+) accept RETURNING; anything else takes the long way
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection as db
 from django.db import models, transaction
 from django.db.models import sql
+
+from .prepared import convert_rows
 
 
 def _column(model: type[models.Model], name: str) -> str:
@@ -103,11 +107,51 @@ def update_returning_joined(
     the UPDATE ... RETURNING inside a CTE, joined to the connection's tables. Answers None
     when no row was updated, and (row, None) when the row's connection is not of that model.
     PostgreSQL only (a data-modifying CTE)."""
-    model = queryset.model
     query = queryset.query.chain(sql.UpdateQuery)
     query.add_update_values(changes)
-    compiler = query.get_compiler(db.alias)
-    statement, params = compiler.as_sql()
+    statement, params = query.get_compiler(db.alias).as_sql()
+    return returning_joined(queryset.model, statement, params, connection_model)
+
+
+def returning_joined(
+    model: type[models.Model], statement: str, params: Sequence[Any], connection_model: type[models.Model]
+) -> tuple[models.Model, models.Model | None] | None:
+    """`update_returning_joined` for an UPDATE of `model` already written as SQL (a prepared
+    one, prepared.py): the same CTE, joins and answer."""
+    joined = _joined(model, connection_model)
+    with db.cursor() as cursor:
+        cursor.execute(f"WITH claimed AS ({statement} RETURNING {joined.returning}) {joined.select}", params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    # The values as the ORM would give them (JSON parsed, secrets decrypted, and so on).
+    (row,) = convert_rows(rows, joined.converters, db) if joined.converters else rows
+    row = tuple(row)
+    n, m = len(joined.own), len(joined.linked)
+    instance = model.from_db(db.alias, joined.own, row[:n])
+    if row[n + joined.ptr_index] is None:
+        return instance, None
+    connection = connection_model.from_db(db.alias, joined.linked, row[n : n + m])
+    connection.account = joined.account_model.from_db(db.alias, joined.accounts, row[n + m :])
+    return instance, connection
+
+
+@dataclass(frozen=True)
+class _Joined:
+    returning: str
+    select: str
+    own: list[str]  # attnames, in the order selected
+    linked: list[str]
+    accounts: list[str]
+    ptr_index: int  # where the child's link to its parent row is among `linked`
+    account_model: type[models.Model]
+    converters: dict
+
+
+@functools.cache
+def _joined(model: type[models.Model], connection_model: type[models.Model]) -> _Joined:
+    """The RETURNING list, the SELECT with its joins and the ORM's converters for a row of
+    `model` with its `connection_model` and account: written once per pair of models."""
     own = _columns_of(model)
     parent = model._meta.get_field("connection").related_model
     account_model = parent._meta.get_field("account").related_model
@@ -118,37 +162,33 @@ def update_returning_joined(
     ptr = connection_model._meta.pk  # the child's link to its parent row
     account_table = account_model._meta.db_table
     returning = ", ".join(f'"{model._meta.db_table}"."{f.column}"' for f in own)
-    select = ", ".join(
+    columns = ", ".join(
         [f'claimed."{f.column}"' for f in own]
         + [f'"{f.model._meta.db_table}"."{f.column}"' for f in linked]
         + [f'"{account_table}"."{f.column}"' for f in accounts]
     )
     connection_column = model._meta.get_field("connection").column
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"WITH claimed AS ({statement} RETURNING {returning}) SELECT {select} FROM claimed"
-            f' LEFT JOIN "{parent_table}" ON "{parent_table}"."{parent._meta.pk.column}" = claimed."{connection_column}"'
-            f' LEFT JOIN "{child_table}" ON "{child_table}"."{ptr.column}" = "{parent_table}"."{parent._meta.pk.column}"'
-            f' LEFT JOIN "{account_table}" ON "{account_table}"."{account_model._meta.pk.column}"'
-            f' = "{parent_table}"."{parent._meta.get_field("account").column}"',
-            params,
-        )
-        rows = cursor.fetchall()
-    if not rows:
-        return None
-    # The values as the ORM would give them (JSON parsed, secrets decrypted, and so on).
+    select = (
+        f"SELECT {columns} FROM claimed"
+        f' LEFT JOIN "{parent_table}" ON "{parent_table}"."{parent._meta.pk.column}" = claimed."{connection_column}"'
+        f' LEFT JOIN "{child_table}" ON "{child_table}"."{ptr.column}" = "{parent_table}"."{parent._meta.pk.column}"'
+        f' LEFT JOIN "{account_table}" ON "{account_table}"."{account_model._meta.pk.column}"'
+        f' = "{parent_table}"."{parent._meta.get_field("account").column}"'
+    )
     expressions = (
         [f.get_col(model._meta.db_table) for f in own]
         + [f.get_col(f.model._meta.db_table) for f in linked]
         + [f.get_col(account_table) for f in accounts]
     )
-    converters = compiler.get_converters(expressions)
-    (row,) = compiler.apply_converters(rows, converters) if converters else rows
-    row = tuple(row)
-    n, m = len(own), len(linked)
-    instance = model.from_db(db.alias, [f.attname for f in own], row[:n])
-    if row[n + [f.attname for f in linked].index(ptr.attname)] is None:
-        return instance, None
-    connection = connection_model.from_db(db.alias, [f.attname for f in linked], row[n : n + m])
-    connection.account = account_model.from_db(db.alias, [f.attname for f in accounts], row[n + m :])
-    return instance, connection
+    compiler = model._default_manager.all().query.get_compiler(db.alias)
+    linked_names = [f.attname for f in linked]
+    return _Joined(
+        returning=returning,
+        select=select,
+        own=[f.attname for f in own],
+        linked=linked_names,
+        accounts=[f.attname for f in accounts],
+        ptr_index=linked_names.index(ptr.attname),
+        account_model=account_model,
+        converters=compiler.get_converters(expressions),
+    )

@@ -47,6 +47,7 @@ from .orders import (
     order_complete,
     order_find,
 )
+from .prepared import Prepared
 from .stock import _write_movement
 
 log = logging.getLogger(__name__)
@@ -72,21 +73,34 @@ def _details(seen: OrderSeen) -> dict:
     return details
 
 
+# A sale's lines matched to items (prepared: see prepared.py).
+_ITEM_OF_LISTING = Prepared(
+    lambda connection_id, external_id: (
+        ChannelListing.objects.filter(connection_id=connection_id, external_id=external_id)
+        .order_by("pk")
+        .values_list("item_id", flat=True)[:1]
+    ),
+    connection_id=int,
+    external_id=str,
+)
+_ITEM_OF_SKU = Prepared(
+    lambda account_id, sku: (
+        Item.objects.filter(account_id=account_id, sku=sku).order_by("pk").values_list("pk", flat=True)[:1]
+    ),
+    account_id=int,
+    sku=str,
+)
+
+
 def _resolve_lines(connection: ChannelConnection, seen: OrderSeen) -> tuple[list[LineSpec], list[str]]:
     """Match the channel's lines to items: by the listing's id on that channel, else by SKU."""
     specs, unknown = [], []
     for line in seen.lines:
         item_id = None
         if line.external_listing_id:
-            item_id = (
-                ChannelListing.objects.filter(connection=connection, external_id=line.external_listing_id)
-                .values_list("item_id", flat=True)
-                .first()
-            )
+            item_id = _ITEM_OF_LISTING.first(connection_id=connection.pk, external_id=str(line.external_listing_id))
         if item_id is None and line.sku:
-            item_id = (
-                Item.objects.filter(account_id=connection.account_id, sku=line.sku).values_list("pk", flat=True).first()
-            )
+            item_id = _ITEM_OF_SKU.first(account_id=connection.account_id, sku=str(line.sku))
         if item_id is None:
             unknown.append(line.sku or line.external_listing_id)
         else:

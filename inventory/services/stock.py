@@ -19,6 +19,7 @@ from ..states import ItemState
 from .actor import Actor
 from .alerts import alert_raise, alerts_resolve_cause
 from .listings import listings_mark_changed
+from .prepared import Prepared
 
 # --- Stock ----------------------------------------------------------------------------
 
@@ -105,15 +106,25 @@ def _write_movement(
     )
 
 
+# The item with its account and the ledger's answer to "did it ever have more than one unit",
+# in one query (run after every sale: prepared, see prepared.py).
+_ITEM_WITH_MULTI_QUANTITY = Prepared(
+    lambda item_id: (
+        Item.objects.select_related("account")
+        .annotate(multi_quantity=Exists(StockMovement.objects.filter(item_id=OuterRef("pk"), on_hand_after__gt=1)))
+        .filter(pk=item_id)[:1]
+    ),
+    item_id=int,
+)
+
+
 def stock_alerts_check(item_id: int) -> str:
     """Raise or resolve the low-stock and out-of-stock alerts of a multi-quantity item.
 
     Multi-quantity means it ever had more than one unit on hand (its ledger says so): a
     one-of-a-kind guitar selling is a sale, not a stock problem. Returns what it decided.
     """
-    # With the ledger's answer to "did it ever have more than one unit" in the same query.
-    multi = StockMovement.objects.filter(item_id=OuterRef("pk"), on_hand_after__gt=1)
-    item = Item.objects.select_related("account").annotate(multi_quantity=Exists(multi)).filter(pk=item_id).first()
+    item = _ITEM_WITH_MULTI_QUANTITY.first(item_id=item_id)
     if item is None:
         return "gone"
     threshold = item.low_stock_threshold if item.low_stock_threshold is not None else item.account.low_stock_threshold

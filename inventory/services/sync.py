@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -56,6 +56,7 @@ from .alerts import alert_raise, alerts_resolve_cause
 from .edits import fields_changed_since_push, listing_edits, listing_edits_apply
 from .items import item_create
 from .listings import _enqueue, listing_missing, same_sku
+from .prepared import Prepared, PreparedUpdate
 from .runs import sync_run
 from .selling import sale_record
 
@@ -638,6 +639,17 @@ def _end_duplicate(conn, connection: ChannelConnection, seen: ListingSeen) -> No
 # --- Webhook inbox --------------------------------------------------------------------
 
 
+_CONNECTION_BY_TOKEN = Prepared(
+    # Disabled connections still receive: a sale on a shop being disconnected must not be lost.
+    lambda model, channel, digest: (
+        model.objects.select_related("account")
+        .annotate(webhooks_stopped_open=webhooks_stopped_open())
+        .filter(channel=channel, webhook_token_digest=digest)[:1]
+    ),
+    digest=str,
+)
+
+
 def webhook_receive(
     *, connection: ChannelConnection, headers: Mapping[str, str], body: bytes
 ) -> tuple[WebhookEvent | WebhookReply, bool]:
@@ -684,6 +696,15 @@ def webhook_receive(
 
 def _webhooks_stopped_key(connection_id: int) -> str:
     return f"webhooks-stopped:{connection_id}"  # alerts.alerts_webhooks_stopped_check raises it
+
+
+def connection_by_webhook_token(channel_name: str, token: str) -> ChannelConnection | None:
+    """The channel's own connection row (with its secrets) and account that a webhook URL's
+    token names, with whether its "webhooks stopped" alert is open (so a delivery closes it
+    without a statement when there is none, webhook_receive), in one prepared query.
+    Raises LookupError for a channel that does not exist."""
+    model = specific_connection_model(channel_name)
+    return _CONNECTION_BY_TOKEN.first(model=model, channel=channel_name, digest=ChannelConnection.digest_of(token))
 
 
 def webhooks_stopped_open() -> RawSQL:
@@ -740,6 +761,25 @@ def _enqueue_webhook(event_id: int, channel_name: str, account_id: int) -> None:
 WEBHOOK_ATTEMPTS_BEFORE_ALERT = 3
 
 
+# The delivery with its connection's own row (the channel's model) and account, read by every
+# webhook task (prepared per channel: see prepared.py).
+_DELIVERY_WITH_CONNECTION = Prepared(
+    lambda child, event_id: WebhookEvent.objects.select_related(f"connection__{child}__account").filter(pk=event_id),
+    event_id=int,
+)
+
+
+_DELIVERY_PROCESSED = PreparedUpdate(
+    lambda event_id, now: (
+        WebhookEvent.objects.filter(pk=event_id),
+        # The attempt is counted with its outcome (one statement, not one before and one after).
+        {"status": WebhookStatus.PROCESSED, "processed_at": now, "last_error": "", "attempts": F("attempts") + 1},
+    ),
+    event_id=int,
+    now=datetime,
+)
+
+
 def webhook_process(*, event_id: int, channel_name: str | None = None) -> str:
     """Act on a stored delivery: record the orders it carries, else pull the connection.
 
@@ -750,8 +790,11 @@ def webhook_process(*, event_id: int, channel_name: str | None = None) -> str:
     # The delivery with the channel's own connection row and its account (the read-back and
     # the sale both use it): in one statement when the task was told the channel.
     if channel_name is not None:
-        child = specific_connection_model(channel_name)._meta.model_name
-        event = WebhookEvent.objects.select_related(f"connection__{child}__account").get(pk=event_id)
+        event = _DELIVERY_WITH_CONNECTION.first(
+            child=specific_connection_model(channel_name)._meta.model_name, event_id=event_id
+        )
+        if event is None:
+            raise WebhookEvent.DoesNotExist(f"No stored delivery {event_id}.")
     else:
         event = WebhookEvent.objects.select_related("connection").get(pk=event_id)
     if event.status == WebhookStatus.PROCESSED:
@@ -784,9 +827,7 @@ def webhook_process(*, event_id: int, channel_name: str | None = None) -> str:
         else:
             log.exception("webhook %s failed", event_id)
         raise
-    WebhookEvent.objects.filter(pk=event.pk).update(
-        status=WebhookStatus.PROCESSED, processed_at=timezone.now(), last_error="", attempts=F("attempts") + 1
-    )
+    _DELIVERY_PROCESSED.run(event_id=event.pk, now=timezone.now())
     if not orders:
         # Not an order event (a listing changed): read the channel's changes now.
         from ..tasks import enqueue_pull
