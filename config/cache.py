@@ -18,7 +18,7 @@ import logging
 import time
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -58,6 +58,26 @@ def _guarded(fallback):
     return decorate
 
 
+class ReusedRedisClient(RedisCacheClient):
+    """Django's Redis cache client, making its `redis.Redis` once per connection pool.
+
+    Django makes a new `redis.Redis` around the pool on every cache call; building one (its
+    table of response callbacks) cost more CPU than the call itself, and the webhook view
+    makes two a delivery (bench/README.md, issue 14). A `redis.Redis` is safe to share
+    between threads: each command takes a connection from the pool."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._clients = {}
+
+    def get_client(self, key=None, *, write=False):
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+
 class ResilientRedisCache(RedisCache):
     """RedisCache whose calls degrade to an empty cache while Redis cannot be reached."""
 
@@ -67,6 +87,7 @@ class ResilientRedisCache(RedisCache):
         options.setdefault("socket_connect_timeout", 2)
         options.setdefault("socket_timeout", 2)
         super().__init__(server, params)
+        self._class = ReusedRedisClient
 
     @_guarded(lambda key, value, timeout=DEFAULT_TIMEOUT, version=None: True)
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
