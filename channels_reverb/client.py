@@ -21,15 +21,19 @@ import json
 import logging
 import os
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
-import requests
+import certifi
+import urllib3
+from urllib3.exceptions import HTTPError, NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from inventory.channels import ListingNotFound, PermanentChannelError, RateLimited, TransientChannelError
 
@@ -130,7 +134,7 @@ class ReverbClient:
         token: str,
         timeout: float = 10.0,
         *,
-        session: requests.Session | None = None,
+        http: urllib3.PoolManager | None = None,
     ) -> None:
         if not token:
             raise PermanentChannelError("No Reverb API token is set for this connection.")
@@ -139,17 +143,20 @@ class ReverbClient:
         base = urlsplit(self.base_url)
         self._origin = f"{base.scheme}://{base.netloc}"
         self._base_path = base.path.rstrip("/")
-        self.session = session or _session_for(self.base_url)
-        self.session.headers.update(
-            {
-                "Authorization": f"Bearer {token}",
-                "Accept-Version": ACCEPT_VERSION,
-                "Accept": HAL_JSON,
-                "Content-Type": HAL_JSON,
-                "User-Agent": USER_AGENT,
-            }
-        )
+        self.http = http or _pool_for(self.base_url)
+        self.headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept-Version": ACCEPT_VERSION,
+            "Accept": HAL_JSON,
+            "Content-Type": HAL_JSON,
+            "User-Agent": USER_AGENT,
+        }
+        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self.counts: Counter[str] = Counter()
+
+    def close(self) -> None:
+        """Let go of the kept-alive connections."""
+        self.http.clear()
 
     def __repr__(self) -> str:  # the token stays out of reprs, logs and tracebacks
         return f"ReverbClient(base_url={self.base_url!r}, token='***')"
@@ -307,31 +314,38 @@ class ReverbClient:
     ) -> dict:
         url = self._url(path)
         shown = urlsplit(url).path
+        if params:
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
         is_write = method != "GET"
         self.counts[method] += 1
         started = time.monotonic()
         try:
-            response = self.session.request(
+            response = self.http.request(
                 method,
                 url,
-                params=params,
-                data=json.dumps(body).encode() if body is not None else None,
-                timeout=self.timeout,
-                allow_redirects=False,
+                body=json.dumps(body).encode() if body is not None else None,
+                headers=self.headers,
+                timeout=self._timeout,
+                retries=False,  # nothing is retried here (see the module's docstring)
+                redirect=False,
             )
-        except requests.Timeout as error:
+        except NewConnectionError as error:  # refused, DNS (urllib3 files it under connect timeouts too)
+            raise TransientChannelError(
+                f"Could not reach Reverb for {method} {shown}: {error.__class__.__name__}."
+            ) from error
+        except Urllib3Timeout as error:
             applied = " The change may have been applied; look it up before repeating it." if is_write else ""
             raise TransientChannelError(
                 f"Reverb did not answer {method} {shown} within {self.timeout:g} s.{applied}"
             ) from error
-        except requests.RequestException as error:  # refused, reset, DNS, TLS...
+        except HTTPError as error:  # reset, TLS, a proxy that failed...
             raise TransientChannelError(
                 f"Could not reach Reverb for {method} {shown}: {error.__class__.__name__}."
             ) from error
         elapsed_ms = (time.monotonic() - started) * 1000
-        logger.debug("reverb %s %s -> %s in %.0f ms", method, shown, response.status_code, elapsed_ms)
+        status = response.status
+        logger.debug("reverb %s %s -> %s in %.0f ms", method, shown, status, elapsed_ms)
 
-        status = response.status_code
         if 200 <= status < 300:
             return self._json(response, method, shown)
         body_seen = self._error_body(response)
@@ -353,23 +367,23 @@ class ReverbClient:
         raise PermanentChannelError(message, status=status, body=body_seen)
 
     @staticmethod
-    def _json(response: requests.Response, method: str, shown: str) -> dict:
-        if not response.content.strip():
+    def _json(response: urllib3.BaseHTTPResponse, method: str, shown: str) -> dict:
+        if not response.data.strip():
             return {}
         try:
-            data = response.json()
+            data = json.loads(response.data)
         except ValueError as error:
             raise TransientChannelError(
-                f"Reverb answered {method} {shown} with something that is not JSON.", status=response.status_code
+                f"Reverb answered {method} {shown} with something that is not JSON.", status=response.status
             ) from error
         return data if isinstance(data, dict) else {"items": data}
 
     @staticmethod
-    def _error_body(response: requests.Response) -> Any:
+    def _error_body(response: urllib3.BaseHTTPResponse) -> Any:
         try:
-            return response.json()
+            return json.loads(response.data)
         except ValueError:
-            return response.text[:1000]
+            return response.data.decode("utf-8", "replace")[:1000]
 
     @staticmethod
     def _listing_write(data: dict) -> ListingWrite:
@@ -384,20 +398,20 @@ class ReverbClient:
         )
 
 
-def _session_for(base_url: str) -> requests.Session:
-    """A session whose proxy and CA bundle come from the environment once, when it is made.
+def _pool_for(base_url: str) -> urllib3.PoolManager:
+    """Kept-alive HTTP for one marketplace host, through the environment's proxy for it, if any.
 
-    With `trust_env` on (requests' default) every call scans the environment for proxies and
-    no_proxy rules and looks for a .netrc: about a fifth of a call's CPU against a loopback
-    marketplace (bench/README.md, 2026-12-05). The same settings, read once, apply to every call.
-    """
-    session = requests.Session()
-    session.proxies.update(requests.utils.get_environ_proxies(base_url))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    session.trust_env = False
-    return session
+    The proxy (HTTPS_PROXY / HTTP_PROXY, less NO_PROXY) and the CA bundle (REQUESTS_CA_BUNDLE or
+    CURL_CA_BUNDLE, else certifi's) are read from the environment once, here. urllib3 directly:
+    `requests` spent about as much CPU preparing and merging each call as urllib3 spends
+    making it (bench/README.md, issue 14), and a sale makes five calls to Reverb."""
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+    split = urlsplit(base_url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(split.scheme)
+    if proxy and not urllib.request.proxy_bypass_environment(split.hostname or "", proxies):
+        return urllib3.ProxyManager(proxy, ca_certs=bundle, maxsize=2)
+    return urllib3.PoolManager(ca_certs=bundle, maxsize=2)
 
 
 def _segment(value: str | int) -> str:

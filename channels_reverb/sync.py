@@ -96,7 +96,7 @@ def client_for(connection) -> ReverbClient:
     client = cached.get(key)
     if client is None:
         for stale in [k for k in cached if k[0] == connection.pk]:
-            cached.pop(stale).session.close()
+            cached.pop(stale).close()
         client = ReverbClient(connection.base_url, connection.api_token, timeout=connection.timeout_seconds)
         cached[key] = client
     return client

@@ -1,9 +1,11 @@
 """ReverbClient against the loopback Reverb: headers, paging, and a typed error for every failure."""
 
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
+import urllib3
 
 from channels_reverb.client import ReverbClient, describe_error, parse_retry_after
 from channels_reverb.sandbox import DEFAULT_TOKEN, ReverbSandbox
@@ -184,7 +186,7 @@ def test_a_bad_token_is_permanent_and_says_what_to_check(sandbox):
 
 def test_a_missing_accept_version_is_refused_with_400(sandbox):
     client = ReverbClient(sandbox.base_url, DEFAULT_TOKEN, timeout=1)
-    del client.session.headers["Accept-Version"]
+    del client.headers["Accept-Version"]
 
     with pytest.raises(PermanentChannelError) as refused:
         client.account()
@@ -250,27 +252,31 @@ def test_no_server_at_all_is_transient():
     assert "Could not reach Reverb" in unreachable.value.message
 
 
-class _HtmlAdapter(requests.adapters.BaseAdapter):
-    """A proxy that answers 200 with an HTML page."""
+class _HtmlPage(BaseHTTPRequestHandler):
+    """A proxy or load balancer that answers 200 with an HTML page."""
 
-    def send(self, request, **kwargs):
-        response = requests.Response()
-        response.status_code = 200
-        response._content = b"<html>maintenance</html>"
-        response.url = request.url
-        response.request = request
-        return response
+    def do_GET(self):
+        body = b"<html>maintenance</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
-    def close(self):
+    def log_message(self, *args):
         pass
 
 
 def test_a_2xx_that_is_not_json_is_transient():
-    client = ReverbClient("https://api.reverb.test/api", DEFAULT_TOKEN)
-    client.session.mount("https://", _HtmlAdapter())
-
-    with pytest.raises(TransientChannelError, match="not JSON"):
-        client.account()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = ReverbClient(f"http://127.0.0.1:{server.server_port}/api", DEFAULT_TOKEN, timeout=2)
+        with pytest.raises(TransientChannelError, match="not JSON"):
+            client.account()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_no_token_is_refused_before_any_call():
@@ -305,7 +311,9 @@ def test_a_proxy_set_in_the_environment_is_still_used_though_read_once(monkeypat
     proxied = ReverbClient("https://api.reverb.com/api", "tok")
     direct = ReverbClient("https://reverb-sandbox.internal/api", "tok")
 
-    # Then the first goes through the proxy, the second does not, and neither reads the environment per call
-    assert proxied.session.proxies.get("https") == "http://proxy.internal:3128"
-    assert "https" not in direct.session.proxies
-    assert proxied.session.trust_env is False and direct.session.trust_env is False
+    # Then the first goes through the proxy, the second does not (each read the environment once, when made)
+    assert isinstance(proxied.http, urllib3.ProxyManager)
+    assert proxied.http.proxy.host == "proxy.internal" and proxied.http.proxy.port == 3128
+    assert not isinstance(direct.http, urllib3.ProxyManager)
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert isinstance(proxied.http, urllib3.ProxyManager)  # made with the client, not per call

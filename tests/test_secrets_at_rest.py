@@ -386,7 +386,7 @@ def test_a_failing_request_to_a_channel_sandbox_logs_no_secret(account, log_outp
                 "Reverb refused %s (token %s) with headers %s; connection %s",
                 error,
                 reverb.api_token,
-                dict(client.session.headers),
+                dict(client.headers),
                 {f.name: getattr(reverb, f.name) for f in reverb._meta.concrete_fields},
             )
         else:
