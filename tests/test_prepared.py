@@ -7,28 +7,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
 from channels_reverb.models import ReverbConnection
 from channels_shopify.models import ShopifyConnection
-from inventory.models import ChannelListing, Item, StockMovement
+from inventory.models import ChannelListing, Item
 from inventory.services.prepared import Prepared, PreparedUpdate
 from inventory.services.returning import returning_joined
+from inventory.services.stock import _ITEM_WITH_MULTI_QUANTITY
 from inventory.services.sync import connection_by_webhook_token
 from tests.factories import make_item
 
 pytestmark = pytest.mark.django_db
 
-ITEM_WITH_ACCOUNT = Prepared(
-    lambda item_id: (
-        Item.objects.select_related("account")
-        .annotate(multi=Exists(StockMovement.objects.filter(item_id=OuterRef("pk"), on_hand_after__gt=1)))
-        .filter(pk=item_id)[:1]
-    ),
-    item_id=int,
-)
+# The read every sale runs after its stock moves (stock_alerts_check): tested as it is used.
+ITEM_WITH_ACCOUNT = _ITEM_WITH_MULTI_QUANTITY
 SKUS_OF_ACCOUNT = Prepared(
     lambda account_id, state: (
         Item.objects.filter(account_id=account_id, state=state).order_by("sku").values_list("sku", flat=True)
@@ -56,8 +50,8 @@ def test_each_call_reads_its_own_values_as_the_queryset_would(account, other_acc
 def test_annotations_and_flat_values(account):
     single = make_item(account, n=1)
     stocked = make_item(account, n=2, quantity=5)  # its ledger's first row: 5 on hand
-    assert ITEM_WITH_ACCOUNT.first(item_id=stocked.pk).multi is True
-    assert ITEM_WITH_ACCOUNT.first(item_id=single.pk).multi is False
+    assert ITEM_WITH_ACCOUNT.first(item_id=stocked.pk).multi_quantity is True
+    assert ITEM_WITH_ACCOUNT.first(item_id=single.pk).multi_quantity is False
     assert SKUS_OF_ACCOUNT.all(account_id=account.pk, state="active") == sorted([single.sku, stocked.sku])
     assert SKUS_OF_ACCOUNT.all(account_id=account.pk, state="archived") == []
 
