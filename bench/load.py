@@ -3,6 +3,7 @@
 Run it from the project root:
 
     .venv/bin/python bench/load.py                          # 100 shops x 10,000 listings, 1/2/4 workers
+    .venv/bin/python bench/load.py --no-audit --http-seconds 0   # the pulls and scans only
     .venv/bin/python bench/load.py --scale 0.01             # 100 shops x 100 listings (a quick run)
     .venv/bin/python bench/load.py --accounts 20 --listings 500 --workers 2 --http-seconds 30
 
@@ -14,9 +15,11 @@ ChannelListing rows are made in bulk (bulk_create, as bench/sync_reconcile.py bu
 Then, for each worker count (--workers, default 1,2,4 worker processes: one Celery worker with
 that prefork concurrency, consuming every queue as in the Procfile):
 - the scheduled pulls: two sales are made on each shop's marketplace, then every connection's
-  pull is queued at once, as beat does each pull interval; the time until the last pull's SyncRun
-  finished must be inside the connections' pull interval (60 s by default). Before the first
-  count, one untimed round of first pulls (no watermark yet) is run and shown on its own;
+  pull is queued at once, as beat does each pull interval, with the listing scans of one
+  interval due (shops x pull interval / scan interval of them: scans are spread over their
+  interval); the time until the last pull's SyncRun finished must be inside the connections'
+  pull interval (60 s by default). Before the first count, the first pulls (no watermark yet)
+  and every listing scan at once (steady state: linked, unchanged) are timed and shown apart;
 - the nightly audit: inventory.reconcile_all is queued, as beat does at night; it fans out one
   reconcile per connection, which reads every live listing back; the time until the last one
   finished is compared with the night (24 h), extrapolated linearly in listings when --scale < 1.
