@@ -45,6 +45,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection, connections
 from django.db.backends.signals import connection_created
 
+from config.database import planned_cursor
+
 log = logging.getLogger(__name__)
 
 SETTING = "app.account_id"
@@ -155,7 +157,7 @@ connection_created.connect(_session_started, dispatch_uid="accounts.rls.session_
 
 def _swap(value: str) -> int | None:
     """Set the scope, answering the one it replaces: one statement (the CTE is read first)."""
-    with connection.cursor() as cursor:
+    with planned_cursor(connection) as cursor:
         cursor.execute(
             f"WITH previous AS MATERIALIZED (SELECT {_CURRENT} AS value)"
             " SELECT previous.value, set_config(%s, %s, false) FROM previous",
@@ -167,7 +169,7 @@ def _swap(value: str) -> int | None:
 
 
 def _set(value: str) -> None:
-    with connection.cursor() as cursor:
+    with planned_cursor(connection) as cursor:
         cursor.execute("SELECT set_config(%s, %s, false)", [SETTING, value])
     _remember(value)
 

@@ -188,6 +188,16 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # page spent 650 ms compiling a 220 ms query).
     _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
     _pg_options["options"] = f"{_pg_options.get('options', '')} -c jit=off".strip()
+    # Server-side prepared statements for the SQL the sale path writes once per process
+    # (inventory/services/prepared.py, planned_cursor): PostgreSQL parses and plans each once per
+    # session instead of on every sale. Only that cursor prepares; the ORM's own cursors bind on
+    # the client as before. Off behind a pooler that cannot keep a session's statements
+    # (PgBouncer in transaction mode before 1.21, or without max_prepared_statements).
+    DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+    if DATABASE_PREPARED_STATEMENTS:
+        _pg_options.setdefault("prepare_threshold", 0)  # prepared from a statement's first run
+else:
+    DATABASE_PREPARED_STATEMENTS = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # PostgreSQL row-level security (accounts/rls.py): requests and tasks set the shop's scope. Production
 # must then connect as a role that is not a superuser and has no BYPASSRLS (docs/DEPLOYMENT.md).

@@ -145,3 +145,24 @@ def test_prepared_update_claims_with_each_calls_values(account):
     assert row.lease_until == later + timedelta(minutes=3)
     update = PreparedUpdate(lambda pk: (Item.objects.filter(pk=pk), {"title": "x"}), pk=int)
     assert update.statement(pk=7)[1][-1] == 7
+
+
+def test_prepared_update_writes_integer_fields_as_the_orm_wraps_them(account):
+    """An integer field's value to write comes from the ORM wrapped (psycopg's Int2 for a small
+    integer): each call's value takes the same wrapping, and lands."""
+    reverb = ReverbConnection.objects.create(account=account, name="Reverb", api_token="rvb-0123456789ab")
+    listing = ChannelListing.objects.create(item=make_item(account, n=1), connection=reverb, account=account)
+    update = PreparedUpdate(
+        lambda listing_id, attempts, last_error: (
+            ChannelListing.objects.filter(pk=listing_id),
+            {"attempts": attempts, "last_error": last_error},
+        ),
+        listing_id=int,
+        attempts=int,
+        last_error=str,
+    )
+    for attempts, error in ((3, "timed out"), (0, "")):
+        assert update.run(listing_id=listing.pk, attempts=attempts, last_error=error) == 1
+        listing.refresh_from_db()
+        assert (listing.attempts, listing.last_error) == (attempts, error)
+    assert type(update.statement(listing_id=listing.pk, attempts=5, last_error="")[1][0]) is not int

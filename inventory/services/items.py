@@ -24,6 +24,7 @@ from ..models import (
 from ..states import ItemState, allowed_targets, can_transition
 from .actor import SYSTEM, Actor
 from .listings import listings_follow_item_state, listings_mark_changed
+from .returning import insert_rows
 from .seo import seo_edits_record
 from .stock import _set_on_hand, _write_movement
 
@@ -254,7 +255,7 @@ def _apply_transition(
 
 def _record_history(items: Sequence[Item], to_state: str, actor: Actor, reason: str) -> None:
     """One history row per item moving from its (in-memory) state to `to_state`, in one statement."""
-    ItemStateChange.objects.bulk_create(
+    insert_rows(
         [
             ItemStateChange(
                 account_id=item.account_id,

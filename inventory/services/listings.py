@@ -8,6 +8,7 @@ what the channel now has.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -26,6 +27,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_changes
 from accounts.models import Account
+from config.database import planned_cursor
 
 from ..channels import (
     END_SOLD_ELSEWHERE,
@@ -53,7 +55,7 @@ from ..states import ItemState
 from .actor import Actor
 from .alerts import alert_raise, alerts_resolve_cause
 from .circuit import circuit_probe_claim, circuit_push_failed, circuit_push_succeeded
-from .prepared import PreparedUpdate
+from .prepared import PreparedUpdate, value_kinds
 from .returning import returning_joined, update_returning, update_returning_instance
 from .runs import push_recorded
 
@@ -455,6 +457,29 @@ def _release(listing_id: int) -> None:
     ChannelListing.objects.filter(pk=listing_id).update(lease_until=None)
 
 
+def _let_go(started: datetime) -> Case:
+    """The lease as a converge's final write leaves it: let go of, unless what the shop wants
+    changed since the converge began (then listing_converge goes round again)."""
+    return Case(
+        When(desired_changed_at__lte=started, then=Value(None, output_field=DateTimeField())),
+        default=F("lease_until"),
+    )
+
+
+@functools.cache
+def _final_write(kinds: tuple[tuple[str, type], ...]) -> PreparedUpdate:
+    """A converge's final write of these fields (names and kinds), prepared: see prepared.py."""
+    return PreparedUpdate(
+        lambda listing_id, started, **changes: (
+            ChannelListing.objects.filter(pk=listing_id),
+            {**changes, "lease_until": _let_go(started)},
+        ),
+        listing_id=int,
+        started=datetime,
+        **dict(kinds),
+    )
+
+
 def _record(listing: ChannelListing, *, final: bool = False, **changes) -> ChannelListing:
     """Write what the channel now has: one UPDATE of the changed fields (it takes the row lock
     for its own duration, nothing is read under it). Fields nobody here changed keep whatever a
@@ -467,16 +492,22 @@ def _record(listing: ChannelListing, *, final: bool = False, **changes) -> Chann
     changes["updated_at"] = timezone.now()
     lease: _Lease | None = getattr(listing, "_lease", None)
     if final and lease is not None and db_connection.vendor == "postgresql":
-        release = Case(
-            When(desired_changed_at__lte=lease.started, then=Value(None, output_field=DateTimeField())),
-            default=F("lease_until"),
-        )
-        rows = update_returning(
-            ChannelListing.objects.filter(pk=listing.pk),
-            {**changes, "lease_until": release},
-            ["lease_until"],
-            extra=[(_OPEN_SYNC_ALERT, list(SYNC_ALERT_KINDS))],
-        )
+        kinds = value_kinds(changes)
+        if kinds is not None:  # the usual final write (an end, a revise): its SQL written once
+            statement, params = _final_write(kinds).statement(listing_id=listing.pk, started=lease.started, **changes)
+            with planned_cursor(db_connection) as cursor:
+                cursor.execute(
+                    f'{statement} RETURNING "inventory_channellisting"."lease_until", {_OPEN_SYNC_ALERT}',
+                    [*params, *SYNC_ALERT_KINDS],
+                )
+                rows = cursor.fetchall()
+        else:
+            rows = update_returning(
+                ChannelListing.objects.filter(pk=listing.pk),
+                {**changes, "lease_until": _let_go(lease.started)},
+                ["lease_until"],
+                extra=[(_OPEN_SYNC_ALERT, list(SYNC_ALERT_KINDS))],
+            )
         lease.released = bool(rows) and rows[0][0] is None
         lease.open_alert = bool(rows[0][1]) if rows else True
     else:

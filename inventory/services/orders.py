@@ -20,6 +20,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import Account
+from config.database import planned_cursor
 
 from ..channels import END_SOLD_ELSEWHERE, END_SOLD_HERE, channel_name_of
 from ..errors import InsufficientStock, ItemNotSellable, OrderStateError
@@ -35,14 +36,13 @@ from ..models import (
     OrderLine,
     OrderStatus,
     StockLock,
-    StockMovement,
 )
 from ..states import ItemState
 from .actor import Actor
 from .items import _apply_transition, _record_history
 from .listings import _enqueue_on_channels, listings_mark_changed
-from .prepared import Prepared
-from .returning import update_returning
+from .prepared import Prepared, update_by_pk
+from .returning import insert_rows, update_returning
 from .stock import _movement, _write_movement, stock_alerts_check
 
 
@@ -195,20 +195,19 @@ def _sell(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec], ac
     and sale are one UPDATE. The order row carries its status and totals already.
     """
     now = timezone.now()
-    order_lines = OrderLine.objects.bulk_create(
-        [
-            OrderLine(
-                order=order,
-                item=items[spec.item_id],
-                quantity=spec.quantity,
-                unit_price=items[spec.item_id].price if spec.unit_price is None else spec.unit_price,
-                sku=items[spec.item_id].sku,
-                title=items[spec.item_id].title,
-            )
-            for spec in lines
-        ]
-    )
-    StockLock.objects.bulk_create(
+    order_lines = [
+        OrderLine(
+            order=order,
+            item=items[spec.item_id],
+            quantity=spec.quantity,
+            unit_price=items[spec.item_id].price if spec.unit_price is None else spec.unit_price,
+            sku=items[spec.item_id].sku,
+            title=items[spec.item_id].title,
+        )
+        for spec in lines
+    ]
+    insert_rows(order_lines)
+    insert_rows(
         [
             StockLock(
                 account_id=order.account_id,
@@ -231,16 +230,16 @@ def _sell(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec], ac
             movements.append(
                 _movement(item, actor, kind, on_hand_delta, locked_delta, order_line=line, reason=f"order {order}")
             )
-    StockMovement.objects.bulk_create(movements)
+    insert_rows(movements)
     sold_out = [item for item in items.values() if item.state == ItemState.ACTIVE and item.quantity_available <= 0]
     if sold_out:
         _record_history(sold_out, ItemState.SOLD, actor, f"sold: order {order}")
     for item in items.values():
         changes = {"quantity_on_hand": item.quantity_on_hand, "quantity_locked": item.quantity_locked}
         if item in sold_out:
-            changes.update(state=ItemState.SOLD, state_changed_at=now, sold_on=order.connection)
+            changes.update(state=ItemState.SOLD, state_changed_at=now, sold_on_id=order.connection_id)
             changes.update(sold_at=order.placed_at, sold_recorded_at=now)
-        Item.objects.filter(pk=item.pk).update(**changes, updated_at=now)
+        update_by_pk(Item, item.pk, **changes, updated_at=now)
         for name, value in changes.items():
             setattr(item, name, value)
         item_id = item.pk
@@ -332,7 +331,7 @@ _END_FOR_SALE = (
 
 
 def _end_listings_statement(item_ids: list[int], selling_connection_id: int, now: datetime) -> list[tuple]:
-    with db.cursor() as cursor:
+    with planned_cursor(db) as cursor:
         cursor.execute(
             _END_FOR_SALE,
             {

@@ -14,10 +14,15 @@ value, such as `icontains`, would not carry the marker through, and the first co
 says so). Everything else, the model, the related objects loaded, the channel, is the
 read's shape: part of the cache key, fixed per compiled statement. A value of another
 type, or None (which the ORM would turn into IS NULL), is refused.
+
+`planned_cursor` (config/database.py) runs such SQL, and the other statements of a fixed shape a sale runs every
+time, as server-side prepared statements: PostgreSQL parses and plans each once per session
+and then only binds and executes it (`DATABASE_PREPARED_STATEMENTS`, config/settings.py).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +33,8 @@ from django.db import connections
 from django.db.models import sql as orm_sql
 from django.db.models.query import FlatValuesListIterable, ModelIterable, ValuesListIterable, get_related_populators
 from django.db.transaction import TransactionManagementError
+
+from config.database import planned_cursor
 
 # In range of a 32-bit integer column (Django 5 answers an out-of-range integer lookup with
 # no SQL at all) and never an id: primary keys start at 1.
@@ -53,10 +60,28 @@ def _of_kind(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def _slots(markers: dict[str, Any], params: tuple) -> tuple[tuple[str, tuple[int, ...]], ...]:
+def value_kinds(values: dict[str, Any]) -> tuple[tuple[str, type], ...] | None:
+    """Each value's kind as a prepared value, by name, or None when one of them cannot be one
+    (None, a bool, a naive datetime, a JSON list...): the caller then runs its queryset."""
+    kinds = []
+    for name, value in sorted(values.items()):
+        kind = next((kind for kind in _KINDS if _of_kind(value, kind)), None)
+        if kind is None:
+            return None
+        kinds.append((name, kind))
+    return tuple(kinds)
+
+
+def _slots(markers: dict[str, Any], params: tuple) -> tuple[tuple[str, tuple[tuple[int, type | None], ...]], ...]:
+    """Where each marker is among the compiled parameters, with the type the ORM wrapped it in
+    there, if any (an integer field's value to write comes as psycopg's Int2/Int4/Int8)."""
     slots = []
     for name, marker in markers.items():
-        positions = tuple(i for i, param in enumerate(params) if type(param) is type(marker) and param == marker)
+        positions = tuple(
+            (i, None if type(param) is type(marker) else type(param))
+            for i, param in enumerate(params)
+            if isinstance(param, type(marker)) and param == marker
+        )
         if not positions:
             raise TypeError(f"{name} does not reach the SQL as given (a transforming lookup?): cannot prepare")
         slots.append((name, positions))
@@ -67,7 +92,7 @@ def _slots(markers: dict[str, Any], params: tuple) -> tuple[tuple[str, tuple[int
 class _Compiled:
     sql: str
     params: tuple
-    slots: tuple[tuple[str, tuple[int, ...]], ...]  # each value's positions among the params
+    slots: tuple  # each value's positions among the params, and the type wrapping it there
     alias: str
     compiler: Any = None  # a read's compiler: its select list and klass_info
     converters: dict | None = None
@@ -106,8 +131,8 @@ class _Marked:
                     compiled = self._compiled[key] = self._compile(shape, markers)
         params = list(compiled.params)
         for name, positions in compiled.slots:
-            for position in positions:
-                params[position] = arguments[name]
+            for position, wrapped in positions:
+                params[position] = arguments[name] if wrapped is None else wrapped(arguments[name])
         return compiled, params
 
     def _compile(self, shape: dict, markers: dict) -> _Compiled:
@@ -126,7 +151,7 @@ class Prepared(_Marked):
         connection = connections[compiled.alias]
         if compiled.for_update and connection.get_autocommit():
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-        with connection.cursor() as cursor:
+        with planned_cursor(connection) as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
         compiler = compiled.compiler
@@ -178,7 +203,7 @@ class PreparedUpdate(_Marked):
     def run(self, **arguments: Any) -> int:
         """The UPDATE itself, as `update()` runs it: answers how many rows it changed."""
         compiled, params = self._bind(arguments)
-        with connections[compiled.alias].cursor() as cursor:
+        with planned_cursor(connections[compiled.alias]) as cursor:
             cursor.execute(compiled.sql, params)
             return cursor.rowcount
 
@@ -188,6 +213,20 @@ class PreparedUpdate(_Marked):
         query.add_update_values(changes)
         sql, params = query.get_compiler(queryset.db).as_sql()
         return _Compiled(sql=sql, params=tuple(params), slots=_slots(markers, tuple(params)), alias=queryset.db)
+
+
+def update_by_pk(model, pk: int, **changes: Any) -> int:
+    """`model.objects.filter(pk=pk).update(**changes)`, prepared once per model and set of
+    fields when every value can be a prepared value (else the ORM's update, as it is)."""
+    kinds = value_kinds(changes)
+    if kinds is None or not _of_kind(pk, int):
+        return model._default_manager.filter(pk=pk).update(**changes)
+    return _update_by_pk(model, kinds).run(pk=pk, **changes)
+
+
+@functools.cache
+def _update_by_pk(model, kinds: tuple[tuple[str, type], ...]) -> PreparedUpdate:
+    return PreparedUpdate(lambda pk, **changes: (model._default_manager.filter(pk=pk), changes), pk=int, **dict(kinds))
 
 
 def convert_rows(rows, converters: dict, connection) -> list[list]:

@@ -1,4 +1,4 @@
-"""One statement where the ORM needs two: UPDATE ... RETURNING, and an upsert without a transaction.
+"""One statement where the ORM needs two or more: UPDATE ... RETURNING, inserts and an upsert without a transaction.
 
 The ORM's `update()` answers a row count, and `bulk_create` wraps even one row in a
 transaction (BEGIN and COMMIT around a single INSERT). On the sale path every statement
@@ -16,6 +16,8 @@ from typing import Any
 from django.db import connection as db
 from django.db import models, transaction
 from django.db.models import sql
+
+from config.database import planned_cursor
 
 from .prepared import convert_rows
 
@@ -68,29 +70,86 @@ def update_returning_instance(queryset: models.QuerySet, changes: Mapping[str, A
     return model.from_db(db.alias, names, rows[0])
 
 
+INSERT_ROWS_AT_MOST = 8  # rows insert_rows writes itself; a sale writes one to three of a kind
+
+
+def insert_rows(objs: Sequence[models.Model], *, batch_size: int | None = None) -> None:
+    """`bulk_create(objs)` of new rows of one model on PostgreSQL: one INSERT ... RETURNING
+    their primary keys, its SQL written once per model and number of rows and run as a
+    prepared statement (planned_cursor). Each object gets its primary key and is marked saved,
+    as bulk_create does; no signals are sent (bulk_create sends none either). Elsewhere it is
+    bulk_create. On the sale path the ORM compiling its INSERTs cost more than PostgreSQL
+    writing them (bench/README.md, issue 14). More than a few rows at once (a bulk action) are
+    bulk_create's: its batches keep under the parameters a statement may carry, and a
+    statement per count would crowd the session's prepared ones (`batch_size` is theirs)."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if db.vendor != "postgresql" or len(objs) > INSERT_ROWS_AT_MOST:
+        model._default_manager.bulk_create(objs, batch_size=batch_size)
+        return
+    fields = _insert_fields(model)
+    values = []
+    for obj in objs:
+        if type(obj) is not model or not obj._state.adding:
+            raise ValueError(f"insert_rows takes new {model.__name__} rows only, not {obj!r}")
+        obj._prepare_related_fields_for_save(operation_name="insert_rows")
+        values.extend(f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields)
+    with planned_cursor(db) as cursor:
+        cursor.execute(_insert_statement(model, len(objs)), values)
+        rows = cursor.fetchall()
+    for obj, (pk,) in zip(objs, rows, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = db.alias
+
+
+@functools.cache
+def _insert_fields(model: type[models.Model]) -> list:
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    if any(f.db_default is not models.NOT_PROVIDED or f.generated for f in fields):
+        raise TypeError(f"{model.__name__} has database defaults or generated fields: use bulk_create")
+    return fields
+
+
+@functools.cache
+def _insert_statement(model: type[models.Model], rows: int) -> str:
+    columns = ", ".join(f'"{f.column}"' for f in _insert_fields(model))
+    row = f"({', '.join(['%s'] * len(_insert_fields(model)))})"
+    return (
+        f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES {", ".join([row] * rows)}'
+        f' RETURNING "{model._meta.pk.column}"'
+    )
+
+
 def upsert_one(obj: models.Model, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> None:
     """INSERT the row or, when its unique fields exist, UPDATE `update_fields` from it: one
-    statement (bulk_create's upsert, without its transaction around the one row)."""
+    statement (bulk_create's upsert, without its transaction around the one row), its SQL
+    written once per model and fields and run as a prepared statement."""
     model = type(obj)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     if db.vendor != "postgresql":
         model._default_manager.bulk_create(
             [obj], update_conflicts=True, unique_fields=unique_fields, update_fields=update_fields
         )
         return
-    values = [f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields]
+    values = [f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in _insert_fields(model)]
+    with planned_cursor(db) as cursor:
+        cursor.execute(_upsert_statement(model, tuple(unique_fields), tuple(update_fields)), values)
+
+
+@functools.cache
+def _upsert_statement(model: type[models.Model], unique_fields: tuple, update_fields: tuple) -> str:
+    fields = _insert_fields(model)
     columns = ", ".join(f'"{f.column}"' for f in fields)
     key = ", ".join(f'"{model._meta.get_field(name).column}"' for name in unique_fields)
     updates = ", ".join(
         f'"{model._meta.get_field(name).column}" = EXCLUDED."{model._meta.get_field(name).column}"'
         for name in update_fields
     )
-    with db.cursor() as cursor:
-        cursor.execute(
-            f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES ({", ".join(["%s"] * len(fields))})'
-            f" ON CONFLICT ({key}) DO UPDATE SET {updates}",
-            values,
-        )
+    return (
+        f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES ({", ".join(["%s"] * len(fields))})'
+        f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
 
 
 def _columns_of(model: type[models.Model]) -> list:
@@ -119,7 +178,7 @@ def returning_joined(
     """`update_returning_joined` for an UPDATE of `model` already written as SQL (a prepared
     one, prepared.py): the same CTE, joins and answer."""
     joined = _joined(model, connection_model)
-    with db.cursor() as cursor:
+    with planned_cursor(db) as cursor:
         cursor.execute(f"WITH claimed AS ({statement} RETURNING {joined.returning}) {joined.select}", params)
         rows = cursor.fetchall()
     if not rows:

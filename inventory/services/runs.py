@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from django.utils import timezone
 
 from ..models import ChannelConnection, SyncKind, SyncRun, SyncStatus
+from .returning import insert_rows
 
 
 @contextmanager
@@ -55,7 +56,7 @@ def push_recorded(
     ended = sum(1 for step in done if step == "ended")
     updated = sum(1 for step in done if step == "adopted" or step.startswith("revised"))
     now = timezone.now()
-    return SyncRun.objects.create(
+    run = SyncRun(
         account_id=account_id,
         connection_id=connection_id,
         kind=SyncKind.PUSH,
@@ -68,3 +69,5 @@ def push_recorded(
         errors=len(failures),
         error_text="\n".join(failures)[:4000],
     )
+    insert_rows([run])  # one per converge: its SQL written once (returning.py)
+    return run

@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.audit import audit_changes
 from billing.errors import BillingError
 from billing.gates import Feature, require
+from config.database import planned_cursor
 
 from ..channels import (
     END_SOLD_ELSEWHERE,
@@ -737,7 +738,7 @@ def _webhook_upsert(connection: ChannelConnection, seen: WebhookSeen) -> tuple[W
     table = WebhookEvent._meta.db_table
     deliveries = WebhookEvent._meta.get_field("deliveries").column
     key = ", ".join(f'"{WebhookEvent._meta.get_field(name).column}"' for name in ("connection", "dedupe_key"))
-    with db.cursor() as cursor:
+    with planned_cursor(db) as cursor:
         cursor.execute(
             f'INSERT INTO "{table}" ({columns}) VALUES ({", ".join(["%s"] * len(fields))})'
             f' ON CONFLICT ({key}) DO UPDATE SET "{deliveries}" = "{table}"."{deliveries}" + 1'
