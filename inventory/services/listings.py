@@ -171,10 +171,9 @@ def _enqueue_on_channels(listings: Iterable[tuple[int, str]], *, account_id: int
         return
 
     def send() -> None:
-        from ..tasks import enqueue_converge
+        from ..tasks import enqueue_converges
 
-        for listing_id, channel_name in pairs:
-            enqueue_converge(listing_id, channel_name=channel_name, account_id=account_id)
+        enqueue_converges(pairs, account_id=account_id)
 
     transaction.on_commit(send)
 
