@@ -8,8 +8,7 @@ the three ways interleaved round after round so the machine's drift falls on eac
 - `tasks.task_send` per converge (the arguments' repr written by us, not Celery's saferepr);
 - `tasks.enqueue_converges` (one publish batch: one pipeline, one round trip).
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bo_main REDIS_URL=redis://127.0.0.1:6379/5 \\
-        .venv/bin/python bench/publish.py --ends 3 --sales 300 --rounds 5
+    .venv/bin/python bench/publish.py --ends 3 --sales 300 --rounds 5   # REDIS_URL: the broker
 """
 
 from __future__ import annotations
@@ -23,7 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DJANGO_DEBUG", "false")  # production-like, as bench/sync_stack.py
+# Production-like and on the benchmarks' own databases, as bench/sync_stack.py (Django needs its
+# settings; no table is read).
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_sync")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
+os.environ.setdefault("DJANGO_DEBUG", "false")
+os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
 
 QUEUE_CHANNEL = "benchpublish"
 
