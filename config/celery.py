@@ -37,6 +37,13 @@ def _tasks_own_the_database_session(**kwargs):
     worker_owns_sessions()
 
 
+@worker_process_init.connect
+def _load_the_result_backend(**kwargs):
+    """Loaded as a pool process starts: otherwise the first task of each process that queues
+    another (a sale queueing its ends) loads it then, an entry-point scan of about 10 ms."""
+    app.backend  # noqa: B018
+
+
 @task_prerun.connect
 def _task_account_scope(sender=None, task=None, kwargs=None, **extra):
     """Each task starts with its own shop's scope, or none: never the previous task's."""
