@@ -125,7 +125,8 @@ def enqueue_converges(listings: list[tuple[int, str]], *, account_id: int | None
                 for listing_id, channel_name in listings:
                     enqueue_converge(listing_id, channel_name=channel_name, account_id=account_id, producer=producer)
             return
-        except BatchPublishError as error:
+        except (BatchPublishError, BrokerUnreachable) as error:
+            # Written in part, or no producer to be had: each is sent on its own, with Celery's retries.
             log.warning(
                 "a batch of %d converges may not have been queued (%s); sending each again", len(listings), error
             )

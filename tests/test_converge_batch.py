@@ -111,6 +111,28 @@ def test_a_batch_the_broker_failed_is_sent_again_one_by_one(broker, caplog):
     assert "a batch of 2 converges may not have been queued" in caplog.text
 
 
+def test_a_batch_that_cannot_get_a_producer_is_sent_one_by_one(broker, caplog):
+    from kombu.exceptions import OperationalError
+
+    original, refused = app.producer_or_acquire, []
+
+    def no_producer(*args, **kwargs):
+        if not refused:  # the batch's producer; the sends after it get theirs (the broker is back)
+            refused.append(True)
+            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        return original(*args, **kwargs)
+
+    with (
+        mock.patch.object(app, "producer_or_acquire", no_producer),
+        caplog.at_level(logging.WARNING, logger="inventory.tasks"),
+    ):
+        tasks.enqueue_converges([(61, CHANNEL), (62, CHANNEL)], account_id=5)
+
+    assert refused == [True]
+    assert [args for _task, args, _kwargs, _repr in _queued(broker)] == [[61], [62]]
+    assert "a batch of 2 converges may not have been queued" in caplog.text
+
+
 def test_an_unreachable_broker_fails_nothing_and_says_the_sweeper_will_queue_them(caplog):
     with broker_down(), caplog.at_level(logging.WARNING, logger="inventory.tasks"):
         tasks.enqueue_converges([(51, CHANNEL), (52, CHANNEL)], account_id=5)
