@@ -72,9 +72,14 @@ def value_kinds(values: dict[str, Any]) -> tuple[tuple[str, type], ...] | None:
     return tuple(kinds)
 
 
-def _slots(markers: dict[str, Any], params: tuple) -> tuple[tuple[str, tuple[tuple[int, type | None], ...]], ...]:
-    """Where each marker is among the compiled parameters, with the type the ORM wrapped it in
-    there, if any (an integer field's value to write comes as psycopg's Int2/Int4/Int8)."""
+def _slots(
+    markers: dict[str, Any], params: tuple, alias: str
+) -> tuple[tuple[str, tuple[tuple[int, Callable | None], ...]], ...]:
+    """Where each marker is among the compiled parameters, with what the ORM made of it there,
+    if anything: the type it wrapped it in (an integer field's value to write comes as
+    psycopg's Int2/Int4/Int8), or the database's own adaptation of a datetime (SQLite, which
+    has no datetime type, is handed it as text: each value is adapted the same way)."""
+    ops = connections[alias].ops
     slots = []
     for name, marker in markers.items():
         positions = tuple(
@@ -82,6 +87,14 @@ def _slots(markers: dict[str, Any], params: tuple) -> tuple[tuple[str, tuple[tup
             for i, param in enumerate(params)
             if isinstance(param, type(marker)) and param == marker
         )
+        if not positions and isinstance(marker, datetime):
+            adapted = ops.adapt_datetimefield_value(marker)
+            if not isinstance(adapted, datetime):
+                positions = tuple(
+                    (i, ops.adapt_datetimefield_value)
+                    for i, param in enumerate(params)
+                    if type(param) is type(adapted) and param == adapted
+                )
         if not positions:
             raise TypeError(f"{name} does not reach the SQL as given (a transforming lookup?): cannot prepare")
         slots.append((name, positions))
@@ -92,7 +105,7 @@ def _slots(markers: dict[str, Any], params: tuple) -> tuple[tuple[str, tuple[tup
 class _Compiled:
     sql: str
     params: tuple
-    slots: tuple  # each value's positions among the params, and the type wrapping it there
+    slots: tuple  # each value's positions among the params, and what wraps or adapts it there
     alias: str
     compiler: Any = None  # a read's compiler: its select list and klass_info
     converters: dict | None = None
@@ -182,7 +195,7 @@ class Prepared(_Marked):
         return _Compiled(
             sql=sql,
             params=tuple(params),
-            slots=_slots(markers, tuple(params)),
+            slots=_slots(markers, tuple(params), queryset.db),
             alias=queryset.db,
             compiler=compiler,
             converters=compiler.get_converters(fields),
@@ -212,7 +225,9 @@ class PreparedUpdate(_Marked):
         query = queryset.query.chain(orm_sql.UpdateQuery)
         query.add_update_values(changes)
         sql, params = query.get_compiler(queryset.db).as_sql()
-        return _Compiled(sql=sql, params=tuple(params), slots=_slots(markers, tuple(params)), alias=queryset.db)
+        return _Compiled(
+            sql=sql, params=tuple(params), slots=_slots(markers, tuple(params), queryset.db), alias=queryset.db
+        )
 
 
 def update_by_pk(model, pk: int, **changes: Any) -> int:
