@@ -3,12 +3,15 @@ planned_cursor) and the sale path's inserts written once (returning.insert_rows)
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from inventory.models import ItemStateChange, LockStatus, Order, OrderLine, StockLock
+from inventory.models import Item, ItemStateChange, LockStatus, Order, OrderLine, StockLock
+from inventory.services.prepared import PreparedUpdate
 from inventory.services.returning import INSERT_ROWS_AT_MOST, insert_rows
 from inventory.services.stock import _ITEM_WITH_MULTI_QUANTITY
 from tests.factories import make_item
@@ -94,3 +97,41 @@ def test_insert_rows_refuses_saved_rows_and_reports_what_the_database_refused(ac
     with pytest.raises(IntegrityError, match="account_id"), transaction.atomic():
         insert_rows([ItemStateChange(account_id=None, item_id=item.pk, from_state="active", to_state="sold")])
     assert not ItemStateChange.objects.filter(item_id=item.pk, to_state="sold").exists()
+
+
+@pytest.fixture
+def sqlite_alias():
+    """A SQLite connection (the dev setup's default database) to compile statements for; the
+    statements are only compiled, never run, so it needs no tables."""
+    alias = "sqlite_probe"
+    configured = connections.configure_settings(
+        {
+            "default": dict(connections.settings["default"]),
+            alias: {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        }
+    )
+    connections.settings[alias] = configured[alias]
+    yield alias
+    connections[alias].close()
+    del connections[alias]
+    del connections.settings[alias]
+
+
+def test_a_prepared_update_carries_datetimes_to_sqlite_as_its_text(sqlite_alias):
+    update = PreparedUpdate(
+        lambda pk, sold_at, now: (
+            Item.objects.using(sqlite_alias).filter(pk=pk),
+            {"sold_at": sold_at, "updated_at": now},
+        ),
+        pk=int,
+        sold_at=datetime,
+        now=datetime,
+    )
+    sold_at = timezone.now() - timedelta(minutes=20)
+    now = timezone.now()
+    _sql, params = update.statement(pk=7, sold_at=sold_at, now=now)
+
+    adapt = connections[sqlite_alias].ops.adapt_datetimefield_value
+    assert [adapt(sold_at), adapt(now), 7] == [p for p in params if p in (adapt(sold_at), adapt(now), 7)]
+    assert all(isinstance(p, str) for p in params[:2]), params  # SQLite is handed text, as the ORM hands it
+    assert "1901" not in " ".join(map(str, params))  # no marker left behind
