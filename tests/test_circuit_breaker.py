@@ -37,7 +37,7 @@ def shop(account, sandbox, settings):
     settings.CIRCUIT_BREAKER_PROBE_SECONDS = 60
     reverb_sync._clients.__dict__.clear()
     connection = ReverbConnection.objects.create(
-        account=account, name="Reverb main shop", api_token=DEFAULT_TOKEN, base_url=sandbox.base_url, timeout_seconds=1
+        account=account, name="Reverb main shop", api_token=DEFAULT_TOKEN, base_url=sandbox.base_url, timeout_seconds=2
     )
     listings = [
         ChannelListing.objects.create(account=account, item=make_item(account, n=n), connection=connection)

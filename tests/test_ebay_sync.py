@@ -119,9 +119,9 @@ def test_publish_again_adopts_the_offer_and_sends_nothing_unchanged(connection, 
 
 
 def test_a_create_offer_that_timed_out_is_found_not_duplicated(connection, sandbox):
-    connection.timeout_seconds = 0.5
+    connection.timeout_seconds = 1.5
     connection.save()
-    sandbox.set_faults(timeout_delay=1.0)
+    sandbox.set_faults(timeout_delay=2.5)
     sandbox.fail_next("timeout", method="POST", path_prefix="/sell/inventory/v1/offer")
 
     result = sync.publish(connection, STRAT, None)
@@ -516,9 +516,9 @@ def test_bulk_publish_25_at_a_time_adopts_an_offer_created_before(connection, sa
     sync.publish(connection, replace(payloads[3], quantity=1), None)  # one exists already, live
     sandbox.reset_log()
     sandbox.fail_next("timeout", method="POST", path_prefix="/sell/inventory/v1/bulk_create_offer")
-    connection.timeout_seconds = 0.5
+    connection.timeout_seconds = 1.5
     connection.save()
-    sandbox.set_faults(timeout_delay=1.0)
+    sandbox.set_faults(timeout_delay=2.5)
 
     outcomes = sync.bulk_publish(connection, [*payloads, replace(STRAT, sku="BP-BAD", photos=())])
 

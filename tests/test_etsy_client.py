@@ -29,7 +29,7 @@ def etsy(spec):
 
 def client(etsy: EtsySandbox, **kwargs) -> EtsyClient:
     token = StaticToken(etsy.grant()["access_token"])
-    return EtsyClient(etsy.base_url, DEFAULT_KEYSTRING, DEFAULT_SHARED_SECRET, token=token, timeout=1.0, **kwargs)
+    return EtsyClient(etsy.base_url, DEFAULT_KEYSTRING, DEFAULT_SHARED_SECRET, token=token, timeout=2.0, **kwargs)
 
 
 def draft(c: EtsyClient, title: str = "1965 Fender Jaguar") -> dict:
@@ -114,7 +114,7 @@ def test_errors_are_typed(etsy):
     with pytest.raises(TransientChannelError) as failed:
         c.get_listing(999)
     assert failed.value.status == 500
-    etsy.set_faults(timeout_delay=1.5)
+    etsy.set_faults(timeout_delay=2.5)
     etsy.fail_next("timeout", method="POST")
     with pytest.raises(TransientChannelError, match="may have been applied"):
         draft(c)

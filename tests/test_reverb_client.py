@@ -44,13 +44,13 @@ def clock():
 
 @pytest.fixture
 def sandbox(clock):
-    with ReverbSandbox(page_size=2, max_page_size=2, timeout_delay=0.6, retry_after=7, clock=clock) as running:
+    with ReverbSandbox(page_size=2, max_page_size=2, timeout_delay=2.5, retry_after=7, clock=clock) as running:
         yield running
 
 
 @pytest.fixture
 def client(sandbox):
-    return ReverbClient(sandbox.base_url, DEFAULT_TOKEN, timeout=0.3)
+    return ReverbClient(sandbox.base_url, DEFAULT_TOKEN, timeout=2.0)
 
 
 # --- wire format -----------------------------------------------------------------------

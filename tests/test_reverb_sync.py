@@ -60,7 +60,7 @@ def clock():
 
 @pytest.fixture
 def sandbox(clock):
-    with ReverbSandbox(page_size=3, max_page_size=3, timeout_delay=0.8, clock=clock) as running:
+    with ReverbSandbox(page_size=3, max_page_size=3, timeout_delay=2.5, clock=clock) as running:
         yield running
 
 
@@ -78,7 +78,7 @@ def connection(account, sandbox):
         name="Reverb main shop",
         api_token=DEFAULT_TOKEN,
         base_url=sandbox.base_url,
-        timeout_seconds=0.4,
+        timeout_seconds=2.0,
     )
 
 

@@ -8,7 +8,7 @@ from inventory.channels import ListingNotFound, PermanentChannelError, RateLimit
 
 
 def client_for(shop, key=DEFAULT_KEY, secret=DEFAULT_SECRET, **kwargs):
-    return WooCommerceClient(shop.store_url, key, secret, timeout=kwargs.pop("timeout", 1.0), **kwargs)
+    return WooCommerceClient(shop.store_url, key, secret, timeout=kwargs.pop("timeout", 2.0), **kwargs)
 
 
 def test_over_plain_http_every_request_is_signed_with_oauth_and_the_keys_never_travel():
@@ -110,7 +110,7 @@ def test_wordpress_error_bodies_become_typed_errors():
             client.create_product({"name": "B", "sku": "DUP", "regular_price": "1.00"})
         assert dup.value.body["data"]["status"] == 400
         shop.fail_next("timeout", method="POST")
-        shop.set_faults(timeout_delay=1.5)
+        shop.set_faults(timeout_delay=2.5)
         with pytest.raises(TransientChannelError, match="may have been applied"):
             client.create_product({"name": "C", "sku": "C-1", "regular_price": "1.00"})
 

@@ -53,7 +53,7 @@ def connection(account, shop):
         store_url=shop.store_url,
         consumer_key=DEFAULT_KEY,
         consumer_secret=DEFAULT_SECRET,
-        timeout_seconds=1.0,
+        timeout_seconds=2.0,
         category_ids={"Electric Guitars": [17]},
     )
 
@@ -121,7 +121,7 @@ def test_publish_adopts_the_product_that_already_has_the_sku_and_never_creates_a
 
 def test_a_create_whose_answer_was_lost_is_adopted_on_the_next_try_not_made_twice(connection, shop):
     shop.fail_next("timeout", method="POST", path_prefix="/products")
-    shop.set_faults(timeout_delay=1.5)
+    shop.set_faults(timeout_delay=2.5)
 
     with pytest.raises(TransientChannelError, match="may have been applied"):
         sync.publish(connection, STRAT, None)
@@ -330,7 +330,7 @@ def test_publish_many_goes_through_batches_of_100_and_records_each_objects_own_e
 
 def test_a_batch_whose_answer_was_lost_is_not_sent_again_blindly(connection, shop):
     shop.fail_next("timeout", method="POST", path_prefix="/products/batch")
-    shop.set_faults(timeout_delay=1.5)
+    shop.set_faults(timeout_delay=2.5)
 
     results = sync.publish_many(connection, payloads(5, "LOST"))
 
