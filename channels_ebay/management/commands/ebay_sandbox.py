@@ -43,7 +43,7 @@ class Command(BaseCommand):
         if options["connection"]:
             options.update(self._from_connection(options["connection"]))
             if options["state_file"] is None:
-                folder = Path(settings.BASE_DIR) / "var" / "sandbox"
+                folder = Path(settings.VAR_DIR) / "sandbox"
                 folder.mkdir(parents=True, exist_ok=True)
                 options["state_file"] = str(folder / f"ebay-{options['port']}.state")
         sandbox = EbaySandbox(

@@ -47,7 +47,7 @@ class Command(BaseCommand):
             options.update(host=url.hostname, port=url.port or 80, username=connection.username)
             options["password"] = connection.password
         if options["connection"] and options["state_file"] is None:
-            folder = Path(settings.BASE_DIR) / "var" / "sandbox"
+            folder = Path(settings.VAR_DIR) / "sandbox"
             folder.mkdir(parents=True, exist_ok=True)
             options["state_file"] = str(folder / f"vr-{options['port']}.state")
         site = VRSandbox(

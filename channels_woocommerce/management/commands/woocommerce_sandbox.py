@@ -47,7 +47,7 @@ class Command(BaseCommand):
 
             from django.conf import settings
 
-            state_file = str(Path(settings.BASE_DIR) / "var" / "sandbox" / f"woocommerce-{port}.state")
+            state_file = str(Path(settings.VAR_DIR) / "sandbox" / f"woocommerce-{port}.state")
         sandbox = WooSandbox(
             state_file=state_file or None,
             host=options["host"],
