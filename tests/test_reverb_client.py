@@ -69,7 +69,7 @@ def test_every_request_carries_reverbs_headers_and_a_json_body(sandbox, client):
 
 def test_the_token_stays_out_of_reprs_and_error_messages(sandbox):
     secret = "s3cret-token-never-shown"
-    client = ReverbClient(sandbox.base_url, secret, timeout=1)
+    client = ReverbClient(sandbox.base_url, secret, timeout=2)
 
     with pytest.raises(PermanentChannelError) as refused:
         client.get_listing(1)
@@ -174,7 +174,7 @@ def test_validation_errors_carry_reverbs_message_and_field_errors(sandbox, clien
 
 
 def test_a_bad_token_is_permanent_and_says_what_to_check(sandbox):
-    client = ReverbClient(sandbox.base_url, "wrong-token", timeout=1)
+    client = ReverbClient(sandbox.base_url, "wrong-token", timeout=2)
 
     with pytest.raises(PermanentChannelError) as refused:
         client.find_listing_by_sku("BN-1")
@@ -185,7 +185,7 @@ def test_a_bad_token_is_permanent_and_says_what_to_check(sandbox):
 
 
 def test_a_missing_accept_version_is_refused_with_400(sandbox):
-    client = ReverbClient(sandbox.base_url, DEFAULT_TOKEN, timeout=1)
+    client = ReverbClient(sandbox.base_url, DEFAULT_TOKEN, timeout=2)
     del client.headers["Accept-Version"]
 
     with pytest.raises(PermanentChannelError) as refused:

@@ -36,6 +36,8 @@ from inventory.models import (
     ListingState,
     Order,
     StockMovement,
+    SyncKind,
+    SyncRun,
     WebhookEvent,
 )
 from inventory.services import Actor
@@ -52,8 +54,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 WEBHOOK_STORE = 2  # the connection (and whether a "webhooks stopped" alert is open), the upsert
 SALE_RECORD = 15
 # The lease (answering the listing with its connection), Reverb's detail row, the record
-# (letting go of the lease, answering whether a sync alert is open), the SyncRun.
-CONVERGE_EACH = 4
+# (letting go of the lease, answering whether a sync alert is open, and inserting the SyncRun).
+CONVERGE_EACH = 3
 # With row-level security on (production), through the tasks as a worker runs them: the
 # webhook view sets its shop's scope and puts it back (2); the worker sets the shop's scope
 # once for its tasks (the account comes with each task, no lookup) and keeps it on its
@@ -147,6 +149,12 @@ def test_one_sale_costs_at_most_its_statements_per_step(account, shops, client):
     assert ItemStateChange.objects.filter(item=item, to_state="sold").count() == 1
     ended = ChannelListing.objects.filter(item=item, end_reason="sold_elsewhere", actual_state=ListingState.ENDED)
     assert ended.exclude(ended_at=None).count() == 2
+    # Each end is on record as a push of its connection, written with the listing's last write
+    pushes = SyncRun.objects.filter(kind=SyncKind.PUSH, ended=1, finished_at__gte=ended.earliest("ended_at").ended_at)
+    assert sorted(pushes.values_list("connection_id", "status", "created", "updated", "errors")) == sorted(
+        (listing.connection_id, "ok", 0, 0, 0) for listing in ended
+    )
+    assert all(run.account_id == account.pk and run.duration_ms >= 0 for run in pushes)
     # And each step stays within its statements
     assert len(store) <= WEBHOOK_STORE, _statements(store)
     assert len(record) <= SALE_RECORD, _statements(record)

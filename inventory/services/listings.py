@@ -50,14 +50,22 @@ from ..models import (
     DesiredState,
     Item,
     ListingState,
+    SyncRun,
 )
 from ..states import ItemState
 from .actor import Actor
 from .alerts import alert_raise, alerts_resolve_cause
 from .circuit import circuit_probe_claim, circuit_push_failed, circuit_push_succeeded
 from .prepared import PreparedUpdate, value_kinds
-from .returning import returning_joined, update_returning, update_returning_instance
-from .runs import push_recorded
+from .returning import (
+    insert_statement,
+    insert_values,
+    inserted,
+    returning_joined,
+    update_returning,
+    update_returning_instance,
+)
+from .runs import push_recorded, push_run
 
 log = logging.getLogger(__name__)
 
@@ -407,8 +415,11 @@ class _Lease:
     """A converge's lease, let go of by its last write where it can be (see _record)."""
 
     started: object  # when the converge began: a later desired_changed_at means go round again
+    clock: float = 0.0  # time.monotonic() then, for the push's SyncRun duration
+    done: list[str] = field(default_factory=list)  # the converge's steps so far
     released: bool | None = None  # None: no final write happened, listing_converge lets go itself
     open_alert: bool | None = None  # whether the listing had an open sync alert at its final write
+    run_recorded: bool = False  # the final write also wrote the push's SyncRun
 
 
 # A converge's lease: free, or its holder's lease ran out (prepared: see prepared.py).
@@ -466,6 +477,16 @@ def _let_go(started: datetime) -> Case:
 
 
 @functools.cache
+def _with_push_run(statement: str) -> str:
+    """A final write that also inserts the push's SyncRun: one statement (a data-modifying CTE)
+    instead of two, answering the run's id after the lease and the open alert."""
+    return (
+        f'WITH "push_run" AS ({insert_statement(SyncRun, 1)}) {statement}'
+        f' RETURNING "inventory_channellisting"."lease_until", {_OPEN_SYNC_ALERT}, (SELECT "id" FROM "push_run")'
+    )
+
+
+@functools.cache
 def _final_write(kinds: tuple[tuple[str, type], ...]) -> PreparedUpdate:
     """A converge's final write of these fields (names and kinds), prepared: see prepared.py."""
     return PreparedUpdate(
@@ -479,7 +500,7 @@ def _final_write(kinds: tuple[tuple[str, type], ...]) -> PreparedUpdate:
     )
 
 
-def _record(listing: ChannelListing, *, final: bool = False, **changes) -> ChannelListing:
+def _record(listing: ChannelListing, *, final: bool = False, step: str = "", **changes) -> ChannelListing:
     """Write what the channel now has: one UPDATE of the changed fields (it takes the row lock
     for its own duration, nothing is read under it). Fields nobody here changed keep whatever a
     concurrent writer put there; a change of what the shop wants moves desired_changed_at,
@@ -487,19 +508,33 @@ def _record(listing: ChannelListing, *, final: bool = False, **changes) -> Chann
 
     `final`: nothing more is written or sent in this converge. The same UPDATE then lets go
     of the lease unless desired_changed_at moved since the converge began, and answers
-    whether it did and whether the listing has an open sync alert to close."""
+    whether it did and whether the listing has an open sync alert to close. Given the `step`
+    it records (what listing_converge adds to its steps next), it also writes the push's SyncRun
+    (runs.push_run), which listing_converge then does not write again."""
     changes["updated_at"] = timezone.now()
     lease: _Lease | None = getattr(listing, "_lease", None)
     if final and lease is not None and db_connection.vendor == "postgresql":
         kinds = value_kinds(changes)
         if kinds is not None:  # the usual final write (an end, a revise): its SQL written once
             statement, params = _final_write(kinds).statement(listing_id=listing.pk, started=lease.started, **changes)
+            run = (  # no step (a final write that changed nothing on the channel): no SyncRun
+                push_run(listing.connection_id, listing.account_id, started=lease.clock, done=[*lease.done, step])
+                if step
+                else None
+            )
             with planned_cursor(db_connection) as cursor:
-                cursor.execute(
-                    f'{statement} RETURNING "inventory_channellisting"."lease_until", {_OPEN_SYNC_ALERT}',
-                    [*params, *SYNC_ALERT_KINDS],
-                )
+                if run is None:
+                    cursor.execute(
+                        f'{statement} RETURNING "inventory_channellisting"."lease_until", {_OPEN_SYNC_ALERT}',
+                        [*params, *SYNC_ALERT_KINDS],
+                    )
+                else:
+                    cursor.execute(_with_push_run(statement), [*insert_values([run]), *params, *SYNC_ALERT_KINDS])
                 rows = cursor.fetchall()
+            if run is not None:
+                lease.run_recorded = True  # written even when the listing is gone (a CTE always runs)
+                if rows:
+                    inserted([run], [rows[0][2]])
         else:
             rows = update_returning(
                 ChannelListing.objects.filter(pk=listing.pk),
@@ -530,7 +565,7 @@ def listing_converge(listing_id: int, *, channel_name: str | None = None) -> str
     started = timezone.now()
     clock = time.monotonic()
     done: list[str] = []
-    claimed._lease = lease = _Lease(started=started)
+    claimed._lease = lease = _Lease(started=started, clock=clock, done=done)
     try:
         outcome = _converge(claimed, done)
     except ChannelError as error:
@@ -554,7 +589,7 @@ def listing_converge(listing_id: int, *, channel_name: str | None = None) -> str
         _release(listing_id)
         if ChannelListing.objects.filter(pk=listing_id).exists():
             _enqueue_now(listing_id)
-    _push_recorded(claimed, clock, done, None)
+    _push_recorded(claimed, clock, done, None, run_recorded=lease.run_recorded)
     if lease.open_alert is not False and any(
         step in ("published", "adopted", "ended") or step.startswith("revised") for step in done
     ):
@@ -573,8 +608,11 @@ def listing_converge(listing_id: int, *, channel_name: str | None = None) -> str
     return outcome
 
 
-def _push_recorded(listing: ChannelListing, clock: float, done: list[str], error: Exception | None) -> None:
-    push_recorded(listing.connection_id, listing.account_id, started=clock, done=done, error=error)
+def _push_recorded(
+    listing: ChannelListing, clock: float, done: list[str], error: Exception | None, *, run_recorded: bool = False
+) -> None:
+    if not run_recorded:
+        push_recorded(listing.connection_id, listing.account_id, started=clock, done=done, error=error)
     circuit_after_push(listing.connection, done, error)
 
 
@@ -630,6 +668,7 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
             listing = _record(
                 listing,
                 final=not listing.relist_requested,  # an end without a relist is the converge's last write
+                step="ended",
                 actual_state=state,
                 ended_at=timezone.now(),
                 last_error="",
@@ -663,9 +702,11 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
             if listing.actual_state != ListingState.LIVE or not listing.external_id:
                 published = sync.publish(conn, payload, listing.external_id or None)
                 _release_reused_id(listing, published.external_id)
+                step = "adopted" if published.adopted else "published"
                 _record(
                     listing,
                     final=True,
+                    step=step,
                     external_id=published.external_id,
                     external_url=published.url,
                     actual_state=ListingState.LIVE,
@@ -677,7 +718,7 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
                     last_synced_at=timezone.now(),
                     ended_at=None,
                 )
-                done.append("adopted" if published.adopted else "published")
+                done.append(step)
             elif fingerprint != listing.pushed_fingerprint and (
                 changed := _changed_fields(listing, content := _holding_asked_fields(listing, content))
             ):
@@ -688,9 +729,11 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
                     listing_missing(listing.pk, why=f"{connection.name} no longer has listing {listing.external_id}")
                     done.append("missing on the channel: publishing again")
                     return "; ".join(done)
+                step = "revised " + ",".join(sorted(changed))
                 _record(
                     listing,
                     final=True,
+                    step=step,
                     pushed_content=content,
                     pushed_fingerprint=fingerprint,
                     needs_push=False,
@@ -698,7 +741,7 @@ def _converge(listing: ChannelListing, done: list[str]) -> str:
                     attempts=0,
                     last_synced_at=timezone.now(),
                 )
-                done.append("revised " + ",".join(sorted(changed)))
+                done.append(step)
             else:
                 _record(listing, final=True, needs_push=False)
                 done.append("unchanged")

@@ -88,6 +88,16 @@ def insert_rows(objs: Sequence[models.Model], *, batch_size: int | None = None) 
     if db.vendor != "postgresql" or len(objs) > INSERT_ROWS_AT_MOST:
         model._default_manager.bulk_create(objs, batch_size=batch_size)
         return
+    with planned_cursor(db) as cursor:
+        cursor.execute(insert_statement(model, len(objs)), insert_values(objs))
+        rows = cursor.fetchall()
+    inserted(objs, [pk for (pk,) in rows])
+
+
+def insert_values(objs: Sequence[models.Model]) -> list:
+    """The parameters of `insert_statement(model, len(objs))` for these new rows of one model
+    (PostgreSQL), for a caller that sends the INSERT inside a statement of its own (a CTE)."""
+    model = type(objs[0])
     fields = _insert_fields(model)
     values = []
     for obj in objs:
@@ -95,10 +105,12 @@ def insert_rows(objs: Sequence[models.Model], *, batch_size: int | None = None) 
             raise ValueError(f"insert_rows takes new {model.__name__} rows only, not {obj!r}")
         obj._prepare_related_fields_for_save(operation_name="insert_rows")
         values.extend(f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields)
-    with planned_cursor(db) as cursor:
-        cursor.execute(_insert_statement(model, len(objs)), values)
-        rows = cursor.fetchall()
-    for obj, (pk,) in zip(objs, rows, strict=True):
+    return values
+
+
+def inserted(objs: Sequence[models.Model], pks: Sequence[Any]) -> None:
+    """Mark new rows written, with their primary keys, as bulk_create does."""
+    for obj, pk in zip(objs, pks, strict=True):
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = db.alias
@@ -113,7 +125,8 @@ def _insert_fields(model: type[models.Model]) -> list:
 
 
 @functools.cache
-def _insert_statement(model: type[models.Model], rows: int) -> str:
+def insert_statement(model: type[models.Model], rows: int) -> str:
+    """`INSERT INTO ... VALUES (...) RETURNING pk` of this many new rows (PostgreSQL), written once."""
     columns = ", ".join(f'"{f.column}"' for f in _insert_fields(model))
     row = f"({', '.join(['%s'] * len(_insert_fields(model)))})"
     return (

@@ -46,6 +46,17 @@ def push_recorded(
 ) -> SyncRun | None:
     """One push (a listing converged) as a SyncRun, written after the fact so a listing that
     is already in sync costs no write. Nothing is recorded when nothing was sent."""
+    run = push_run(connection_id, account_id, started=started, done=done, error=error)
+    if run is not None:
+        insert_rows([run])  # one per converge: its SQL written once (returning.py)
+    return run
+
+
+def push_run(
+    connection_id: int, account_id: int, *, started: float, done: list[str], error: Exception | None = None
+) -> SyncRun | None:
+    """The SyncRun push_recorded writes, not yet saved (None when nothing was sent): a converge's
+    final write carries it in its own statement (services.listings._record)."""
     failures = [step for step in done if step.startswith("error:")]
     if error is not None:
         failures.append(f"{type(error).__name__}: {error}")
@@ -69,5 +80,4 @@ def push_recorded(
         errors=len(failures),
         error_text="\n".join(failures)[:4000],
     )
-    insert_rows([run])  # one per converge: its SQL written once (returning.py)
     return run
