@@ -7,6 +7,7 @@ ChannelConnection rows: they hold for any channel.
 import threading
 from datetime import timedelta
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.db import connection as db_connection
@@ -26,6 +27,7 @@ from inventory.models import (
 )
 from inventory.selectors import stock_problems
 from inventory.services.selling import sale_record
+from inventory.services.stock import stock_alerts_check
 from tests.factories import make_item
 
 pytestmark = pytest.mark.django_db
@@ -188,6 +190,33 @@ def test_multi_quantity_sale_pushes_the_new_quantity_instead_of_ending(account):
     sale_record(connection=b, seen=_seen("B1", sku="DS1-NEW", quantity=1))
     item.refresh_from_db()
     assert (item.state, item.quantity_on_hand) == ("sold", 0)
+
+
+def test_channel_sales_raise_stock_alerts_for_multi_quantity_items_only(account, django_capture_on_commit_callbacks):
+    a = _connection(account, "Shop A", 1)
+    pedals = make_item(account, n=1, sku="DS1-3", quantity=3)
+    guitar = make_item(account, n=2, sku="LP-59", quantity=1)
+    for item in (pedals, guitar):
+        _live_listing(item, a, f"{item.sku}-a")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sale_record(connection=a, seen=_seen("P1", sku="DS1-3", quantity=2))
+    low = Alert.objects.get(item=pedals, kind="low_stock")
+    assert (low.is_open, low.title) == (True, "DS1-3 is running low: 1 left")
+    # The last unit: one unit on hand before the sale, but the ledger knows it had three
+    with django_capture_on_commit_callbacks(execute=True):
+        sale_record(connection=a, seen=_seen("P2", sku="DS1-3", quantity=1))
+    low.refresh_from_db()
+    assert not low.is_open and Alert.objects.get(item=pedals, kind="out_of_stock").is_open
+    # A one-of-a-kind guitar selling is a sale, not a stock problem: nothing is even checked
+    with (
+        mock.patch("inventory.services.orders.stock_alerts_check", wraps=stock_alerts_check) as checked,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        sale_record(connection=a, seen=_seen("G1", sku="LP-59"))
+    assert checked.call_count == 0
+    assert Item.objects.get(pk=guitar.pk).state == "sold"
+    assert not Alert.objects.filter(item=guitar).exists()
 
 
 def test_an_order_for_an_unknown_item_is_kept_for_staff(shop):

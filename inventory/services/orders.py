@@ -43,7 +43,7 @@ from .items import _apply_transition, _record_history
 from .listings import _enqueue_on_channels, listings_mark_changed
 from .prepared import Prepared, update_by_pk
 from .returning import insert_rows, update_returning
-from .stock import _movement, _write_movement, stock_alerts_check
+from .stock import _movement, _write_movement, ever_multi_quantity, stock_alerts_check, stock_alerts_possible
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,14 @@ def _order_insert(account, channel, external_id, placed_at, details, connection)
     return order
 
 
-# An order's one item, locked (prepared: see prepared.py).
+# An order's one item, locked, with whether it ever had more than one unit (so a one-of-a-kind
+# sale needs no stock-alert check after it; prepared: see prepared.py).
 _ITEM_LOCKED = Prepared(
-    lambda account_id, item_id: Item.objects.select_for_update().filter(account_id=account_id, pk=item_id),
+    lambda account_id, item_id: (
+        Item.objects.select_for_update()
+        .filter(account_id=account_id, pk=item_id)
+        .annotate(multi_quantity=ever_multi_quantity())
+    ),
     account_id=int,
     item_id=int,
 )
@@ -195,6 +200,7 @@ def _sell(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec], ac
     and sale are one UPDATE. The order row carries its status and totals already.
     """
     now = timezone.now()
+    on_hand_before = {item_id: item.quantity_on_hand for item_id, item in items.items()}
     order_lines = [
         OrderLine(
             order=order,
@@ -242,8 +248,9 @@ def _sell(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec], ac
         update_by_pk(Item, item.pk, **changes, updated_at=now)
         for name, value in changes.items():
             setattr(item, name, value)
-        item_id = item.pk
-        transaction.on_commit(lambda item_id=item_id: stock_alerts_check(item_id))
+        if stock_alerts_possible(item, on_hand_before[item.pk]):
+            item_id = item.pk
+            transaction.on_commit(lambda item_id=item_id: stock_alerts_check(item_id))
     if sold_out:
         _end_listings_for_sale([i.pk for i in sold_out], order.connection_id, order.account_id)
     still_selling = [item.pk for item in items.values() if item.quantity_available > 0]

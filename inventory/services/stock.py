@@ -106,13 +106,25 @@ def _write_movement(
     )
 
 
+def ever_multi_quantity() -> Exists:
+    """The ledger's answer to "did this item ever have more than one unit on hand", as an
+    annotation: only such an item has low- and out-of-stock alerts (stock_alerts_check)."""
+    return Exists(StockMovement.objects.filter(item_id=OuterRef("pk"), on_hand_after__gt=1))
+
+
+def stock_alerts_possible(item: Item, on_hand_before: int) -> bool:
+    """Whether a change that left `item` as it is could raise or resolve a stock alert. Not for
+    an item that never had more than one unit (its `multi_quantity`, when it was read with
+    ever_multi_quantity; unknown counts as possible) and had at most one before the change:
+    it never had a stock alert and does not get one, so the check would only read it."""
+    return on_hand_before > 1 or item.quantity_on_hand > 1 or getattr(item, "multi_quantity", True)
+
+
 # The item with its account and the ledger's answer to "did it ever have more than one unit",
-# in one query (run after every sale: prepared, see prepared.py).
+# in one query (prepared, see prepared.py).
 _ITEM_WITH_MULTI_QUANTITY = Prepared(
     lambda item_id: (
-        Item.objects.select_related("account")
-        .annotate(multi_quantity=Exists(StockMovement.objects.filter(item_id=OuterRef("pk"), on_hand_after__gt=1)))
-        .filter(pk=item_id)[:1]
+        Item.objects.select_related("account").annotate(multi_quantity=ever_multi_quantity()).filter(pk=item_id)[:1]
     ),
     item_id=int,
 )
