@@ -52,7 +52,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 # The ceilings (statements per step, 3 shops, so 2 ends per sale).
 WEBHOOK_STORE = 2  # the connection (and whether a "webhooks stopped" alert is open), the upsert
-SALE_RECORD = 14
+SALE_RECORD = 13
 # The lease (answering the listing with its connection), Reverb's detail row, the record
 # (letting go of the lease, answering whether a sync alert is open, and inserting the SyncRun).
 CONVERGE_EACH = 3

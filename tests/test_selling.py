@@ -10,6 +10,7 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection as db_connection
 from django.utils import timezone
 
@@ -229,6 +230,27 @@ def test_an_order_for_an_unknown_item_is_kept_for_staff(shop):
 def test_an_order_matched_by_listing_id_even_when_the_sku_differs(shop):
     outcome = sale_record(connection=shop["b"], seen=_seen("B5", sku="", listing_id="B-100"))
     assert list(outcome.order.lines.values_list("item_id", flat=True)) == [shop["item"].pk]
+
+
+def test_a_listing_id_we_do_not_know_falls_back_to_the_sku(shop):
+    # e.g. a listing made on the channel and not imported yet: the SKU still names the guitar
+    outcome = sale_record(connection=shop["b"], seen=_seen("B6", sku="STRAT-64", listing_id="B-999"))
+
+    assert list(outcome.order.lines.values_list("item_id", flat=True)) == [shop["item"].pk]
+    assert Item.objects.get(pk=shop["item"].pk).state == "sold"
+    assert ChannelListing.objects.filter(item=shop["item"], desired_state="ended").count() == 3
+
+
+def test_a_listing_of_another_shop_does_not_sell_its_item(shop, other_account):
+    theirs = make_item(other_account, sku="THEIRS-1")
+    _live_listing(theirs, _connection(other_account, "Their shop"), "B-777")
+    ChannelListing.objects.filter(item=theirs).update(connection=shop["b"])  # a row pointing across shops
+
+    with pytest.raises(ValidationError, match="in this account"):  # the delivery fails, visibly
+        sale_record(connection=shop["b"], seen=_seen("B7", sku="", listing_id="B-777"))
+
+    assert Item.objects.get(pk=theirs.pk).state == "active"
+    assert not Order.objects.filter(external_id="B7").exists()
 
 
 def test_a_sale_of_an_archived_item_is_kept_and_raised(shop):

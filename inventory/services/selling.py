@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from ..channels import END_SOLD_HERE, ORDER_CANCELLED, ORDER_PAID, OrderSeen
@@ -48,7 +49,7 @@ from .orders import (
     order_find,
 )
 from .prepared import Prepared
-from .stock import _write_movement
+from .stock import _write_movement, ever_multi_quantity
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,48 @@ _ITEM_OF_SKU = Prepared(
 )
 
 
+# The usual webhook sale, one guitar whose listing on the channel is known: its item found by that
+# listing and row-locked in one statement, with what the lock answers for _sell (orders._ITEM_LOCKED).
+_ITEM_OF_LISTING_LOCKED = Prepared(
+    lambda account_id, connection_id, external_id: (
+        Item.objects.select_for_update()
+        .filter(
+            account_id=account_id,
+            pk=Subquery(
+                ChannelListing.objects.filter(connection_id=connection_id, external_id=external_id)
+                .order_by("pk")
+                .values("item_id")[:1]
+            ),
+        )
+        .annotate(multi_quantity=ever_multi_quantity())
+    ),
+    account_id=int,
+    connection_id=int,
+    external_id=str,
+)
+
+
+def _lock_order_items(
+    connection: ChannelConnection, seen: OrderSeen
+) -> tuple[list[LineSpec], list[str], dict[int, Item] | None]:
+    """The order's lines matched to items and those items row-locked (inside the sale's
+    transaction): (lines, what matched nothing, the locked items or None when a line matched
+    nothing). One line matched by its listing is found and locked in one statement; anything
+    else (several lines, a SKU match, a listing we do not know) goes the long way."""
+    if len(seen.lines) == 1 and seen.lines[0].external_listing_id and seen.lines[0].quantity >= 1:
+        line = seen.lines[0]
+        found = _ITEM_OF_LISTING_LOCKED.all(
+            account_id=connection.account_id, connection_id=connection.pk, external_id=str(line.external_listing_id)
+        )
+        if found:
+            [item] = found
+            return [LineSpec(item_id=item.pk, quantity=line.quantity, unit_price=line.unit_price)], [], {item.pk: item}
+    specs, unknown = _resolve_lines(connection, seen)
+    if unknown or not specs:
+        return specs, unknown, None
+    return specs, unknown, _lock_items(connection.account, specs)
+
+
 def _resolve_lines(connection: ChannelConnection, seen: OrderSeen) -> tuple[list[LineSpec], list[str]]:
     """Match the channel's lines to items: by the listing's id on that channel, else by SKU."""
     specs, unknown = [], []
@@ -116,7 +159,6 @@ def sale_record(*, connection: ChannelConnection, seen: OrderSeen, actor: Actor 
     )
     if existing is not None:
         return _status_changed(existing, seen, actor)
-    specs, unknown = _resolve_lines(connection, seen)
 
     def insert(**status_and_totals) -> Order:
         details = {**_details(seen), **status_and_totals}
@@ -126,11 +168,11 @@ def sale_record(*, connection: ChannelConnection, seen: OrderSeen, actor: Actor 
 
     try:
         with transaction.atomic():
-            if unknown or not specs:
-                return _unmatched(insert(), connection, unknown)
             # The items are row-locked before the order is inserted: a second delivery of the same
             # order waits here, then fails on the order's unique constraint (below) before writing.
-            items = _lock_items(connection.account, specs)
+            specs, unknown, items = _lock_order_items(connection, seen)
+            if items is None:
+                return _unmatched(insert(), connection, unknown)
             if seen.status == ORDER_CANCELLED:
                 order = insert(status=OrderStatus.CANCELLED)
                 _add_lines(order, items, specs)
