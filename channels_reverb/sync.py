@@ -37,7 +37,7 @@ from inventory.channels import (
     WebhookSeen,
     retry_transient,
 )
-from inventory.services.returning import upsert_one
+from inventory.services.returning import upsert_one, upserts_flush
 
 from . import mappers, webhooks
 from .client import ReverbClient
@@ -545,11 +545,14 @@ def _remember(connection: ReverbConnection, listing: Mapping, *, warnings: list[
     fields = _detail_fields(listing, warnings)
     # One upsert statement: this runs after every call of every converge, on the path from a
     # sale to its end elsewhere (update_or_create took six statements and a savepoint, and
-    # bulk_create a BEGIN and a COMMIT around its one INSERT).
+    # bulk_create a BEGIN and a COMMIT around its one INSERT). Deferred: in a converge it rides
+    # with the listing's final write (nothing in the converge reads it back), elsewhere it is
+    # written now.
     upsert_one(
         ReverbListingDetail(account_id=connection.account_id, connection=connection, listing_id=listing_id, **fields),
         unique_fields=["connection", "listing_id"],
         update_fields=list(fields),
+        defer=True,
     )
 
 
@@ -557,6 +560,7 @@ def _remember_many(connection: ReverbConnection, listings: Iterable[Mapping]) ->
     """Keep what a scan read, writing only the listings Reverb shows differently (new ones, or a
     changed JSON by its digest): one read of the digests, no write for an unchanged listing.
     Returns how many rows were written."""
+    upserts_flush()
     known = dict(
         ReverbListingDetail.objects.filter(connection=connection).values_list("listing_id", "last_seen_digest")
     )
@@ -597,6 +601,7 @@ def _remember_many(connection: ReverbConnection, listings: Iterable[Mapping]) ->
 
 
 def _forget_state(connection: ReverbConnection, external_id: str, state: str) -> None:
+    upserts_flush()  # a deferred _remember of the row must not land after this
     ReverbListingDetail.objects.filter(connection=connection, listing_id=str(external_id)).update(
         state=state, last_seen_at=timezone.now()
     )

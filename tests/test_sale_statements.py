@@ -23,7 +23,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.rls import worker_owns_sessions
 from channels_reverb import sync as reverb_sync
-from channels_reverb.models import ReverbConnection
+from channels_reverb.models import ReverbConnection, ReverbListingDetail
 from channels_reverb.sandbox import DEFAULT_TOKEN, ReverbSandbox
 from inventory import tasks
 from inventory.models import (
@@ -53,9 +53,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 # The ceilings (statements per step, 3 shops, so 2 ends per sale).
 WEBHOOK_STORE = 2  # the connection (and whether a "webhooks stopped" alert is open), the upsert
 SALE_RECORD = 13
-# The lease (answering the listing with its connection), Reverb's detail row, the record
-# (letting go of the lease, answering whether a sync alert is open, and inserting the SyncRun).
-CONVERGE_EACH = 3
+# The lease (answering the listing with its connection) and the record (letting go of the lease,
+# answering whether a sync alert is open, and inserting the SyncRun and Reverb's detail row).
+CONVERGE_EACH = 2
 # With row-level security on (production), through the tasks as a worker runs them: the
 # webhook view sets its shop's scope and puts it back (2); the worker sets the shop's scope
 # once for its tasks (the account comes with each task, no lookup) and keeps it on its
@@ -155,6 +155,13 @@ def test_one_sale_costs_at_most_its_statements_per_step(account, shops, client):
         (listing.connection_id, "ok", 0, 0, 0) for listing in ended
     )
     assert all(run.account_id == account.pk and run.duration_ms >= 0 for run in pushes)
+    # What Reverb answered to the read-back is kept too, written with that last write
+    assert sorted(
+        ReverbListingDetail.objects.filter(connection_id=listing.connection_id, listing_id=listing.external_id)
+        .values_list("connection_id", "state")
+        .get()
+        for listing in ended
+    ) == sorted((listing.connection_id, "ended") for listing in ended)
     # And each step stays within its statements
     assert len(store) <= WEBHOOK_STORE, _statements(store)
     assert len(record) <= SALE_RECORD, _statements(record)

@@ -58,12 +58,16 @@ from .alerts import alert_raise, alerts_resolve_cause
 from .circuit import circuit_probe_claim, circuit_push_failed, circuit_push_succeeded
 from .prepared import PreparedUpdate, value_kinds
 from .returning import (
+    deferred_upserts,
+    deferred_upserts_carried,
     insert_statement,
     insert_values,
     inserted,
     returning_joined,
     update_returning,
     update_returning_instance,
+    upserts_deferred,
+    with_ctes,
 )
 from .runs import push_recorded, push_run
 
@@ -477,13 +481,17 @@ def _let_go(started: datetime) -> Case:
 
 
 @functools.cache
-def _with_push_run(statement: str) -> str:
-    """A final write that also inserts the push's SyncRun: one statement (a data-modifying CTE)
-    instead of two, answering the run's id after the lease and the open alert."""
-    return (
-        f'WITH "push_run" AS ({insert_statement(SyncRun, 1)}) {statement}'
-        f' RETURNING "inventory_channellisting"."lease_until", {_OPEN_SYNC_ALERT}, (SELECT "id" FROM "push_run")'
-    )
+def _final_statement(statement: str, upserts: tuple[str, ...], with_run: bool) -> str:
+    """A converge's final write as sent: the listing's UPDATE answering the lease and the open
+    alert, carrying as data-modifying CTEs the upserts the channel deferred (what it said,
+    returning.upserts_deferred) and, `with_run`, the push's SyncRun (answering its id too):
+    one statement instead of one each."""
+    ctes = [(f"upsert_{n}", upsert) for n, upsert in enumerate(upserts, 1)]
+    returning = f' RETURNING "inventory_channellisting"."lease_until", {_OPEN_SYNC_ALERT}'
+    if with_run:
+        ctes.append(("push_run", insert_statement(SyncRun, 1)))
+        returning += ', (SELECT "id" FROM "push_run")'
+    return with_ctes(ctes, statement) + returning
 
 
 @functools.cache
@@ -522,15 +530,15 @@ def _record(listing: ChannelListing, *, final: bool = False, step: str = "", **c
                 if step
                 else None
             )
+            upserts, upsert_params = deferred_upserts()
+            run_params = insert_values([run]) if run is not None else []
             with planned_cursor(db_connection) as cursor:
-                if run is None:
-                    cursor.execute(
-                        f'{statement} RETURNING "inventory_channellisting"."lease_until", {_OPEN_SYNC_ALERT}',
-                        [*params, *SYNC_ALERT_KINDS],
-                    )
-                else:
-                    cursor.execute(_with_push_run(statement), [*insert_values([run]), *params, *SYNC_ALERT_KINDS])
+                cursor.execute(
+                    _final_statement(statement, upserts, run is not None),
+                    [*upsert_params, *run_params, *params, *SYNC_ALERT_KINDS],
+                )
                 rows = cursor.fetchall()
+            deferred_upserts_carried()
             if run is not None:
                 lease.run_recorded = True  # written even when the listing is gone (a CTE always runs)
                 if rows:
@@ -567,7 +575,8 @@ def listing_converge(listing_id: int, *, channel_name: str | None = None) -> str
     done: list[str] = []
     claimed._lease = lease = _Lease(started=started, clock=clock, done=done)
     try:
-        outcome = _converge(claimed, done)
+        with upserts_deferred():  # what the channel said rides with the final write
+            outcome = _converge(claimed, done)
     except ChannelError as error:
         _release(listing_id)
         _push_recorded(claimed, clock, done, error)

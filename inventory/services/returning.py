@@ -9,17 +9,22 @@ PostgreSQL and SQLite (3.35+) accept RETURNING; anything else takes the long way
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import DatabaseError, models, transaction
 from django.db import connection as db
-from django.db import models, transaction
 from django.db.models import sql
 
 from config.database import planned_cursor
 
 from .prepared import convert_rows
+
+log = logging.getLogger(__name__)
 
 
 def _column(model: type[models.Model], name: str) -> str:
@@ -135,19 +140,101 @@ def insert_statement(model: type[models.Model], rows: int) -> str:
     )
 
 
-def upsert_one(obj: models.Model, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> None:
+def upsert_one(
+    obj: models.Model, *, unique_fields: Sequence[str], update_fields: Sequence[str], defer: bool = False
+) -> None:
     """INSERT the row or, when its unique fields exist, UPDATE `update_fields` from it: one
     statement (bulk_create's upsert, without its transaction around the one row), its SQL
-    written once per model and fields and run as a prepared statement."""
+    written once per model and fields and run as a prepared statement.
+
+    `defer`: inside `upserts_deferred()` (a converge), the row waits for the block's last
+    statement to carry it (`deferred_upserts`), else is written as the block ends; anywhere
+    else it is written now. For a row that records what a channel said (nothing in the block
+    reads it back): it then costs no statement of its own."""
     model = type(obj)
     if db.vendor != "postgresql":
         model._default_manager.bulk_create(
             [obj], update_conflicts=True, unique_fields=unique_fields, update_fields=update_fields
         )
         return
+    statement = _upsert_statement(model, tuple(unique_fields), tuple(update_fields))
     values = [f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in _insert_fields(model)]
+    pending = _DEFERRED.get()
+    if defer and pending is not None:
+        # The same row asked twice (a revise then an end in one converge): its last word counts,
+        # and one statement may not upsert a row twice.
+        key = (statement, *(getattr(obj, model._meta.get_field(name).attname) for name in unique_fields))
+        pending.pop(key, None)
+        pending[key] = (statement, values)
+        return
     with planned_cursor(db) as cursor:
-        cursor.execute(_upsert_statement(model, tuple(unique_fields), tuple(update_fields)), values)
+        cursor.execute(statement, values)
+
+
+# Upserts waiting for a statement to carry them: (statement, key values) -> (statement, values).
+_DEFERRED: ContextVar[dict | None] = ContextVar("deferred_upserts", default=None)
+
+
+@contextmanager
+def upserts_deferred() -> Iterator[None]:
+    """A block (one converge) whose `upsert_one(..., defer=True)` rows ride with its final
+    statement: see `deferred_upserts`. What no statement carried is written as the block ends,
+    in the order asked, also when it raises (then a failed write is logged, not raised over the
+    block's own error)."""
+    pending: dict = {}
+    token = _DEFERRED.set(pending)
+    try:
+        yield
+    except BaseException:
+        _DEFERRED.reset(token)
+        try:
+            _write_deferred(pending)
+        except DatabaseError:
+            log.exception("could not write %d deferred upsert(s) after a failed converge", len(pending))
+        raise
+    _DEFERRED.reset(token)
+    _write_deferred(pending)
+
+
+def upserts_flush() -> None:
+    """Write the block's deferred upserts now: before another write of the same rows (an
+    UPDATE of them must not be overtaken by an upsert written later)."""
+    pending = _DEFERRED.get()
+    if pending:
+        _write_deferred(pending)
+
+
+def _write_deferred(pending: dict) -> None:
+    while pending:
+        key = next(iter(pending))
+        statement, values = pending[key]
+        with planned_cursor(db) as cursor:
+            cursor.execute(statement, values)
+        del pending[key]
+
+
+def deferred_upserts() -> tuple[tuple[str, ...], list]:
+    """The block's deferred upserts, for a statement of the caller's to carry as data-modifying
+    CTEs (`with_ctes`): their statements and their parameters, in order. Once that statement
+    ran, the caller calls `deferred_upserts_carried()`."""
+    pending = _DEFERRED.get()
+    if not pending:
+        return (), []
+    return tuple(statement for statement, _ in pending.values()), [v for _, values in pending.values() for v in values]
+
+
+def deferred_upserts_carried() -> None:
+    pending = _DEFERRED.get()
+    if pending:
+        pending.clear()
+
+
+def with_ctes(ctes: Sequence[tuple[str, str]], statement: str) -> str:
+    """`WITH "name" AS (sql), ... statement`. PostgreSQL runs a data-modifying CTE once and to
+    completion whether or not the statement reads it, in the statement's snapshot."""
+    if not ctes:
+        return statement
+    return "WITH " + ", ".join(f'"{name}" AS ({sql_})' for name, sql_ in ctes) + f" {statement}"
 
 
 @functools.cache
