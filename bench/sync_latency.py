@@ -181,13 +181,23 @@ def timings(sales: list[Sale], connections) -> dict[str, list[float]]:
 
 def cpu_by_part(worker, web) -> dict[str, dict[int, float]]:
     """CPU seconds used so far by each part of the stack, per process."""
+    tree = sync_stack.process_tree(worker.process.pid)
     parts = {
-        "worker": sync_stack.process_tree(worker.process.pid),
+        "worker": tree,
         "gunicorn": sync_stack.process_tree(web.process.pid),
         "postgres": sync_stack.db_backends(),
         "marketplaces+driver": [os.getpid()],
     }
     return {part: {pid: sync_stack.cpu_seconds([pid]) for pid in pids} for part, pids in parts.items()}
+
+
+def worker_split(worker, before: dict, after: dict, sales: int) -> str:
+    """The worker's CPU a sale in its main process (consumer, and the tasks with a threads pool) and its pool."""
+    main = worker.process.pid
+    used = {pid: cpu - before["worker"].get(pid, 0.0) for pid, cpu in after["worker"].items()}
+    parent = used.get(main, 0.0) * 1000 / sales
+    pool = sum(cpu for pid, cpu in used.items() if pid != main) * 1000 / sales
+    return f"main process {parent:.1f}, pool processes {pool:.1f}"
 
 
 def cpu_used(before: dict, after: dict) -> dict[str, float]:
@@ -243,14 +253,16 @@ def main() -> None:
         )
         run_phase(warmup, sandboxes, watcher, 1)
         sessions_before = sync_stack.db_sessions()
-        results = []
+        results, splits = [], []
         for label, sales, parallel in (
             ("one at a time", one_at_a_time, 1),
             (f"{args.in_flight} in flight", in_flight, args.in_flight),
         ):
             cpu_before = cpu_by_part(worker, web)
             wall = run_phase(sales, sandboxes, watcher, parallel)
-            results.append((label, sales, wall, cpu_used(cpu_before, cpu_by_part(worker, web))))
+            cpu_after = cpu_by_part(worker, web)
+            results.append((label, sales, wall, cpu_used(cpu_before, cpu_after)))
+            splits.append((label, worker_split(worker, cpu_before, cpu_after, len(sales))))
         time.sleep(1.5)  # backends report their session counts within a second of going idle
         sessions = sync_stack.db_sessions() - sessions_before
     finally:
@@ -280,6 +292,9 @@ def main() -> None:
     for label, sales, _wall, cpu in results:
         cells = [cpu[part] * 1000 / len(sales) for part in parts]
         print(f"  {label:<26}" + "".join(f"{c:>12.1f}" for c in cells) + f"{sum(cells):>12.1f}")
+    print("worker CPU ms per sale by process:")
+    for label, split in splits:
+        print(f"  {label:<26}{split}")
     total = 2 * args.sales
     print()
     print(f"PostgreSQL sessions opened during the {total} measured sales: {sessions} ({sessions / total:.2f} per sale)")
