@@ -28,8 +28,6 @@ store, sale record, converge, read-back) exactly. It is not a test.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -52,47 +50,12 @@ class Sale:
     done: threading.Event | None = None
 
 
-class Watcher(threading.Thread):
-    """Polls the database for sales whose other listings are all ended, and wakes their driver."""
-
-    def __init__(self, expected_ends: int) -> None:
-        super().__init__(daemon=True)
-        self.expected_ends = expected_ends
-        self.waiting: dict[int, threading.Event] = {}
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-
-    def wait_for(self, item_id: int) -> threading.Event:
-        event = threading.Event()
-        with self.lock:
-            self.waiting[item_id] = event
-        return event
-
-    def run(self) -> None:
-        from django.db import connection
-
-        try:
-            with connection.cursor() as cursor:
-                while not self.stopping.is_set():
-                    with self.lock:
-                        ids = list(self.waiting)
-                    if ids:
-                        cursor.execute(
-                            "SELECT item_id FROM inventory_channellisting WHERE item_id = ANY(%s)"
-                            " AND end_reason = 'sold_elsewhere' AND ended_at IS NOT NULL"
-                            " GROUP BY item_id HAVING count(*) >= %s",
-                            [ids, self.expected_ends],
-                        )
-                        for (item_id,) in cursor.fetchall():
-                            with self.lock:
-                                event = self.waiting.pop(item_id, None)
-                            if event is not None:
-                                event.set()
-                    # Latency is read from ended_at afterwards: polling more often would only take CPU
-                    # from the stack being measured.
-                    time.sleep(0.01)
-        finally:
-            connection.close()
+# The sales whose other listings are all ended (the Watcher's query).
+DONE_SQL = (
+    "SELECT item_id FROM inventory_channellisting WHERE item_id = ANY(%s)"
+    " AND end_reason = 'sold_elsewhere' AND ended_at IS NOT NULL"
+    " GROUP BY item_id HAVING count(*) >= %s"
+)
 
 
 def build(account, sandboxes, count: int) -> list:
@@ -131,7 +94,7 @@ def build(account, sandboxes, count: int) -> list:
     return items
 
 
-def run_phase(sales: list[Sale], sandboxes, watcher: Watcher, in_flight: int) -> float:
+def run_phase(sales: list[Sale], sandboxes, watcher: sync_stack.Watcher, in_flight: int) -> float:
     """Sell, `in_flight` at a time. Returns the phase's wall time."""
     from inventory.models import Item
 
@@ -179,29 +142,14 @@ def timings(sales: list[Sale], connections) -> dict[str, list[float]]:
     return steps
 
 
-def cpu_by_part(worker, web) -> dict[str, dict[int, float]]:
-    """CPU seconds used so far by each part of the stack, per process."""
-    tree = sync_stack.process_tree(worker.process.pid)
-    parts = {
-        "worker": tree,
-        "gunicorn": sync_stack.process_tree(web.process.pid),
-        "postgres": sync_stack.db_backends(),
-        "marketplaces+driver": [os.getpid()],
-    }
-    return {part: {pid: sync_stack.cpu_seconds([pid]) for pid in pids} for part, pids in parts.items()}
-
-
-def worker_split(worker, before: dict, after: dict, sales: int) -> str:
-    """The worker's CPU a sale in its main process (consumer, and the tasks with a threads pool) and its pool."""
-    main = worker.process.pid
-    used = {pid: cpu - before["worker"].get(pid, 0.0) for pid, cpu in after["worker"].items()}
-    parent = used.get(main, 0.0) * 1000 / sales
-    pool = sum(cpu for pid, cpu in used.items() if pid != main) * 1000 / sales
-    return f"main process {parent:.1f}, pool processes {pool:.1f}"
-
-
-def cpu_used(before: dict, after: dict) -> dict[str, float]:
-    return {part: sum(cpu - before[part].get(pid, 0.0) for pid, cpu in after[part].items()) for part in after}
+STEP_NAMES = {
+    "answered": "answered",
+    "stored": "stored",
+    "recorded": "recorded",
+    "processed": "processed",
+    "first": "1st end",
+    "last": "last end",
+}
 
 
 def main() -> None:
@@ -241,7 +189,7 @@ def main() -> None:
         f"stack: {args.markets} marketplaces, Celery {args.pool} x{args.concurrency} on {app.conf.broker_url}, "
         f"gunicorn x{args.web_workers}; the worker's Django fixup reads CELERY_DB_REUSE_MAX = {reuse!r}"
     )
-    watcher = Watcher(expected_ends=args.markets - 1)
+    watcher = sync_stack.Watcher(expected_ends=args.markets - 1, done_sql=DONE_SQL)
     watcher.start()
     try:
         items = build(account, sandboxes, WARMUP + 2 * args.sales)
@@ -253,16 +201,13 @@ def main() -> None:
         )
         run_phase(warmup, sandboxes, watcher, 1)
         sessions_before = sync_stack.db_sessions()
-        results, splits = [], []
-        for label, sales, parallel in (
+        phases = (
             ("one at a time", one_at_a_time, 1),
             (f"{args.in_flight} in flight", in_flight, args.in_flight),
-        ):
-            cpu_before = cpu_by_part(worker, web)
-            wall = run_phase(sales, sandboxes, watcher, parallel)
-            cpu_after = cpu_by_part(worker, web)
-            results.append((label, sales, wall, cpu_used(cpu_before, cpu_after)))
-            splits.append((label, worker_split(worker, cpu_before, cpu_after, len(sales))))
+        )
+        results, splits = sync_stack.measure_phases(
+            phases, worker, web, lambda sales, parallel: run_phase(sales, sandboxes, watcher, parallel)
+        )
         time.sleep(1.5)  # backends report their session counts within a second of going idle
         sessions = sync_stack.db_sessions() - sessions_before
     finally:
@@ -272,29 +217,7 @@ def main() -> None:
         for sandbox in sandboxes:
             sandbox.stop()
 
-    print()
-    print(f"{'sale -> ended everywhere':<26}{'n':>5}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'sales/s':>9}")
-    for label, sales, wall, _cpu in results:
-        last = timings(sales, connections)["last"]
-        print(
-            f"{label:<26}{len(sales):>5}{statistics.median(last):>9.1f}{sync_stack.percentile(last, 95):>9.1f}"
-            f"{max(last):>9.1f}{len(sales) / wall:>9.1f}"
-        )
-    print()
-    print("median ms from t0 to:       answered  stored  recorded  processed  1st end  last end")
-    for label, sales, _wall, _cpu in results:
-        steps = timings(sales, connections)
-        cells = [statistics.median(steps[k]) for k in ("answered", "stored", "recorded", "processed", "first", "last")]
-        print(f"  {label:<26}" + "".join(f"{c:>9.1f}" for c in cells))
-    print()
-    parts = list(results[0][3])
-    print("CPU ms per sale:            " + "".join(f"{part:>12}" for part in parts) + "       total")
-    for label, sales, _wall, cpu in results:
-        cells = [cpu[part] * 1000 / len(sales) for part in parts]
-        print(f"  {label:<26}" + "".join(f"{c:>12.1f}" for c in cells) + f"{sum(cells):>12.1f}")
-    print("worker CPU ms per sale by process:")
-    for label, split in splits:
-        print(f"  {label:<26}{split}")
+    sync_stack.print_report(results, splits, lambda sales: timings(sales, connections), STEP_NAMES)
     total = 2 * args.sales
     print()
     print(f"PostgreSQL sessions opened during the {total} measured sales: {sessions} ({sessions / total:.2f} per sale)")

@@ -13,8 +13,10 @@ import math
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -206,6 +208,48 @@ class Web:
         self.process.wait(timeout=30)
 
 
+def start_worker(
+    app,
+    app_module: str,
+    queues: list[str],
+    hostname: str,
+    *,
+    pool: str = "prefork",
+    concurrency: int = 2,
+    launcher: list[str] | None = None,
+    **env: str,
+) -> subprocess.Popen:
+    """A Celery worker of `app` (given as `-A app_module`) on these queues, started as the
+    benchmarks start one (no gossip, mingle or heartbeat; warnings only), once it answers a ping."""
+    command = [
+        *(launcher or [str(VENV_BIN / "celery")]),
+        "-A",
+        app_module,
+        "worker",
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "--queues",
+        ",".join(queues),
+        "--hostname",
+        hostname,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        "WARNING",
+    ]
+    process = _start(command, **env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the Celery worker exited at start")
+        if app.control.ping(timeout=0.5):
+            return process
+    raise SystemExit("the Celery worker did not answer a ping in 60 s")
+
+
 class Worker:
     """A Celery worker process consuming the app's queues (as in the Procfile)."""
 
@@ -216,42 +260,132 @@ class Worker:
 
         app.control.purge()
         self.name = f"bench-sync-{os.getpid()}@%h"
+        launcher = None
         if profile:  # one process (solo pool) under cProfile; the stats are written when it stops
             pool, concurrency = "solo", 1
             launcher = [sys.executable, "-m", "cProfile", "-o", profile, str(VENV_BIN / "celery")]
-        else:
-            launcher = [str(VENV_BIN / "celery")]
-        command = [
-            *launcher,
-            "-A",
+        self.process = start_worker(
+            app,
             "config",
-            "worker",
-            "--pool",
-            pool,
-            "--concurrency",
-            str(concurrency),
-            "--queues",
-            ",".join(settings.CELERY_WORKER_QUEUES),
-            "--hostname",
+            settings.CELERY_WORKER_QUEUES,
             self.name,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel",
-            "WARNING",
-        ]
-        self.process = _start(command, **env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit("the Celery worker exited at start")
-            if app.control.ping(timeout=0.5):
-                return
-        raise SystemExit("the Celery worker did not answer a ping in 60 s")
+            pool=pool,
+            concurrency=concurrency,
+            launcher=launcher,
+            **env,
+        )
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=60)
+
+
+class Watcher(threading.Thread):
+    """Polls the database for sales whose other listings are all ended, and wakes their driver.
+
+    `done_sql` answers the item ids, of those given (`%s`, an array), with at least `%s` ended
+    listings (the other listings of the sale)."""
+
+    def __init__(self, expected_ends: int, done_sql: str) -> None:
+        super().__init__(daemon=True)
+        self.expected_ends = expected_ends
+        self.done_sql = done_sql
+        self.waiting: dict[int, threading.Event] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def wait_for(self, item_id: int) -> threading.Event:
+        event = threading.Event()
+        with self.lock:
+            self.waiting[item_id] = event
+        return event
+
+    def run(self) -> None:
+        from django.db import connection
+
+        try:
+            with connection.cursor() as cursor:
+                while not self.stopping.is_set():
+                    with self.lock:
+                        ids = list(self.waiting)
+                    if ids:
+                        cursor.execute(self.done_sql, [ids, self.expected_ends])
+                        for (item_id,) in cursor.fetchall():
+                            with self.lock:
+                                event = self.waiting.pop(item_id, None)
+                            if event is not None:
+                                event.set()
+                    # Latency is read from ended_at afterwards: polling more often would only take CPU
+                    # from the stack being measured.
+                    time.sleep(0.01)
+        finally:
+            connection.close()
+
+
+def cpu_by_part(worker, web) -> dict[str, dict[int, float]]:
+    """CPU seconds used so far by each part of a benchmark's stack, per process: the worker's and
+    gunicorn's process trees, the PostgreSQL backends, and this process (marketplaces, driver)."""
+    parts = {
+        "worker": process_tree(worker.process.pid),
+        "gunicorn": process_tree(web.process.pid),
+        "postgres": db_backends(),
+        "marketplaces+driver": [os.getpid()],
+    }
+    return {part: {pid: cpu_seconds([pid]) for pid in pids} for part, pids in parts.items()}
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, float]:
+    return {part: sum(cpu - before[part].get(pid, 0.0) for pid, cpu in after[part].items()) for part in after}
+
+
+def worker_split(worker, before: dict, after: dict, sales: int) -> str:
+    """The worker's CPU a sale in its main process (the consumer; the tasks too with a threads
+    pool) and in its pool processes."""
+    main = worker.process.pid
+    used = {pid: cpu - before["worker"].get(pid, 0.0) for pid, cpu in after["worker"].items()}
+    parent = used.get(main, 0.0) * 1000 / sales
+    pool = sum(cpu for pid, cpu in used.items() if pid != main) * 1000 / sales
+    return f"main process {parent:.1f}, pool processes {pool:.1f}"
+
+
+def measure_phases(phases, worker, web, run) -> tuple[list, list]:
+    """Run each (label, sales, in flight) phase with `run(sales, in_flight)` (answering its wall
+    seconds): answers [(label, sales, wall, CPU by part)] and [(label, worker split)]."""
+    results, splits = [], []
+    for label, sales, in_flight in phases:
+        before = cpu_by_part(worker, web)
+        wall = run(sales, in_flight)
+        after = cpu_by_part(worker, web)
+        results.append((label, sales, wall, cpu_used(before, after)))
+        splits.append((label, worker_split(worker, before, after, len(sales))))
+    return results, splits
+
+
+def print_report(results: list, splits: list, steps_of, step_names: dict[str, str]) -> None:
+    """The latency table (from each sale's "last" step), the median ms to each step (`steps_of(sales)`
+    answers {step: [ms]}; `step_names` maps the step to its column heading) and the CPU tables."""
+    print()
+    print(f"{'sale -> ended everywhere':<26}{'n':>5}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'sales/s':>9}")
+    for label, sales, wall, _cpu in results:
+        last = steps_of(sales)["last"]
+        print(
+            f"{label:<26}{len(sales):>5}{statistics.median(last):>9.1f}{percentile(last, 95):>9.1f}"
+            f"{max(last):>9.1f}{len(sales) / wall:>9.1f}"
+        )
+    print()
+    print("median ms from t0 to:     " + "".join(f"{name:>10}" for name in step_names.values()))
+    for label, sales, _wall, _cpu in results:
+        steps = steps_of(sales)
+        print(f"  {label:<24}" + "".join(f"{statistics.median(steps[step]):>10.1f}" for step in step_names))
+    print()
+    parts = list(results[0][3])
+    print("CPU ms per sale:            " + "".join(f"{part:>12}" for part in parts) + "       total")
+    for label, sales, _wall, cpu in results:
+        cells = [cpu[part] * 1000 / len(sales) for part in parts]
+        print(f"  {label:<26}" + "".join(f"{c:>12.1f}" for c in cells) + f"{sum(cells):>12.1f}")
+    print("worker CPU ms per sale by process:")
+    for label, split in splits:
+        print(f"  {label:<26}{split}")
 
 
 def percentile(values: list[float], pct: float) -> float:
