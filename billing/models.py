@@ -12,7 +12,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from accounts.models import AccountOwned
+from accounts.models import AccountOwned, account_key
 
 
 class PlanCode:
@@ -194,6 +194,7 @@ class Subscription(AccountOwned):
 class SubscriptionChange(AccountOwned):
     """Audit row: every change of an account's plan or status, with what caused it."""
 
+    account = account_key(db_index=False)
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="changes")
     from_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+", null=True, blank=True)
     to_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
@@ -214,6 +215,7 @@ class SubscriptionChange(AccountOwned):
 class UsagePeriod(AccountOwned):
     """What an account used in one billing period. Peaks and counters, rolled up periodically."""
 
+    account = account_key(db_index=False)
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
     peak_active_listings = models.PositiveIntegerField(default=0)
@@ -265,6 +267,7 @@ class StripeEvent(models.Model):
 class OverageReport(AccountOwned):
     """One day of listings above the plan, reported to Stripe as a billing meter event (once)."""
 
+    account = account_key(db_index=False)
     day = models.DateField()
     active_listings = models.PositiveIntegerField()
     included_listings = models.PositiveIntegerField()

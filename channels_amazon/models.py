@@ -156,7 +156,9 @@ class AmazonListingDetail(AccountOwned):
     """What Amazon last said about one of our listings (keyed by SKU, Amazon's own listing identity):
     its status (BUYABLE, DISCOVERABLE), the last submission's status and Amazon's issues in its words."""
 
-    connection = models.ForeignKey(AmazonConnection, on_delete=models.CASCADE, related_name="listing_details")
+    connection = models.ForeignKey(
+        AmazonConnection, on_delete=models.CASCADE, related_name="listing_details", db_index=False
+    )
     sku = models.CharField(max_length=100)
     asin = models.CharField(max_length=10, blank=True)
     product_type = models.CharField(max_length=100, blank=True)

@@ -133,7 +133,9 @@ class EbayListingDetail(AccountOwned):
     Written by the eBay sync functions only; staff read it to see why an offer did not publish.
     """
 
-    connection = models.ForeignKey(EbayConnection, on_delete=models.CASCADE, related_name="listing_details")
+    connection = models.ForeignKey(
+        EbayConnection, on_delete=models.CASCADE, related_name="listing_details", db_index=False
+    )
     sku = models.CharField(max_length=50)
     offer_id = models.CharField(max_length=40, blank=True)
     listing_id = models.CharField(max_length=40, blank=True, help_text="eBay's item number once published.")
@@ -161,7 +163,9 @@ class EbayOrderBuyer(AccountOwned):
     addresses. Written when an order is read; deleted with the buyer's data.
     """
 
-    connection = models.ForeignKey(EbayConnection, on_delete=models.CASCADE, related_name="order_buyers")
+    connection = models.ForeignKey(
+        EbayConnection, on_delete=models.CASCADE, related_name="order_buyers", db_index=False
+    )
     order_id = models.CharField(max_length=100)
     username = models.CharField(max_length=100, db_index=True)
 
@@ -178,7 +182,9 @@ class EbayLegacyListing(AccountOwned):
     them from there on purpose.
     """
 
-    connection = models.ForeignKey(EbayConnection, on_delete=models.CASCADE, related_name="legacy_listings")
+    connection = models.ForeignKey(
+        EbayConnection, on_delete=models.CASCADE, related_name="legacy_listings", db_index=False
+    )
     listing_id = models.CharField(max_length=40, help_text="eBay's item number.")
     sku = models.CharField(max_length=100, blank=True, help_text="The listing's custom label, if it has one.")
     title = models.CharField(max_length=200, blank=True)

@@ -103,7 +103,9 @@ class EtsyConnection(ChannelConnection):
 class EtsyListingDetail(AccountOwned):
     """What Etsy last said about one of our listings (state, url, images), written by the Etsy sync."""
 
-    connection = models.ForeignKey(EtsyConnection, on_delete=models.CASCADE, related_name="listing_details")
+    connection = models.ForeignKey(
+        EtsyConnection, on_delete=models.CASCADE, related_name="listing_details", db_index=False
+    )
     listing_id = models.BigIntegerField()
     sku = models.CharField(max_length=100, blank=True, db_index=True)
     state = models.CharField(max_length=20, blank=True, help_text="Etsy's state (active, inactive, draft...).")

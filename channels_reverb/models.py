@@ -108,7 +108,9 @@ class ReverbListingDetail(AccountOwned):
     writes only the rows Reverb shows differently from last time (`last_seen_digest`).
     """
 
-    connection = models.ForeignKey(ReverbConnection, on_delete=models.CASCADE, related_name="listing_details")
+    connection = models.ForeignKey(
+        ReverbConnection, on_delete=models.CASCADE, related_name="listing_details", db_index=False
+    )
     listing_id = models.CharField(max_length=40)
     sku = models.CharField(max_length=100, blank=True, db_index=True)
     slug = models.CharField(max_length=255, blank=True)

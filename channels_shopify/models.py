@@ -140,7 +140,9 @@ class ShopifyProductDetail(AccountOwned):
     were shortened to Shopify's limits.
     """
 
-    connection = models.ForeignKey(ShopifyConnection, on_delete=models.CASCADE, related_name="product_details")
+    connection = models.ForeignKey(
+        ShopifyConnection, on_delete=models.CASCADE, related_name="product_details", db_index=False
+    )
     product_id = models.CharField(max_length=100, help_text="gid://shopify/Product/...")
     variant_id = models.CharField(max_length=100, blank=True)
     inventory_item_id = models.CharField(max_length=100, blank=True)

@@ -69,7 +69,9 @@ class VRConnection(ChannelConnection):
 class VRCategoryMapping(AccountOwned):
     """Our category -> V&R's category levels (the ids of the add-item form's categ_level_0..3 choices)."""
 
-    connection = models.ForeignKey(VRConnection, on_delete=models.CASCADE, related_name="category_mappings")
+    connection = models.ForeignKey(
+        VRConnection, on_delete=models.CASCADE, related_name="category_mappings", db_index=False
+    )
     category = models.CharField(max_length=100, help_text='Our category, as on the item, e.g. "Electric Guitars".')
     level_0 = models.CharField(max_length=20, help_text="V&R top category id (categ_level_0), e.g. 51 for Guitars.")
     level_1 = models.CharField(max_length=20, blank=True)
@@ -91,7 +93,9 @@ class VRCategoryMapping(AccountOwned):
 class VRBrandMapping(AccountOwned):
     """Our brand -> the brand name V&R accepts (its check_brand_exists knows a fixed list)."""
 
-    connection = models.ForeignKey(VRConnection, on_delete=models.CASCADE, related_name="brand_mappings")
+    connection = models.ForeignKey(
+        VRConnection, on_delete=models.CASCADE, related_name="brand_mappings", db_index=False
+    )
     brand = models.CharField(max_length=100, help_text='Our brand, as on the item, e.g. "Fender Custom Shop".')
     vr_brand = models.CharField(max_length=100, help_text='The brand V&R knows, e.g. "Fender".')
 
@@ -111,7 +115,9 @@ class VRListingDetail(AccountOwned):
     system marked sold or deleted itself (`ended_here`) are never reported as sales.
     """
 
-    connection = models.ForeignKey(VRConnection, on_delete=models.CASCADE, related_name="listing_details")
+    connection = models.ForeignKey(
+        VRConnection, on_delete=models.CASCADE, related_name="listing_details", db_index=False
+    )
     product_id = models.CharField(max_length=40)
     sku = models.CharField(max_length=100, blank=True, db_index=True)
     state = models.CharField(max_length=10, blank=True, help_text="live, sold or deleted.")

@@ -133,7 +133,9 @@ class WooCommerceListingDetail(AccountOwned):
     see why that one item is missing while the rest of the batch went through.
     """
 
-    connection = models.ForeignKey(WooCommerceConnection, on_delete=models.CASCADE, related_name="listing_details")
+    connection = models.ForeignKey(
+        WooCommerceConnection, on_delete=models.CASCADE, related_name="listing_details", db_index=False
+    )
     sku = models.CharField(max_length=100)
     product_id = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=20, blank=True, help_text="publish, draft, pending, private, trash...")

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from accounts.models import AccountOwned
+from accounts.models import AccountOwned, account_key
 
 
 class AnalyticsSummary(AccountOwned):
@@ -16,6 +16,7 @@ class AnalyticsSummary(AccountOwned):
     durations tagged so they come back as the same Python values.
     """
 
+    account = account_key(db_index=False)
     figure = models.CharField(max_length=40)
     filter_key = models.CharField(max_length=120, help_text="start..end|channel|bucket of the filter.")
     period = models.CharField(

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
 
-from accounts.models import AccountOwned
+from accounts.models import AccountOwned, account_key
 
 from ..states import ItemState
 
@@ -40,6 +40,7 @@ class Condition(models.TextChoices):
 class Item(AccountOwned):
     """A piece of gear in the shop's stock: one-of-a-kind (quantity 1) or multi-quantity."""
 
+    account = account_key(db_index=False)
     sku = models.CharField(
         "SKU", max_length=50, blank=True, validators=[SKU_FORMAT], help_text="Leave empty to have one generated."
     )
@@ -166,7 +167,7 @@ class Source(models.TextChoices):
 class ItemStateChange(AccountOwned):
     """One move of an item through the state machine: the item's full history."""
 
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="state_changes")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="state_changes", db_index=False)
     from_state = models.CharField(max_length=20, choices=ItemState.choices, blank=True)
     to_state = models.CharField(max_length=20, choices=ItemState.choices)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -186,7 +187,7 @@ class ItemEdit(AccountOwned):
     """One change of an item's field outside the state machine (the SEO fields, by hand or in
     bulk): what it was, what it became, who, from where and why. The item's history of edits."""
 
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="edits")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="edits", db_index=False)
     field = models.CharField(max_length=40)
     old_value = models.TextField(blank=True)
     new_value = models.TextField(blank=True)

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.encryption import EncryptedCharField, Sha256DigestField, sha256_hex
-from accounts.models import AccountOwned
+from accounts.models import AccountOwned, account_key
 
 
 def new_webhook_token() -> str:
@@ -45,6 +45,7 @@ class ChannelConnection(AccountOwned):
     engine uses them for every channel.
     """
 
+    account = account_key(db_index=False)
     channel = models.CharField(max_length=40, editable=False, help_text="The channel's registry name.")
     name = models.CharField(max_length=100, help_text='What staff call it, e.g. "Reverb main shop".')
     enabled = models.BooleanField(default=True)
@@ -197,8 +198,8 @@ class ChannelListing(AccountOwned):
     Services change the desired state and content; workers converge the actual state.
     """
 
-    item = models.ForeignKey("inventory.Item", on_delete=models.CASCADE, related_name="listings")
-    connection = models.ForeignKey(ChannelConnection, on_delete=models.PROTECT, related_name="listings")
+    item = models.ForeignKey("inventory.Item", on_delete=models.CASCADE, related_name="listings", db_index=False)
+    connection = models.ForeignKey(ChannelConnection, on_delete=models.PROTECT, related_name="listings", db_index=False)
     external_id = models.CharField(max_length=100, blank=True)
     external_url = models.URLField(max_length=500, blank=True)
     desired_state = models.CharField(max_length=10, choices=DesiredState.choices, default=DesiredState.LIVE)
@@ -280,7 +281,7 @@ class SyncRun(AccountOwned):
     """One pull, push, reconcile or audit against a connection, with what it did."""
 
     connection = models.ForeignKey(
-        ChannelConnection, null=True, blank=True, on_delete=models.CASCADE, related_name="sync_runs"
+        ChannelConnection, null=True, blank=True, on_delete=models.CASCADE, related_name="sync_runs", db_index=False
     )
     kind = models.CharField(max_length=10, choices=SyncKind.choices)
     status = models.CharField(max_length=10, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
@@ -323,7 +324,9 @@ class WebhookStatus(models.TextChoices):
 class WebhookEvent(AccountOwned):
     """A delivery from a channel, stored before anything is done with it (the inbox)."""
 
-    connection = models.ForeignKey(ChannelConnection, on_delete=models.CASCADE, related_name="webhook_events")
+    connection = models.ForeignKey(
+        ChannelConnection, on_delete=models.CASCADE, related_name="webhook_events", db_index=False
+    )
     topic = models.CharField(max_length=100)
     dedupe_key = models.CharField(max_length=200)
     payload = models.JSONField()
@@ -430,6 +433,7 @@ class Alert(AccountOwned):
     the cause is seen again; resolved when the cause goes away (or by staff, with a note).
     Acknowledged means a person has seen it: it stays open until resolved. Rows are kept."""
 
+    account = account_key(db_index=False)
     kind = models.CharField(max_length=20, choices=AlertKind.choices)
     severity = models.CharField(max_length=10, choices=AlertSeverity.choices, default=AlertSeverity.MEDIUM)
     title = models.CharField(max_length=200)

@@ -7,7 +7,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from accounts.models import AccountOwned
+from accounts.models import AccountOwned, account_key
 
 from .catalogue import Item
 
@@ -21,6 +21,7 @@ class OrderStatus(models.TextChoices):
 class Order(AccountOwned):
     """A sale: made in the shop, through the API, or reported by a channel."""
 
+    account = account_key(db_index=False)
     # Who bought it and where it goes: what channels report and documents print.
     BUYER_AND_SHIPPING_FIELDS = (
         "buyer_name",
@@ -36,7 +37,12 @@ class Order(AccountOwned):
 
     channel = models.CharField(max_length=40, default="manual", help_text='"manual" or a channel name.')
     connection = models.ForeignKey(
-        "inventory.ChannelConnection", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+        "inventory.ChannelConnection",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        db_index=False,
     )
     external_id = models.CharField(max_length=100, help_text="The order number on the channel.")
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.OPEN, editable=False)
@@ -123,7 +129,7 @@ class StockLock(AccountOwned):
     """Units of an item reserved by an open order line until it completes or is cancelled."""
 
     order_line = models.OneToOneField(OrderLine, on_delete=models.PROTECT, related_name="stock_lock")
-    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="stock_locks")
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="stock_locks", db_index=False)
     quantity = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=LockStatus.choices, default=LockStatus.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -154,7 +160,7 @@ class MovementKind(models.TextChoices):
 class StockMovement(AccountOwned):
     """The stock ledger: one row per change of on-hand or locked quantity, never edited."""
 
-    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="stock_movements")
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="stock_movements", db_index=False)
     kind = models.CharField(max_length=20, choices=MovementKind.choices)
     on_hand_delta = models.IntegerField(default=0)
     locked_delta = models.IntegerField(default=0)
