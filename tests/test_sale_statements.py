@@ -52,7 +52,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 # The ceilings (statements per step, 3 shops, so 2 ends per sale).
 WEBHOOK_STORE = 2  # the connection (and whether a "webhooks stopped" alert is open), the upsert
-SALE_RECORD = 13
+# The delivery and its connection, the existing order, then the sale's transaction (BEGIN, the
+# item's lock, order, line, lock, ledger and history inserts, the item, the listings' UPDATE
+# carrying the delivery's processed mark, COMMIT).
+SALE_RECORD = 12
 # The lease (answering the listing with its connection) and the record (letting go of the lease,
 # answering whether a sync alert is open, and inserting the SyncRun and Reverb's detail row).
 CONVERGE_EACH = 2
@@ -141,7 +144,9 @@ def test_one_sale_costs_at_most_its_statements_per_step(account, shops, client):
     # Then every guarantee holds: one order, the item sold with its history and ledger, both ends confirmed
     assert (answer.status_code, answer.content, outcome) == (200, b"stored", "1 order(s) recorded")
     assert (again.content, events) == (b"duplicate", [])
-    assert WebhookEvent.objects.get(connection=connection).deliveries == 2
+    delivery = WebhookEvent.objects.get(connection=connection)
+    assert (delivery.deliveries, delivery.status, delivery.attempts, delivery.last_error) == (2, "processed", 1, "")
+    assert delivery.processed_at is not None
     assert Order.objects.get(connection=connection, external_id=str(order["order_number"])).status == "completed"
     assert Item.objects.get(pk=item.pk).state == "sold"
     kinds = list(StockMovement.objects.filter(item=item).order_by("pk").values_list("kind", flat=True))

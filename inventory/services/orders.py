@@ -42,7 +42,7 @@ from .actor import Actor
 from .items import _apply_transition, _record_history
 from .listings import _enqueue_on_channels, listings_mark_changed
 from .prepared import Prepared, update_by_pk
-from .returning import insert_rows, update_returning
+from .returning import insert_rows, positional, rides_offered, rides_taken, update_returning, with_ctes
 from .stock import _movement, _write_movement, ever_multi_quantity, stock_alerts_check, stock_alerts_possible
 
 
@@ -337,25 +337,33 @@ _END_FOR_SALE = (
 )
 
 
+_END_FOR_SALE_SQL, _END_FOR_SALE_NAMES = positional(_END_FOR_SALE)
+
+
 def _end_listings_statement(item_ids: list[int], selling_connection_id: int, now: datetime) -> list[tuple]:
+    """The UPDATE, carrying what rides with the sale's commit (the delivery's processed mark:
+    sync.webhook_process), so the sale's transaction is that write's too."""
+    values = {
+        "ended": DesiredState.ENDED,
+        "now": now,
+        "here": selling_connection_id,
+        "sold_here": END_SOLD_HERE,
+        "sold_elsewhere": END_SOLD_ELSEWHERE,
+        "sold": ListingState.SOLD,
+        "pending": ListingState.PENDING,
+        "error": ListingState.ERROR,
+        "ended_state": ListingState.ENDED,
+        "items": list(item_ids),
+        "live": DesiredState.LIVE,
+    }
+    rides, ride_params = rides_offered()
     with planned_cursor(db) as cursor:
         cursor.execute(
-            _END_FOR_SALE,
-            {
-                "ended": DesiredState.ENDED,
-                "now": now,
-                "here": selling_connection_id,
-                "sold_here": END_SOLD_HERE,
-                "sold_elsewhere": END_SOLD_ELSEWHERE,
-                "sold": ListingState.SOLD,
-                "pending": ListingState.PENDING,
-                "error": ListingState.ERROR,
-                "ended_state": ListingState.ENDED,
-                "items": list(item_ids),
-                "live": DesiredState.LIVE,
-            },
+            with_ctes(rides, _END_FOR_SALE_SQL), [*ride_params, *(values[name] for name in _END_FOR_SALE_NAMES)]
         )
-        return cursor.fetchall()
+        returned = cursor.fetchall()
+    rides_taken()
+    return returned
 
 
 def order_complete(*, order_id: int, actor: Actor) -> Order:

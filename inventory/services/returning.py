@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -227,6 +228,77 @@ def deferred_upserts_carried() -> None:
     pending = _DEFERRED.get()
     if pending:
         pending.clear()
+
+
+@dataclass
+class Ride:
+    """A write offered to the next transaction that takes rides (`ride_with_next_commit`)."""
+
+    sql: str
+    params: list
+    carried: bool = False  # true once a transaction that carried it has committed
+
+
+# The rides offered to the next statement that takes them.
+_RIDES: ContextVar[list[Ride] | None] = ContextVar("rides", default=None)
+
+
+@contextmanager
+def ride_with_next_commit(sql_: str, params: Sequence[Any]) -> Iterator[Ride]:
+    """Offer a write (`sql_` with positional parameters) to the block's first statement that
+    takes rides (`rides_offered`): it carries the write as a data-modifying CTE and the write
+    commits with that statement's transaction, instead of as a statement and a commit of its
+    own. After the block, `ride.carried` says whether that happened; when it did not (no such
+    statement ran, or its transaction rolled back) the caller writes it itself.
+
+    Offered only outside a transaction: then the carrying transaction is the outermost one,
+    and its commit is the write's (inside one, e.g. a test's, the caller writes it, as ever)."""
+    ride = Ride(sql_, list(params))
+    if db.vendor != "postgresql" or db.in_atomic_block:
+        yield ride
+        return
+    token = _RIDES.set([ride])
+    try:
+        yield ride
+    finally:
+        _RIDES.reset(token)
+
+
+def rides_offered() -> tuple[list[tuple[str, str]], list]:
+    """The rides offered to the caller's statement, as (name, sql) CTEs for `with_ctes` and
+    their parameters (the CTEs come first in the statement, so do their parameters). Once the
+    statement ran, the caller calls `rides_taken()`."""
+    rides = _RIDES.get()
+    if not rides:
+        return [], []
+    return [(f"ride_{n}", ride.sql) for n, ride in enumerate(rides, 1)], [p for ride in rides for p in ride.params]
+
+
+def rides_taken() -> None:
+    """The caller's statement carried the offered rides: they are not offered again, and each
+    counts as carried when the transaction around that statement commits (at once in
+    autocommit; never when it rolls back, Django then drops the callback)."""
+    rides = _RIDES.get()
+    if not rides:
+        return
+    taken = list(rides)
+    rides.clear()
+
+    def carried() -> None:
+        for ride in taken:
+            ride.carried = True
+
+    transaction.on_commit(carried)
+
+
+def positional(named_sql: str) -> tuple[str, tuple[str, ...]]:
+    """`%(name)s` placeholders as `%s` and the names in their order: for a statement written
+    with names that has to carry CTEs with positional parameters (psycopg takes one style)."""
+    names = tuple(_NAMED.findall(named_sql))
+    return _NAMED.sub("%s", named_sql), names
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
 
 
 def with_ctes(ctes: Sequence[tuple[str, str]], statement: str) -> str:

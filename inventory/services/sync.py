@@ -58,6 +58,7 @@ from .edits import fields_changed_since_push, listing_edits, listing_edits_apply
 from .items import item_create
 from .listings import _enqueue, listing_missing, same_sku
 from .prepared import Prepared, PreparedUpdate
+from .returning import ride_with_next_commit
 from .runs import sync_run
 from .selling import sale_record
 
@@ -802,12 +803,23 @@ def webhook_process(*, event_id: int, channel_name: str | None = None) -> str:
         return "already processed"
     connection = _own_connection(event.connection)
     sync = channel(connection.channel)
+    marked = False
     try:
-        orders = sync.webhook_orders(
-            connection, WebhookSeen(topic=event.topic, dedupe_key=event.dedupe_key, payload=event.payload)
+        orders = list(
+            sync.webhook_orders(
+                connection, WebhookSeen(topic=event.topic, dedupe_key=event.dedupe_key, payload=event.payload)
+            )
         )
-        for seen in orders:
-            sale_record(connection=connection, seen=seen, actor=Actor(source=connection.channel))
+        actor = Actor(source=connection.channel)
+        for seen in orders[:-1]:
+            sale_record(connection=connection, seen=seen, actor=actor)
+        if orders:
+            # The delivery is processed when its last order is recorded: the sale's own
+            # transaction carries the mark when it ends listings (one commit, not two).
+            mark_sql = _DELIVERY_PROCESSED.statement(event_id=event.pk, now=timezone.now())
+            with ride_with_next_commit(*mark_sql) as mark:
+                sale_record(connection=connection, seen=orders[-1], actor=actor)
+            marked = mark.carried
     except Exception as error:
         # The attempt is counted with its outcome (one statement, not one before and one after).
         WebhookEvent.objects.filter(pk=event.pk).update(
@@ -828,7 +840,8 @@ def webhook_process(*, event_id: int, channel_name: str | None = None) -> str:
         else:
             log.exception("webhook %s failed", event_id)
         raise
-    _DELIVERY_PROCESSED.run(event_id=event.pk, now=timezone.now())
+    if not marked:
+        _DELIVERY_PROCESSED.run(event_id=event.pk, now=timezone.now())
     if not orders:
         # Not an order event (a listing changed): read the channel's changes now.
         from ..tasks import enqueue_pull
