@@ -5,6 +5,7 @@ from decimal import Decimal
 import factory
 
 from accounts.models import Account
+from inventory.models import ChannelListing, ListingState
 from inventory.services import Actor, item_create
 
 
@@ -33,3 +34,15 @@ def make_item(account, *, n: int = 0, quantity: int = 1, state: str = "active", 
     }
     defaults.update(fields)
     return item_create(account=account, actor=Actor(source="test"), fields=defaults, quantity=quantity, state=state)
+
+
+def make_live_listing(item, connection, external_id: str):
+    """A listing the channel holds live, as a publish that went through leaves it."""
+    return ChannelListing.objects.create(
+        account=item.account,
+        item=item,
+        connection=connection,
+        external_id=external_id,
+        desired_state="live",
+        actual_state=ListingState.LIVE,
+    )

@@ -24,11 +24,11 @@ from channels_reverb import sync as reverb_sync
 from channels_reverb.models import ReverbConnection
 from inventory import tasks
 from inventory.channels import OrderLineSeen, OrderSeen
-from inventory.models import ChannelListing, Item, ListingState, Order, WebhookEvent, WebhookStatus
+from inventory.models import ChannelListing, Item, Order, WebhookEvent, WebhookStatus
 from inventory.services import orders as orders_service
 from inventory.services.returning import ride_with_next_commit, rides_offered, rides_taken, with_ctes
 from inventory.services.sync import webhook_process
-from tests.factories import make_item
+from tests.factories import make_item, make_live_listing
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 T0 = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
@@ -45,17 +45,6 @@ def sent(monkeypatch):
     queued = []
     monkeypatch.setattr(tasks, "enqueue_converges", lambda pairs, account_id=None: queued.extend(pairs))
     return queued
-
-
-def _listed(item, connection, external_id: str) -> ChannelListing:
-    return ChannelListing.objects.create(
-        account=item.account,
-        item=item,
-        connection=connection,
-        external_id=external_id,
-        desired_state="live",
-        actual_state=ListingState.LIVE,
-    )
 
 
 def _seen(order_id: str, listing_id: str, sku: str) -> OrderSeen:
@@ -92,7 +81,8 @@ def test_a_sale_carries_its_deliverys_mark_and_commits_it_with_the_sale(account,
     # Given a one-of-a-kind guitar live on Reverb and on another shop
     item = make_item(account, sku="LP-59")
     other = ReverbConnection.objects.create(account=account, name="Reverb outlet", api_token="rvb-ba9876543210")
-    _listed(item, reverb, "71"), _listed(item, other, "72")
+    make_live_listing(item, reverb, "71")
+    make_live_listing(item, other, "72")
     event = _delivery(reverb, monkeypatch, _seen("9001", "71", "LP-59"))
 
     # When its delivery is processed
@@ -115,7 +105,8 @@ def test_a_sale_carries_its_deliverys_mark_and_commits_it_with_the_sale(account,
 def test_a_delivery_of_two_orders_is_marked_once_both_are_recorded(account, reverb, sent, monkeypatch):
     # Given two guitars, each live on Reverb, sold in one delivery
     first, second = make_item(account, n=1, sku="LP-1"), make_item(account, n=2, sku="LP-2")
-    _listed(first, reverb, "81"), _listed(second, reverb, "82")
+    make_live_listing(first, reverb, "81")
+    make_live_listing(second, reverb, "82")
     event = _delivery(reverb, monkeypatch, _seen("9101", "81", "LP-1"), _seen("9102", "82", "LP-2"))
 
     # When the second order cannot be recorded
@@ -150,7 +141,7 @@ def test_a_delivery_of_two_orders_is_marked_once_both_are_recorded(account, reve
 def test_a_sale_that_ends_nothing_leaves_the_mark_to_its_own_statement(account, reverb, sent, monkeypatch):
     # Given a pedal with three units live on Reverb
     item = make_item(account, sku="TS-808", quantity=3)
-    _listed(item, reverb, "91")
+    make_live_listing(item, reverb, "91")
     event = _delivery(reverb, monkeypatch, _seen("9201", "91", "TS-808"))
 
     # When one unit sells (nothing ends: the listing's quantity is pushed instead)

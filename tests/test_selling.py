@@ -21,7 +21,6 @@ from inventory.models import (
     ChannelListing,
     Conflict,
     Item,
-    ListingState,
     Order,
     StockLock,
     StockMovement,
@@ -29,7 +28,7 @@ from inventory.models import (
 from inventory.selectors import stock_problems
 from inventory.services.selling import sale_record
 from inventory.services.stock import stock_alerts_check
-from tests.factories import make_item
+from tests.factories import make_item, make_live_listing
 
 pytestmark = pytest.mark.django_db
 T0 = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
@@ -37,17 +36,6 @@ T0 = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
 
 def _connection(account, name: str, priority: int = 100) -> ChannelConnection:
     return ChannelConnection.objects.create(account=account, channel="reverb", name=name, priority=priority)
-
-
-def _live_listing(item, connection, external_id: str) -> ChannelListing:
-    return ChannelListing.objects.create(
-        account=item.account,
-        item=item,
-        connection=connection,
-        external_id=external_id,
-        desired_state="live",
-        actual_state=ListingState.LIVE,
-    )
 
 
 def _seen(order_id: str, *, sku: str, listing_id: str = "", placed_at=T0, status="paid", quantity=1, updated_at=None):
@@ -73,7 +61,7 @@ def _seen(order_id: str, *, sku: str, listing_id: str = "", placed_at=T0, status
 def shop(account):
     a, b, c = _connection(account, "Shop A", 1), _connection(account, "Shop B", 2), _connection(account, "Shop C", 3)
     item = make_item(account, sku="STRAT-64", quantity=1)
-    listings = {conn.pk: _live_listing(item, conn, f"{conn.name[-1]}-100") for conn in (a, b, c)}
+    listings = {conn.pk: make_live_listing(item, conn, f"{conn.name[-1]}-100") for conn in (a, b, c)}
     return {"a": a, "b": b, "c": c, "item": item, "listings": listings}
 
 
@@ -183,7 +171,7 @@ def test_multi_quantity_sale_pushes_the_new_quantity_instead_of_ending(account):
     a, b = _connection(account, "Shop A", 1), _connection(account, "Shop B", 2)
     item = make_item(account, sku="DS1-NEW", quantity=3)
     for conn in (a, b):
-        _live_listing(item, conn, f"{conn.pk}-ds1")
+        make_live_listing(item, conn, f"{conn.pk}-ds1")
     sale_record(connection=a, seen=_seen("A1", sku="DS1-NEW", quantity=2))
     item.refresh_from_db()
     assert (item.state, item.quantity_on_hand) == ("active", 1)
@@ -198,7 +186,7 @@ def test_channel_sales_raise_stock_alerts_for_multi_quantity_items_only(account,
     pedals = make_item(account, n=1, sku="DS1-3", quantity=3)
     guitar = make_item(account, n=2, sku="LP-59", quantity=1)
     for item in (pedals, guitar):
-        _live_listing(item, a, f"{item.sku}-a")
+        make_live_listing(item, a, f"{item.sku}-a")
 
     with django_capture_on_commit_callbacks(execute=True):
         sale_record(connection=a, seen=_seen("P1", sku="DS1-3", quantity=2))
@@ -243,7 +231,7 @@ def test_a_listing_id_we_do_not_know_falls_back_to_the_sku(shop):
 
 def test_a_listing_of_another_shop_does_not_sell_its_item(shop, other_account):
     theirs = make_item(other_account, sku="THEIRS-1")
-    _live_listing(theirs, _connection(other_account, "Their shop"), "B-777")
+    make_live_listing(theirs, _connection(other_account, "Their shop"), "B-777")
     ChannelListing.objects.filter(item=theirs).update(connection=shop["b"])  # a row pointing across shops
 
     with pytest.raises(ValidationError, match="in this account"):  # the delivery fails, visibly
