@@ -32,6 +32,7 @@ from urllib.parse import quote
 import requests
 from django.core.cache import cache
 
+from config.cache import incr_with_ttl
 from inventory.channels import ListingNotFound, PermanentChannelError, RateLimited, TransientChannelError
 
 logger = logging.getLogger(__name__)
@@ -114,11 +115,7 @@ class CallBudget:
                 continue
             second = int(now)
             key = f"{self.prefix}:s:{second}"
-            cache.add(key, 0, timeout=5)
-            try:
-                used = cache.incr(key)
-            except ValueError:  # expired between add and incr
-                continue
+            used = incr_with_ttl(key, 5)
             if used <= self.limit_per_second:
                 return
             self._wait(second + 1 - now)

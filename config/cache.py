@@ -17,6 +17,7 @@ import functools
 import logging
 import time
 
+from django.core.cache import cache as default_cache
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -89,6 +90,16 @@ class ResilientRedisCache(RedisCache):
         super().__init__(server, params)
         self._class = ReusedRedisClient
 
+    @_guarded(lambda key, timeout, delta=1, version=None: delta)
+    def incr_with_ttl(self, key, timeout: int, delta: int = 1, version=None) -> int:
+        """`incr_with_ttl` below, in one round trip: SET NX EX and INCRBY in one MULTI, so the
+        counter cannot expire between the two and live on without its TTL."""
+        key = self.make_and_validate_key(key, version=version)
+        pipe = self._cache.get_client(key, write=True).pipeline()
+        pipe.set(key, 0, ex=timeout, nx=True)
+        pipe.incrby(key, delta)
+        return pipe.execute()[1]
+
     @_guarded(lambda key, value, timeout=DEFAULT_TIMEOUT, version=None: True)
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         return super().add(key, value, timeout, version)
@@ -132,3 +143,24 @@ class ResilientRedisCache(RedisCache):
     @_guarded(lambda: False)
     def clear(self):
         return super().clear()
+
+
+def incr_with_ttl(key: str, timeout: int, delta: int = 1, cache=None) -> int:
+    """Add `delta` to the counter `key` and return its new value; a new counter lives `timeout`
+    seconds from its first count (a rate window, a per-second budget, usage since a roll-up).
+
+    Django's `add` then `incr` is three round trips to Redis (`incr` asks EXISTS first): the
+    webhook view and the API throttle count every request, so the Redis cache does it in one.
+    Any other cache (the local-memory one of a run without Redis) takes the add-then-incr path."""
+    cache = cache or default_cache
+    one_trip = getattr(cache, "incr_with_ttl", None)
+    if one_trip is not None:
+        return one_trip(key, timeout, delta)
+    for _ in range(3):
+        if cache.add(key, delta, timeout):
+            return delta
+        try:
+            return cache.incr(key, delta)
+        except ValueError:  # expired between add and incr: start the next window
+            continue
+    return delta

@@ -18,12 +18,12 @@ import logging
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from accounts.rls import account_scope
+from config.cache import incr_with_ttl
 
 from .channels import ChannelError, WebhookRejected, WebhookReply, channel
 from .models import ChannelConnection
@@ -96,8 +96,7 @@ def _bounds_refusal(request, connection: ChannelConnection) -> JsonResponse | No
     if rate:
         now = time.time()
         key = f"webhooks:rpm:{connection.pk}:{int(now // RATE_WINDOW_SECONDS)}"
-        cache.add(key, 0, RATE_WINDOW_SECONDS * 2)
-        if cache.incr(key) > rate:
+        if incr_with_ttl(key, RATE_WINDOW_SECONDS * 2) > rate:
             retry_after = max(1, int(RATE_WINDOW_SECONDS - now % RATE_WINDOW_SECONDS) + 1)
             response = JsonResponse(
                 {"detail": f"More than {rate} deliveries this minute for this connection; retry in {retry_after} s."},

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
+
+from config.cache import incr_with_ttl
 
 from ..errors import RateLimitReached
 from ..selectors import billing_state_cached, upgrade_for_rate
@@ -32,7 +33,7 @@ class PlanRateThrottle(BaseThrottle):
             return True
         now = _clock()
         window = int(now // WINDOW_SECONDS)
-        count = _increment(f"billing:rpm:{account_id}:{window}")
+        count = incr_with_ttl(f"billing:rpm:{account_id}:{window}", WINDOW_SECONDS * 2)
         if count <= rate:
             return True
         retry_after = max(1, int(WINDOW_SECONDS - now % WINDOW_SECONDS) + 1)
@@ -55,12 +56,3 @@ class PlanRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return None
-
-
-def _increment(key: str) -> int:
-    try:
-        return cache.incr(key)
-    except ValueError:  # the window's first request
-        if cache.add(key, 1, WINDOW_SECONDS * 2):
-            return 1
-        return cache.incr(key)

@@ -18,6 +18,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import Account
+from config.cache import incr_with_ttl
 
 from .. import client
 from ..models import OverageReport, Subscription, UsagePeriod
@@ -47,11 +48,7 @@ def usage_record(account_id: int | None, name: str, amount: int = 1) -> None:
         raise ValueError(f"Unknown usage counter {name!r}; use one of {', '.join(CACHED_COUNTERS)}.")
     key = counter_key(name, account_id)
     try:
-        try:
-            cache.incr(key, amount)
-        except ValueError:  # first count since the last roll-up
-            if not cache.add(key, amount, COUNTER_TTL_SECONDS):
-                cache.incr(key, amount)
+        incr_with_ttl(key, COUNTER_TTL_SECONDS, amount)
     except Exception:
         log.warning("billing: could not count %s for account %s", name, account_id, exc_info=True)
 
