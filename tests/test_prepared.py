@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
@@ -145,6 +145,54 @@ def test_prepared_update_claims_with_each_calls_values(account):
     assert row.lease_until == later + timedelta(minutes=3)
     update = PreparedUpdate(lambda pk: (Item.objects.filter(pk=pk), {"title": "x"}), pk=int)
     assert update.statement(pk=7)[1][-1] == 7
+
+
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+def _claim(listing, now):
+    from inventory.services.listings import _CLAIM
+
+    statement, params = _CLAIM.statement(listing_id=listing.pk, now=now, until=now + timedelta(minutes=3))
+    return returning_joined(ChannelListing, statement, params, ReverbConnection, unflushed=True)
+
+
+def test_an_unflushed_claim_commits_without_waiting_for_the_disk_and_only_itself(account):
+    """The converge's lease is claimed with synchronous_commit off for its own transaction
+    (returning._UNFLUSHED): inside a caller's transaction it would cover what that transaction
+    wrote too, so there it is not asked for."""
+    reverb = ReverbConnection.objects.create(account=account, name="Reverb", api_token="rvb-0123456789ab")
+    listing = ChannelListing.objects.create(item=make_item(account, n=1), connection=reverb, account=account)
+    now = datetime.now(UTC)
+    # Inside the test's transaction, as inside any caller's: the setting is left alone.
+    row, _ = _claim(listing, now)
+    assert row.lease_until == now + timedelta(minutes=3)
+    assert _synchronous_commit() == "on"
+    # The statement as sent outside a transaction, run here so its transaction can be looked at:
+    # set_config ran with the claim, for the claim's transaction only.
+    ChannelListing.objects.filter(pk=listing.pk).update(lease_until=None)
+    connection.in_atomic_block = False
+    try:
+        row, linked = _claim(listing, now)
+    finally:
+        connection.in_atomic_block = True
+    assert row.pk == listing.pk and linked.pk == reverb.pk and linked.account.pk == account.pk
+    assert _synchronous_commit() == "off"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unflushed_claim_outside_a_transaction_leaves_the_session_as_it_was(account):
+    reverb = ReverbConnection.objects.create(account=account, name="Reverb", api_token="rvb-0123456789ab")
+    listing = ChannelListing.objects.create(item=make_item(account, n=1), connection=reverb, account=account)
+    now = datetime.now(UTC)
+    row, _ = _claim(listing, now)
+    assert row.lease_until == now + timedelta(minutes=3)
+    assert _synchronous_commit() == "on"  # the next transaction of this session waits for the disk again
+    assert ChannelListing.objects.get(pk=listing.pk).lease_until == now + timedelta(minutes=3)  # committed
+    assert _claim(listing, now) is None  # and held
 
 
 def test_prepared_update_writes_integer_fields_as_the_orm_wraps_them(account):

@@ -447,7 +447,10 @@ def _claim(listing_id: int, channel_name: str | None = None) -> ChannelListing |
     if channel_name is not None and db_connection.vendor == "postgresql":
         model = specific_connection_model(channel_name)
         statement, params = _CLAIM.statement(listing_id=listing_id, now=now, until=now + lease_length())
-        found = returning_joined(ChannelListing, statement, params, model)
+        # A lease lost in a database crash is harmless (the crash ends this converge's session
+        # too, so its final write fails and the task retries), so the claim's commit does not
+        # wait for the disk: one WAL flush less on the way from a sale to its ends.
+        found = returning_joined(ChannelListing, statement, params, model, unflushed=True)
         if found is None:
             return None
         listing, connection = found

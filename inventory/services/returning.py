@@ -344,14 +344,35 @@ def update_returning_joined(
     return returning_joined(queryset.model, statement, params, connection_model)
 
 
+# PostgreSQL reads synchronous_commit when a transaction commits, and documents turning it off
+# for one transaction whose loss in a server crash is acceptable: the commit answers without
+# waiting for its WAL to reach the disk (it is written within wal_writer_delay; a crash can
+# lose it, never corrupt anything). set_config(..., true) sets it for the statement's own
+# transaction only; the CROSS JOIN of its one row has it evaluated before that commit.
+_UNFLUSHED = ", unflushed AS (SELECT set_config('synchronous_commit', 'off', true))"
+
+
 def returning_joined(
-    model: type[models.Model], statement: str, params: Sequence[Any], connection_model: type[models.Model]
+    model: type[models.Model],
+    statement: str,
+    params: Sequence[Any],
+    connection_model: type[models.Model],
+    *,
+    unflushed: bool = False,
 ) -> tuple[models.Model, models.Model | None] | None:
     """`update_returning_joined` for an UPDATE of `model` already written as SQL (a prepared
-    one, prepared.py): the same CTE, joins and answer."""
+    one, prepared.py): the same CTE, joins and answer.
+
+    `unflushed`: the UPDATE is a write a server crash may lose (a converge's lease), so its
+    commit does not wait for the disk. Only outside a transaction: inside one it would apply
+    to everything that transaction wrote, so it is ignored there."""
     joined = _joined(model, connection_model)
+    if unflushed and not db.in_atomic_block:
+        sql = f"WITH claimed AS ({statement} RETURNING {joined.returning}){_UNFLUSHED} {joined.select_unflushed}"
+    else:
+        sql = f"WITH claimed AS ({statement} RETURNING {joined.returning}) {joined.select}"
     with planned_cursor(db) as cursor:
-        cursor.execute(f"WITH claimed AS ({statement} RETURNING {joined.returning}) {joined.select}", params)
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not rows:
         return None
@@ -371,6 +392,7 @@ def returning_joined(
 class _Joined:
     returning: str
     select: str
+    select_unflushed: str  # the same, joined to the one row of _UNFLUSHED
     own: list[str]  # attnames, in the order selected
     linked: list[str]
     accounts: list[str]
@@ -399,8 +421,7 @@ def _joined(model: type[models.Model], connection_model: type[models.Model]) -> 
         + [f'"{account_table}"."{f.column}"' for f in accounts]
     )
     connection_column = model._meta.get_field("connection").column
-    select = (
-        f"SELECT {columns} FROM claimed"
+    joins = (
         f' LEFT JOIN "{parent_table}" ON "{parent_table}"."{parent._meta.pk.column}" = claimed."{connection_column}"'
         f' LEFT JOIN "{child_table}" ON "{child_table}"."{ptr.column}" = "{parent_table}"."{parent._meta.pk.column}"'
         f' LEFT JOIN "{account_table}" ON "{account_table}"."{account_model._meta.pk.column}"'
@@ -415,7 +436,8 @@ def _joined(model: type[models.Model], connection_model: type[models.Model]) -> 
     linked_names = [f.attname for f in linked]
     return _Joined(
         returning=returning,
-        select=select,
+        select=f"SELECT {columns} FROM claimed{joins}",
+        select_unflushed=f"SELECT {columns} FROM claimed CROSS JOIN unflushed{joins}",
         own=[f.attname for f in own],
         linked=linked_names,
         accounts=[f.attname for f in accounts],
