@@ -37,6 +37,15 @@ def _tasks_own_the_database_session(**kwargs):
     worker_owns_sessions()
 
 
+@worker_init.connect
+def _compile_the_validators_before_the_pool_forks(**kwargs):
+    """In the worker's main process, before the pool's processes are forked from it: each of them
+    starts with the patterns compiled, instead of compiling them on its first order (config/boot.py)."""
+    from config.boot import compile_field_validators
+
+    compile_field_validators()
+
+
 @worker_process_init.connect
 def _load_the_result_backend(**kwargs):
     """Loaded as a pool process starts: otherwise the first task of each process that queues

@@ -1,6 +1,7 @@
 """What a web or worker process loads as it boots, so that its first requests and tasks (a sale's
-webhook, its ends) do not pay for it (bench/README.md, sixth pass of issue 14): the URLconf and
-Celery's result backend. Each probe runs in a fresh interpreter, as gunicorn and Celery start one."""
+webhook, its ends) do not pay for it (bench/README.md, sixth and twelfth passes of issue 14): the
+URLconf, Celery's result backend and the validators' patterns (config/boot.py). Each probe runs in
+a fresh interpreter, as gunicorn and Celery start one."""
 
 import os
 import subprocess
@@ -12,9 +13,33 @@ ROOT = Path(__file__).resolve().parent.parent
 WEB = """
 import sys
 import config.wsgi
+from django.core.validators import EmailValidator
+from django.utils.functional import empty
 from django.urls import get_resolver
 from config.celery import app
-print(get_resolver()._populated, "config.urls" in sys.modules, "backend" in app._local.__dict__)
+print(get_resolver()._populated, "config.urls" in sys.modules, "backend" in app._local.__dict__,
+      EmailValidator.domain_regex._wrapped is not empty)
+"""
+
+# The pool's processes are forked from the worker's main process after worker_init: what that
+# compiled, each of them has.
+POOL_PARENT = """
+import django
+django.setup()
+from celery.signals import worker_init
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator, URLValidator, validate_email
+from django.utils.functional import empty
+import config.celery
+patterns = (EmailValidator.domain_regex, EmailValidator.user_regex, URLValidator.regex)
+print(*(pattern._wrapped is not empty for pattern in patterns))
+worker_init.send(sender=None)
+print(*(pattern._wrapped is not empty for pattern in patterns))
+validate_email("buyer@example.com")
+try:
+    validate_email("buyer@exa mple.com")
+except ValidationError:
+    print("refused")
 """
 
 WORKER = """
@@ -42,7 +67,13 @@ def _probe(code: str) -> list[str]:
 
 
 def test_a_web_process_is_warm_before_its_first_request():
-    assert _probe(WEB)[-3:] == ["True", "True", "True"]
+    assert _probe(WEB)[-4:] == ["True", "True", "True", "True"]
+
+
+def test_the_worker_compiles_the_validators_patterns_before_its_pool_forks():
+    # Before: nothing compiled them (the probe would prove nothing otherwise). After: all of
+    # them, and they still tell a good address from a bad one.
+    assert _probe(POOL_PARENT)[-7:] == ["False", "False", "False", "True", "True", "True", "refused"]
 
 
 def test_each_worker_pool_process_loads_the_result_backend_as_it_starts():
