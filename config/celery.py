@@ -47,10 +47,14 @@ def _compile_the_validators_before_the_pool_forks(**kwargs):
 
 
 @worker_process_init.connect
-def _load_the_result_backend(**kwargs):
-    """Loaded as a pool process starts: otherwise the first task of each process that queues
-    another (a sale queueing its ends) loads it then, an entry-point scan of about 10 ms."""
+def _warm_the_pool_process(**kwargs):
+    """As a pool process starts, not on its first task: the result backend (otherwise the first task
+    that queues another, a sale queueing its ends, loads it: an entry-point scan of about 10 ms) and
+    the broker connection that task publishes on, with the queues declared (config/boot.py)."""
+    from config.boot import connect_the_broker
+
     app.backend  # noqa: B018
+    connect_the_broker(app)
 
 
 @task_prerun.connect

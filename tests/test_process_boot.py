@@ -47,9 +47,17 @@ import django
 django.setup()
 from celery.signals import worker_process_init
 from config.celery import app
-before = "backend" in app._local.__dict__
+
+def pooled_connection_is_open():
+    connection = app.pool.acquire(block=True)
+    try:
+        return connection.connected
+    finally:
+        connection.release()
+
+before = "backend" in app._local.__dict__, pooled_connection_is_open()
 worker_process_init.send(sender=None)
-print(before, "backend" in app._local.__dict__)
+print(*before, "backend" in app._local.__dict__, pooled_connection_is_open())
 """
 
 
@@ -76,5 +84,19 @@ def test_the_worker_compiles_the_validators_patterns_before_its_pool_forks():
     assert _probe(POOL_PARENT)[-7:] == ["False", "False", "False", "True", "True", "True", "refused"]
 
 
-def test_each_worker_pool_process_loads_the_result_backend_as_it_starts():
-    assert _probe(WORKER)[-2:] == ["False", "True"]
+def test_each_worker_pool_process_loads_the_result_backend_and_connects_the_broker_as_it_starts():
+    # Before: neither (the probe would prove nothing otherwise). After: both, and the connection
+    # waits in the app's pool, where its first publish takes it.
+    assert _probe(WORKER)[-4:] == ["False", "False", "True", "True"]
+
+
+def test_a_broker_that_is_down_does_not_stop_a_pool_process_from_starting(caplog):
+    from celery import Celery
+
+    from config.boot import connect_the_broker
+
+    down = Celery("boot-probe", broker="redis://127.0.0.1:1/0", set_as_current=False)
+    with caplog.at_level("WARNING", logger="config.boot"):
+        assert connect_the_broker(down, timeout=1) is False
+    assert "could not be reached" in caplog.text
+    assert "its first task connects" in caplog.text
