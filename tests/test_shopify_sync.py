@@ -99,6 +99,8 @@ def test_publish_again_adopts_the_same_product_and_never_creates_a_second(connec
 
 
 def test_a_create_whose_answer_was_lost_is_adopted_on_the_next_try(connection, shop):
+    connection.timeout_seconds = 1.0
+    connection.save(update_fields=["timeout_seconds"])
     shop.set_faults(timeout_delay=3.0)
     shop.fail_next("timeout", operation="ProductSet")
     with pytest.raises(TransientChannelError, match="may have been applied"):
