@@ -125,7 +125,7 @@ class AmazonMarket:
         name: str,
         *,
         priority: int = 100,
-        timeout: float = 2.0,
+        timeout: float = 10.0,
         seed: int = 0,
         sqs: LocalSqs | None = None,
         rate_scale: float = 1.0,

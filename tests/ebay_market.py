@@ -29,7 +29,7 @@ class EbayMarket:
         *,
         webhook_base: str | None = None,
         priority: int = 100,
-        timeout: float = 2.0,
+        timeout: float = 10.0,
         seed: int = 0,
         **faults: Any,
     ) -> None:

@@ -45,7 +45,7 @@ def connect(account, sandbox: EtsySandbox, *, name: str = "Etsy shop", **fields:
         "authorize_url": sandbox.authorize_url,
         "token_url": sandbox.token_url,
         "webhook_secret": sandbox.webhook_secret,
-        "timeout_seconds": 2.0,
+        "timeout_seconds": 10.0,
         "listing_scan_interval_seconds": 0,
         "daily_reserve": 0,
         **fields,
@@ -78,7 +78,7 @@ class EtsyMarket:
     channel = "etsy"
 
     def __init__(
-        self, account, name: str, *, webhook_base: str | None = None, priority: int = 100, timeout: float = 2.0,
+        self, account, name: str, *, webhook_base: str | None = None, priority: int = 100, timeout: float = 10.0,
         seed: int = 0, **faults: Any,
     ) -> None:  # fmt: skip
         self.account, self.name, self.webhook_base = account, name, webhook_base

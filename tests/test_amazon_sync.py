@@ -64,7 +64,7 @@ def connection(account, sandbox):
         api_base_url=sandbox.base_url,
         token_url=sandbox.token_url,
         default_product_type="GUITARS",
-        timeout_seconds=2.0,
+        timeout_seconds=10.0,
     )
 
 
@@ -249,6 +249,8 @@ def test_accepted_is_not_live_until_amazon_shows_it_buyable(connection, sandbox,
 
 
 def test_publish_after_a_lost_answer_never_makes_a_second_listing(connection, sandbox, item):
+    connection.timeout_seconds = 1.0  # against the sandbox's 3 s delay
+    connection.save(update_fields=["timeout_seconds"])
     sandbox.fail_next("putListingsItem", "timeout")  # the preview times out, retried at once
     sync.publish(connection, payload(), None)
     sync.publish(connection, payload(), None)

@@ -94,6 +94,8 @@ def test_publishing_again_adopts_the_same_listing_and_creates_nothing(conn, etsy
 
 
 def test_a_create_whose_answer_was_lost_is_found_and_finished_not_created_twice(conn, etsy):
+    conn.timeout_seconds = 1.0  # against the 2.5 s delay
+    conn.save(update_fields=["timeout_seconds"])
     etsy.set_faults(timeout_delay=2.5)
     etsy.fail_next("timeout", method="POST", path_contains="/listings")  # the create: applied, answer lost
     with pytest.raises(TransientChannelError, match="may have been applied"):

@@ -78,7 +78,7 @@ def connection(account, sandbox):
         name="Reverb main shop",
         api_token=DEFAULT_TOKEN,
         base_url=sandbox.base_url,
-        timeout_seconds=2.0,
+        timeout_seconds=10.0,
     )
 
 
@@ -121,6 +121,8 @@ def test_publish_looks_the_sku_up_then_creates_one_live_listing(sandbox, connect
 
 
 def test_publish_after_a_create_that_timed_out_adopts_it_instead_of_listing_twice(sandbox, connection):
+    connection.timeout_seconds = 1.0  # against the sandbox's 2.5 s delay
+    connection.save(update_fields=["timeout_seconds"])
     sandbox.fail_next("timeout", method="POST", path_prefix="/listings")
 
     with pytest.raises(TransientChannelError):
@@ -339,6 +341,8 @@ def test_ending_a_listing_reverb_no_longer_has_is_confirmed(sandbox, connection)
 
 def test_an_end_that_timed_out_is_retried_by_the_engine_and_then_confirmed(sandbox, connection):
     listing_id = sync.publish(connection, STRAT, None).external_id
+    connection.timeout_seconds = 1.0  # against the sandbox's 2.5 s delay
+    connection.save(update_fields=["timeout_seconds"])
     sandbox.fail_next("timeout", method="PUT", path_prefix="/my/listings")
 
     with pytest.raises(TransientChannelError):

@@ -41,7 +41,7 @@ class WooCommerceMarket:
         *,
         webhook_base: str | None = None,
         priority: int = 60,
-        timeout: float = 2.0,
+        timeout: float = 10.0,
         seed: int = 0,
         **faults: Any,
     ) -> None:
