@@ -348,6 +348,9 @@ if PRODUCTION and CELERY_BROKER_URL.startswith("filesystem://"):
         "unset it to use REDIS_URL, or point it at Redis."
     )
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport, reusing its redis.Redis client (config/broker.py).
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR),
