@@ -180,6 +180,10 @@ class ReverbSandbox(FaultInjection, RequestLog):
         self._server.server_close()
         self._server = None
         self._thread = None
+        if self.state_file:
+            # A request answered just before the stop may not have reached its own save yet, and a
+            # sandbox started next on the same file must find it.
+            self.store.save(self.state_file)
 
     def _bind(self) -> None:
         """Take up the shop's state from its file (if kept) and listen."""

@@ -18,6 +18,7 @@ server error after the item was stored.
 from __future__ import annotations
 
 import html
+import io
 import json
 import random
 import secrets
@@ -314,9 +315,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._route("GET")
 
     def do_POST(self) -> None:
-        self._route("POST")
-        if self.site.state_file:
+        if not self.site.state_file:
+            self._route("POST")
+            return
+        # The answer is held back until the state file is written: a client that has its answer (and a
+        # sandbox restarted right after it) must find the change on disk.
+        socket_writer, self.wfile = self.wfile, io.BytesIO()
+        try:
+            self._route("POST")
+        finally:
+            answer = self.wfile.getvalue()
+            self.wfile = socket_writer
             self.store.save(self.site.state_file)
+            self.wfile.write(answer)
 
     def _route(self, method: str) -> None:
         self._slow()

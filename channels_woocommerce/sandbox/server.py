@@ -175,6 +175,10 @@ class WooSandbox(FaultInjection, RequestLog, Deliveries, Authentication, ShopApi
         self._server.server_close()
         self._server = None
         self._thread = None
+        if self.state_file:
+            # A request answered just before the stop may not have reached its own save yet, and a
+            # sandbox started next on the same file must find it.
+            self.store.save(self.state_file)
 
     def serve_forever(self, ready: Callable[[str], None] | None = None) -> None:
         self._server = _Server((self.host, self.port), _Handler)
