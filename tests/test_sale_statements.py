@@ -31,7 +31,6 @@ from inventory.models import (
     AlertKind,
     ChannelConnection,
     ChannelListing,
-    Item,
     ItemStateChange,
     ListingState,
     Order,
@@ -52,10 +51,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 # The ceilings (statements per step, 3 shops, so 2 ends per sale).
 WEBHOOK_STORE = 2  # the connection (and whether a "webhooks stopped" alert is open), the upsert
-# The delivery and its connection, the existing order, then the sale's transaction (BEGIN, the
-# item's lock, order, line, lock, ledger and history inserts, the item, the listings' UPDATE
-# carrying the delivery's processed mark, COMMIT).
-SALE_RECORD = 12
+# The delivery and its connection, the existing order, then the sale's transaction: BEGIN, the
+# item's lock, the order with its line (one INSERT), the listings' UPDATE carrying the lock,
+# ledger and history inserts, the item's UPDATE and the delivery's processed mark, COMMIT.
+SALE_RECORD = 7
 # The lease (answering the listing with its connection) and the record (letting go of the lease,
 # answering whether a sync alert is open, and inserting the SyncRun and Reverb's detail row).
 CONVERGE_EACH = 2
@@ -147,8 +146,11 @@ def test_one_sale_costs_at_most_its_statements_per_step(account, shops, client):
     delivery = WebhookEvent.objects.get(connection=connection)
     assert (delivery.deliveries, delivery.status, delivery.attempts, delivery.last_error) == (2, "processed", 1, "")
     assert delivery.processed_at is not None
-    assert Order.objects.get(connection=connection, external_id=str(order["order_number"])).status == "completed"
-    assert Item.objects.get(pk=item.pk).state == "sold"
+    sold = Order.objects.get(connection=connection, external_id=str(order["order_number"]))
+    assert sold.status == "completed"
+    assert list(sold.lines.values_list("item_id", "sku", "stock_lock__status")) == [(item.pk, item.sku, "committed")]
+    item.refresh_from_db()
+    assert (item.state, item.quantity_on_hand, item.quantity_locked, item.sold_on_id) == ("sold", 0, 0, connection.pk)
     kinds = list(StockMovement.objects.filter(item=item).order_by("pk").values_list("kind", flat=True))
     assert kinds[-2:] == ["locked", "committed"]
     assert ItemStateChange.objects.filter(item=item, to_state="sold").count() == 1

@@ -4,6 +4,7 @@ These tests speak the engine's contract (OrderSeen from inventory.channels) and 
 ChannelConnection rows: they hold for any channel.
 """
 
+import dataclasses
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -11,7 +12,9 @@ from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inventory.channels import END_SOLD_ELSEWHERE, END_SOLD_HERE, OrderLineSeen, OrderSeen
@@ -22,6 +25,7 @@ from inventory.models import (
     Conflict,
     Item,
     Order,
+    OrderLine,
     StockLock,
     StockMovement,
 )
@@ -81,6 +85,73 @@ def test_a_sale_sells_the_item_and_ends_every_other_listing(shop, django_capture
     history = list(item.state_changes.values_list("to_state", "source"))
     assert history[0] == ("sold", "reverb")
     assert stock_problems() == []
+
+
+def test_an_order_of_two_guitars_sells_both_with_every_row_in_its_one_transaction(shop):
+    # Given a second one-of-a-kind guitar listed on the same three shops
+    account = shop["item"].account
+    tele = make_item(account, n=2, sku="TELE-72", quantity=1)
+    for conn in (shop["a"], shop["b"], shop["c"]):
+        make_live_listing(tele, conn, f"{conn.name[-1]}-200")
+    seen = _seen("R2", sku="STRAT-64", listing_id="A-100")
+    second = OrderLineSeen(sku="TELE-72", external_listing_id="A-200", quantity=1, unit_price=Decimal("800.00"))
+    seen = dataclasses.replace(seen, lines=(*seen.lines, second))
+
+    # When one order on shop A buys both
+    with CaptureQueriesContext(db_connection) as record:
+        outcome = sale_record(connection=shop["a"], seen=seen)
+
+    # Then the order, its two lines, their committed locks, four ledger rows, two history rows,
+    # both items sold and every listing ended are written, in three statements inside BEGIN/COMMIT
+    assert outcome.created and outcome.note == "sold"
+    order = Order.objects.get(pk=outcome.order.pk)
+    lines = list(order.lines.order_by("pk").values_list("sku", "unit_price", "item_id"))
+    assert lines == [("STRAT-64", Decimal("1000.00"), shop["item"].pk), ("TELE-72", Decimal("800.00"), tele.pk)]
+    locks = StockLock.objects.filter(order_line__order=order)
+    assert sorted(locks.values_list("item_id", "status", "quantity")) == sorted(
+        [(shop["item"].pk, "committed", 1), (tele.pk, "committed", 1)]
+    )
+    assert all(lock.closed_at is not None for lock in locks)
+    for guitar in (shop["item"], tele):
+        item = Item.objects.get(pk=guitar.pk)
+        assert (item.state, item.quantity_on_hand, item.quantity_locked, item.sold_on_id) == (
+            "sold",
+            0,
+            0,
+            shop["a"].pk,
+        )
+        ledger = StockMovement.objects.filter(item=item, order_line__order=order).order_by("pk")
+        assert list(ledger.values_list("kind", "on_hand_after", "locked_after")) == [
+            ("locked", 1, 1),
+            ("committed", 0, 0),
+        ]
+        assert list(item.state_changes.filter(to_state="sold").values_list("from_state", flat=True)) == ["active"]
+        ends = ChannelListing.objects.filter(item=item).exclude(connection=shop["a"])
+        assert set(ends.values_list("desired_state", "end_reason")) == {("ended", END_SOLD_ELSEWHERE)}
+    writes = [q["sql"] for q in record.captured_queries if q["sql"].startswith(("INSERT", "UPDATE", "WITH"))]
+    assert len(writes) == 2, writes  # the order with its lines; the listings' end carrying the rest
+    assert stock_problems() == []
+
+
+def test_a_sale_whose_carried_write_fails_writes_nothing(shop):
+    # Given the item's UPDATE, which rides with the listings' end, is refused by the database
+    def refused(model, pk, changes):
+        return f'UPDATE "{model._meta.db_table}" SET "quantity_locked" = 5 WHERE "id" = %s', [pk]
+
+    # When the sale is recorded
+    with mock.patch("inventory.services.orders.update_by_pk_statement", refused), pytest.raises(IntegrityError):
+        sale_record(connection=shop["a"], seen=_seen("R3", sku="STRAT-64", listing_id="A-100"))
+
+    # Then none of the sale is kept: no order or line, no lock, ledger or history row, the item
+    # and its listings as they were; the delivery is retried as a whole
+    assert not Order.objects.filter(external_id="R3").exists()
+    assert not OrderLine.objects.filter(sku="STRAT-64").exists()
+    assert not StockLock.objects.exists()
+    item = Item.objects.get(pk=shop["item"].pk)
+    assert (item.state, item.quantity_on_hand, item.quantity_locked) == ("active", 1, 0)
+    assert not StockMovement.objects.filter(item=item, order_line__isnull=False).exists()
+    assert not item.state_changes.filter(to_state="sold").exists()
+    assert set(ChannelListing.objects.filter(item=item).values_list("desired_state", flat=True)) == {"live"}
 
 
 def test_the_same_order_reported_again_changes_nothing(shop):

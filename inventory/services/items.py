@@ -255,21 +255,23 @@ def _apply_transition(
 
 def _record_history(items: Sequence[Item], to_state: str, actor: Actor, reason: str) -> None:
     """One history row per item moving from its (in-memory) state to `to_state`, in one statement."""
-    insert_rows(
-        [
-            ItemStateChange(
-                account_id=item.account_id,
-                item_id=item.pk,
-                from_state=item.state,
-                to_state=to_state,
-                user_id=actor.user_id,
-                source=actor.source,
-                reason=reason[:500],
-            )
-            for item in items
-        ],
-        batch_size=2000,
-    )
+    insert_rows(_history_rows(items, to_state, actor, reason), batch_size=2000)
+
+
+def _history_rows(items: Sequence[Item], to_state: str, actor: Actor, reason: str) -> list[ItemStateChange]:
+    """The history rows (unsaved) of these items moving from their (in-memory) state to `to_state`."""
+    return [
+        ItemStateChange(
+            account_id=item.account_id,
+            item_id=item.pk,
+            from_state=item.state,
+            to_state=to_state,
+            user_id=actor.user_id,
+            source=actor.source,
+            reason=reason[:500],
+        )
+        for item in items
+    ]
 
 
 def items_auto_archive(*, now: datetime | None = None, dry_run: bool = False, actor: Actor = SYSTEM) -> dict:

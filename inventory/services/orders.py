@@ -39,10 +39,21 @@ from ..models import (
 )
 from ..states import ItemState
 from .actor import Actor
-from .items import _apply_transition, _record_history
+from .items import _apply_transition, _history_rows
 from .listings import _enqueue_on_channels, listings_mark_changed
 from .prepared import Prepared, update_by_pk
-from .returning import insert_rows, positional, rides_offered, rides_taken, update_returning, with_ctes
+from .returning import (
+    insert_rows,
+    insert_statement,
+    insert_values,
+    insert_with_children,
+    positional,
+    rides_offered,
+    rides_taken,
+    update_by_pk_statement,
+    update_returning,
+    with_ctes,
+)
 from .stock import _movement, _write_movement, ever_multi_quantity, stock_alerts_check, stock_alerts_possible
 
 
@@ -110,6 +121,13 @@ def order_create(
 
 
 def _order_insert(account, channel, external_id, placed_at, details, connection) -> Order:
+    order = _order_new(account, channel, external_id, placed_at, details, connection)
+    order.save(force_insert=True)
+    return order
+
+
+def _order_new(account, channel, external_id, placed_at, details, connection) -> Order:
+    """The order, validated and not yet saved."""
     order = Order(
         account=account,
         channel=channel,
@@ -120,7 +138,6 @@ def _order_insert(account, channel, external_id, placed_at, details, connection)
     )
     # The account and connection are rows the caller holds: checking they exist is a query each.
     order.full_clean(exclude=["account", "connection"], validate_unique=False, validate_constraints=False)
-    order.save(force_insert=True)
     return order
 
 
@@ -193,17 +210,20 @@ def _reserve(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec],
 
 def _sell(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec], actor: Actor, *, paid: bool) -> None:
     """Record a sale that has the stock (checked by the caller, items row-locked) in one pass.
+    `order` is new and not yet saved: it is written with its lines.
 
     The same rows as reserving and then committing: one line and one lock per spec, a
-    `locked` ledger row and, when paid, a `committed` one; but each kind of row is written
-    in one statement, the lock is written as committed, and each item's quantities, state
-    and sale are one UPDATE. The order row carries its status and totals already.
+    `locked` ledger row and, when paid, a `committed` one; but the order and its lines are one
+    statement, each other kind of row is written in one statement, the lock is written as
+    committed, and each item's quantities, state and sale are one UPDATE. The order row
+    carries its status and totals already. When the sale ends the item's listings (one of a
+    kind, on PostgreSQL), the locks, ledger, history and items ride with the listings' UPDATE
+    as data-modifying CTEs: the whole sale is then three statements in its transaction.
     """
     now = timezone.now()
     on_hand_before = {item_id: item.quantity_on_hand for item_id, item in items.items()}
     order_lines = [
         OrderLine(
-            order=order,
             item=items[spec.item_id],
             quantity=spec.quantity,
             unit_price=items[spec.item_id].price if spec.unit_price is None else spec.unit_price,
@@ -212,20 +232,18 @@ def _sell(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec], ac
         )
         for spec in lines
     ]
-    insert_rows(order_lines)
-    insert_rows(
-        [
-            StockLock(
-                account_id=order.account_id,
-                order_line=line,
-                item_id=line.item_id,
-                quantity=line.quantity,
-                status=LockStatus.COMMITTED if paid else LockStatus.OPEN,
-                closed_at=now if paid else None,
-            )
-            for line in order_lines
-        ]
-    )
+    insert_with_children(order, order_lines, fk="order")
+    locks = [
+        StockLock(
+            account_id=order.account_id,
+            order_line=line,
+            item_id=line.item_id,
+            quantity=line.quantity,
+            status=LockStatus.COMMITTED if paid else LockStatus.OPEN,
+            closed_at=now if paid else None,
+        )
+        for line in order_lines
+    ]
     movements = []
     for line in order_lines:
         item = items[line.item_id]
@@ -236,23 +254,32 @@ def _sell(order: Order, items: Mapping[int, Item], lines: Sequence[LineSpec], ac
             movements.append(
                 _movement(item, actor, kind, on_hand_delta, locked_delta, order_line=line, reason=f"order {order}")
             )
-    insert_rows(movements)
     sold_out = [item for item in items.values() if item.state == ItemState.ACTIVE and item.quantity_available <= 0]
-    if sold_out:
-        _record_history(sold_out, ItemState.SOLD, actor, f"sold: order {order}")
+    history = _history_rows(sold_out, ItemState.SOLD, actor, f"sold: order {order}")
+    item_changes = {}
     for item in items.values():
         changes = {"quantity_on_hand": item.quantity_on_hand, "quantity_locked": item.quantity_locked}
         if item in sold_out:
             changes.update(state=ItemState.SOLD, state_changed_at=now, sold_on_id=order.connection_id)
             changes.update(sold_at=order.placed_at, sold_recorded_at=now)
-        update_by_pk(Item, item.pk, **changes, updated_at=now)
+        item_changes[item.pk] = {**changes, "updated_at": now}
         for name, value in changes.items():
             setattr(item, name, value)
         if stock_alerts_possible(item, on_hand_before[item.pk]):
             item_id = item.pk
             transaction.on_commit(lambda item_id=item_id: stock_alerts_check(item_id))
-    if sold_out:
-        _end_listings_for_sale([i.pk for i in sold_out], order.connection_id, order.account_id)
+    new_rows = [rows for rows in (locks, movements, history) if rows]
+    if sold_out and _end_carries_writes(order.connection_id):
+        carried = [(insert_statement(type(rows[0]), len(rows)), insert_values(rows)) for rows in new_rows]
+        carried += [update_by_pk_statement(Item, pk, changes) for pk, changes in item_changes.items()]
+        _end_listings_for_sale([i.pk for i in sold_out], order.connection_id, order.account_id, carrying=carried)
+    else:
+        for rows in new_rows:
+            insert_rows(rows)
+        for pk, changes in item_changes.items():
+            update_by_pk(Item, pk, **changes)
+        if sold_out:
+            _end_listings_for_sale([i.pk for i in sold_out], order.connection_id, order.account_id)
     still_selling = [item.pk for item in items.values() if item.quantity_available > 0]
     if still_selling:
         listings_mark_changed(still_selling)
@@ -276,12 +303,26 @@ def _after_sale(order: Order, items, actor: Actor) -> None:
         listings_mark_changed(still_selling)
 
 
-def _end_listings_for_sale(item_ids: list[int], selling_connection_id: int | None, account_id: int) -> None:
+def _end_carries_writes(selling_connection_id: int | None) -> bool:
+    """Whether the listings' end (`_end_listings_for_sale`) is one statement that can carry the
+    sale's other writes."""
+    return selling_connection_id is not None and db.vendor == "postgresql"
+
+
+def _end_listings_for_sale(
+    item_ids: list[int],
+    selling_connection_id: int | None,
+    account_id: int,
+    *,
+    carrying: Sequence[tuple[str, list]] = (),
+) -> None:
     """Every live listing of these items is to end: one UPDATE (it takes the rows' locks) that
-    answers which listings still have to be ended on their channel, and on which channel."""
+    answers which listings still have to be ended on their channel, and on which channel.
+    `carrying`: the sale's other writes, (SQL, positional params) each, which that UPDATE
+    carries as data-modifying CTEs (only where `_end_carries_writes`)."""
     now = timezone.now()
-    if selling_connection_id is not None and db.vendor == "postgresql":
-        returned = _end_listings_statement(item_ids, selling_connection_id, now)
+    if _end_carries_writes(selling_connection_id):
+        returned = _end_listings_statement(item_ids, selling_connection_id, now, carrying)
         _enqueue_on_channels(
             (
                 (pk, channel_name_of(connection_id))
@@ -291,6 +332,8 @@ def _end_listings_for_sale(item_ids: list[int], selling_connection_id: int | Non
             account_id=account_id,
         )
         return
+    if carrying:
+        raise ValueError("only the one-statement end (_end_carries_writes) carries other writes")
     here = Q(connection_id=selling_connection_id)
     never_listed = Q(external_id="", actual_state__in=[ListingState.PENDING, ListingState.ERROR])
     changes = {
@@ -340,9 +383,12 @@ _END_FOR_SALE = (
 _END_FOR_SALE_SQL, _END_FOR_SALE_NAMES = positional(_END_FOR_SALE)
 
 
-def _end_listings_statement(item_ids: list[int], selling_connection_id: int, now: datetime) -> list[tuple]:
-    """The UPDATE, carrying what rides with the sale's commit (the delivery's processed mark:
-    sync.webhook_process), so the sale's transaction is that write's too."""
+def _end_listings_statement(
+    item_ids: list[int], selling_connection_id: int, now: datetime, carrying: Sequence[tuple[str, list]] = ()
+) -> list[tuple]:
+    """The UPDATE, carrying the sale's other writes (`carrying`) and what rides with the sale's
+    commit (the delivery's processed mark: sync.webhook_process), so the sale's transaction is
+    that write's too."""
     values = {
         "ended": DesiredState.ENDED,
         "now": now,
@@ -357,10 +403,10 @@ def _end_listings_statement(item_ids: list[int], selling_connection_id: int, now
         "live": DesiredState.LIVE,
     }
     rides, ride_params = rides_offered()
+    ctes = [(f"sale_{n}", statement) for n, (statement, _) in enumerate(carrying, 1)] + rides
+    params = [p for _, more in carrying for p in more] + ride_params
     with planned_cursor(db) as cursor:
-        cursor.execute(
-            with_ctes(rides, _END_FOR_SALE_SQL), [*ride_params, *(values[name] for name in _END_FOR_SALE_NAMES)]
-        )
+        cursor.execute(with_ctes(ctes, _END_FOR_SALE_SQL), [*params, *(values[name] for name in _END_FOR_SALE_NAMES)])
         returned = cursor.fetchall()
     rides_taken()
     return returned

@@ -122,6 +122,57 @@ def inserted(objs: Sequence[models.Model], pks: Sequence[Any]) -> None:
         obj._state.db = db.alias
 
 
+def insert_with_children(parent: models.Model, children: Sequence[models.Model], *, fk: str) -> None:
+    """A new row and its new child rows, which point at it through their ForeignKey `fk`, in one
+    statement on PostgreSQL: the parent's INSERT is a data-modifying CTE, and each child row
+    reads the parent's key from it (an order and its lines: the order's key is the lines').
+    Every object gets its primary key, and each child its parent, as insert_rows gives them.
+    The children come without a parent set. Elsewhere, or with more children than insert_rows
+    writes itself, the parent is saved and the children inserted after it."""
+    if db.vendor != "postgresql" or not children or len(children) > INSERT_ROWS_AT_MOST:
+        parent.save(force_insert=True)
+        for child in children:
+            setattr(child, fk, parent)
+        insert_rows(children)
+        return
+    child_model = type(children[0])
+    statement = _insert_with_children_statement(type(parent), child_model, fk, len(children))
+    fields = _insert_fields(child_model)
+    skip = next(n for n, f in enumerate(fields) if f.name == fk)
+    values = insert_values(children)
+    child_values = [v for n, v in enumerate(values) if n % len(fields) != skip]
+    with planned_cursor(db) as cursor:
+        cursor.execute(statement, [*insert_values([parent]), *child_values])
+        rows = cursor.fetchall()
+    inserted([parent], [rows[0][0]])
+    for child in children:
+        setattr(child, fk, parent)
+    inserted(children, [pk for _, pk in rows])
+
+
+@functools.cache
+def _insert_with_children_statement(parent_model, child_model, fk: str, rows: int) -> str:
+    fields = _insert_fields(child_model)
+    key = f'(SELECT "{parent_model._meta.pk.column}" FROM "parent_row")'
+    row = f"({', '.join(key if f.name == fk else '%s' for f in fields)})"
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    return (
+        f'WITH "parent_row" AS ({insert_statement(parent_model, 1)})'
+        f' INSERT INTO "{child_model._meta.db_table}" ({columns}) VALUES {", ".join([row] * rows)}'
+        f' RETURNING "{child_model._meta.get_field(fk).column}", "{child_model._meta.pk.column}"'
+    )
+
+
+def update_by_pk_statement(model: type[models.Model], pk: Any, changes: Mapping[str, Any]) -> tuple[str, list]:
+    """`UPDATE ... SET ... WHERE pk = %s` of plain values (no expressions) and its parameters,
+    for a caller that sends it inside a statement of its own (a CTE)."""
+    fields = [model._meta.get_field(name) for name in changes]
+    sets = ", ".join(f'"{f.column}" = %s' for f in fields)
+    params = [f.get_db_prep_save(value, db) for f, value in zip(fields, changes.values(), strict=True)]
+    statement = f'UPDATE "{model._meta.db_table}" SET {sets} WHERE "{model._meta.pk.column}" = %s'
+    return statement, [*params, model._meta.pk.get_db_prep_save(pk, db)]
+
+
 @functools.cache
 def _insert_fields(model: type[models.Model]) -> list:
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]

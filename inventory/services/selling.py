@@ -41,7 +41,7 @@ from .alerts import alert_raise
 from .orders import (
     LineSpec,
     _lock_items,
-    _order_insert,
+    _order_new,
     _reserve,
     _sell,
     order_cancel,
@@ -160,11 +160,14 @@ def sale_record(*, connection: ChannelConnection, seen: OrderSeen, actor: Actor 
     if existing is not None:
         return _status_changed(existing, seen, actor)
 
-    def insert(**status_and_totals) -> Order:
+    def new(**status_and_totals) -> Order:
         details = {**_details(seen), **status_and_totals}
-        return _order_insert(
-            connection.account, connection.channel, seen.external_id, seen.placed_at, details, connection
-        )
+        return _order_new(connection.account, connection.channel, seen.external_id, seen.placed_at, details, connection)
+
+    def insert(**status_and_totals) -> Order:
+        order = new(**status_and_totals)
+        order.save(force_insert=True)
+        return order
 
     try:
         with transaction.atomic():
@@ -181,9 +184,8 @@ def sale_record(*, connection: ChannelConnection, seen: OrderSeen, actor: Actor 
             if not short:
                 # Recorded once: a paid order is inserted completed, its stock taken in one pass.
                 paid = seen.status == ORDER_PAID
-                order = insert(
-                    status=OrderStatus.COMPLETED if paid else OrderStatus.OPEN, **_totals(seen, items, specs)
-                )
+                # The order is written with its lines (_sell).
+                order = new(status=OrderStatus.COMPLETED if paid else OrderStatus.OPEN, **_totals(seen, items, specs))
                 _sell(order, items, specs, actor, paid=paid)
                 return SaleOutcome(order, True, note="sold" if paid else "reserved")
             return _double_sale(insert(), connection, items, specs, short, seen, actor)
