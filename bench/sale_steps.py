@@ -12,7 +12,10 @@ sale recorded), then each other listing converged (`listing_converge_batched`, t
 marketplace's end and its read-back (the channel module's `end`) counted apart. Tasks are
 not sent to a broker: their `apply_async` is replaced by a list, so the on-commit enqueue
 code (and any SQL it runs) is still counted. CPU is this thread's (time.thread_time), so
-the loopback marketplaces' server threads in the same process are not in it.
+the loopback marketplaces' server threads in the same process are not in it. PG CPU is the
+CPU of this session's PostgreSQL server process during the step (the kernel's count in
+/proc/<pid>/schedstat, so PostgreSQL must run on this machine): parsing, planning, executing
+and committing the step's statements, foreign key checks and index upkeep included.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import math
 import statistics
 import time
 from contextlib import contextmanager
@@ -36,32 +40,55 @@ class Counter:
         self.statements = {step: [] for step in STEPS}
         self.cpu_ms = {step: [] for step in STEPS}
         self.wall_ms = {step: [] for step in STEPS}
+        self.db_cpu_ms = {step: [] for step in STEPS}
         self._sale: dict[str, list[float]] = {}
         self.last_sql: dict[str, list[str]] = {}
 
     def start_sale(self) -> None:
-        self._sale = {step: [0, 0.0, 0.0] for step in STEPS}
+        self._sale = {step: [0, 0.0, 0.0, 0.0] for step in STEPS}
         self.last_sql = {step: [] for step in STEPS}
 
     def end_sale(self) -> None:
-        for step, (n, cpu, wall) in self._sale.items():
+        for step, (n, cpu, wall, db_cpu) in self._sale.items():
             self.statements[step].append(n)
             self.cpu_ms[step].append(cpu)
             self.wall_ms[step].append(wall)
+            self.db_cpu_ms[step].append(db_cpu)
 
     @contextmanager
     def step(self, name: str):
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
+        connection.ensure_connection()
+        backend = connection.connection.info.backend_pid
+        db_cpu = _backend_cpu_ms(backend)
         cpu, wall = time.thread_time(), time.perf_counter()
         with CaptureQueriesContext(connection) as queries:
             yield
         cells = self._sale[name]
+        after = _backend_cpu_ms(backend)
+        # NaN when PostgreSQL is on another machine; nothing when Django closed the session
+        # during the step (CONN_MAX_AGE) and the process is gone.
+        cells[3] += after - db_cpu if after else 0.0
         self.last_sql[name].extend(q["sql"] for q in queries.captured_queries)
         cells[0] += len(queries.captured_queries)
         cells[1] += (time.thread_time() - cpu) * 1000
         cells[2] += (time.perf_counter() - wall) * 1000
+
+
+def _backend_cpu_ms(pid: int) -> float:
+    """CPU time so far of a PostgreSQL server process on this machine (the scheduler's count, in
+    nanoseconds, so a statement's fraction of a millisecond shows): NaN when this machine has no
+    PostgreSQL process of that id (the server is elsewhere), 0.0 when the process has ended."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if not cmdline.read().startswith(b"postgres"):
+                return math.nan
+        with open(f"/proc/{pid}/schedstat") as stats:
+            return int(stats.read().split()[0]) / 1e6
+    except FileNotFoundError:
+        return 0.0
 
 
 def _for_service(kwargs: dict) -> dict:
@@ -168,6 +195,7 @@ def run(*, markets: int = 3, sales: int = 30, profile: str = "", slug: str = "be
             counter.statements["converge"][i] -= inner
             counter.cpu_ms["converge"][i] -= counter.cpu_ms["read-back"][i]
             counter.wall_ms["converge"][i] -= counter.wall_ms["read-back"][i]
+            counter.db_cpu_ms["converge"][i] -= counter.db_cpu_ms["read-back"][i]
         ended = ChannelListing.objects.filter(
             account=account, end_reason="sold_elsewhere", ended_at__isnull=False
         ).count()
@@ -181,17 +209,18 @@ def run(*, markets: int = 3, sales: int = 30, profile: str = "", slug: str = "be
 
 def report(counter: Counter, markets: int) -> None:
     print(f"per sale, {markets} marketplaces ({markets - 1} ends), in process; median of the sales measured:")
-    print(f"  {'step':<16}{'statements':>11}{'CPU ms':>9}{'wall ms':>9}")
-    totals = [0.0, 0.0, 0.0]
+    print(f"  {'step':<16}{'statements':>11}{'CPU ms':>9}{'wall ms':>9}{'PG CPU ms':>11}")
+    totals = [0.0, 0.0, 0.0, 0.0]
     for step in STEPS:
         cells = [
             statistics.median(counter.statements[step]),
             statistics.median(counter.cpu_ms[step]),
             statistics.median(counter.wall_ms[step]),
+            statistics.median(counter.db_cpu_ms[step]),
         ]
         totals = [t + c for t, c in zip(totals, cells, strict=True)]
-        print(f"  {step:<16}{cells[0]:>11.0f}{cells[1]:>9.1f}{cells[2]:>9.1f}")
-    print(f"  {'total':<16}{totals[0]:>11.0f}{totals[1]:>9.1f}{totals[2]:>9.1f}")
+        print(f"  {step:<16}{cells[0]:>11.0f}{cells[1]:>9.1f}{cells[2]:>9.1f}{cells[3]:>11.2f}")
+    print(f"  {'total':<16}{totals[0]:>11.0f}{totals[1]:>9.1f}{totals[2]:>9.1f}{totals[3]:>11.2f}")
 
 
 def main() -> None:
